@@ -1,0 +1,45 @@
+"""Error messages of one shape: what was wrong, what was expected, what was received."""
+
+import numpy as np
+
+
+def invalid_value(argument, expected, received, where=None):
+    """ValueError: Invalid value received for argument `rate`. Expected ... Received: rate=1.5"""
+    prefix = f"{where}: " if where else ""
+    return ValueError(
+        f"{prefix}Invalid value received for argument `{argument}`. "
+        f"Expected {expected}. Received: {argument}={received!r}"
+    )
+
+
+def unknown_name(kind, name, known):
+    """ValueError for an unknown activation/loss/initializer name, listing the known ones."""
+    return ValueError(f"Unknown {kind}: {name!r}. Known {kind}s: {', '.join(sorted(known))}")
+
+
+def check_rate(argument, value, where=None):
+    """A rate in [0, 1), as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise invalid_value(argument, "a float in [0, 1)", value, where)
+    if not 0.0 <= float(value) < 1.0:
+        raise invalid_value(argument, "a float in [0, 1)", value, where)
+    return float(value)
+
+
+def check_positive(argument, value, where=None):
+    """A finite number > 0, as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise invalid_value(argument, "a positive number", value, where)
+    if not (np.isfinite(value) and value > 0):
+        raise invalid_value(argument, "a positive number", value, where)
+    return float(value)
+
+
+def check_finite_array(name, array):
+    """Raise if `array` holds NaN or inf, saying where the first one is."""
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+        bad = np.argwhere(~np.isfinite(array))[0]
+        raise ValueError(
+            f"`{name}` contains NaN or inf (first at index {tuple(int(i) for i in bad)}); "
+            f"expected finite values."
+        )
