@@ -13,6 +13,7 @@ from gpudl.frontend import losses as losses_module
 from gpudl.frontend import metrics as metrics_module
 from gpudl.frontend import optimizers as optimizers_module
 from gpudl.frontend.callbacks import CallbackList, History, ProgbarLogger
+from gpudl.frontend.layers import LAYER_CLASSES
 from gpudl.frontend.layers.base import Layer, unique_name
 from gpudl.frontend.layers.dropout import Dropout
 from gpudl.frontend.layers.input import Input
@@ -143,11 +144,12 @@ class Sequential:
 
     def _train_step(self, x, y):
         loss, d_output, output = self._loss_and_gradient(x, y, training=True)
+        loss += self.regularization_loss()  # of the weights this step's gradient is taken at
         self._backward(d_output)
         self.optimizer.apply(self.arena, self._trainable_runs)
         for metric in self.metrics:
             metric.update(y, output, logits=self._fused)
-        return loss + self.regularization_loss()
+        return loss
 
     def __call__(self, x, training=False):
         """Forward pass; `training=True` keeps dropout on (Monte Carlo dropout) and
@@ -330,6 +332,43 @@ class Sequential:
         backend = get_backend()
         for p, w in zip(params, arrays):
             p.value[...] = backend.asarray(w, dtype=p.value.dtype)
+
+    def get_config(self):
+        """A JSON-able description: rebuilding it with from_config gives the same architecture."""
+        return {"name": self.name, "dtype": self.dtype, "seed": self.seed,
+                "input_shape": list(self.input_shape) if self.input_shape else None,
+                "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
+                           for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Rebuild from get_config; only gpudl's layer classes and `custom_objects` can be named."""
+        known = {**LAYER_CLASSES, **(custom_objects or {})}
+        layers = []
+        for entry in config["layers"]:
+            if entry["class_name"] not in known:
+                raise ValueError(f"Unknown layer class {entry['class_name']!r}: pass it in custom_objects. "
+                                 f"Known: {', '.join(sorted(known))}.")
+            layers.append(known[entry["class_name"]].from_config(entry["config"]))
+        head = [Input(tuple(config["input_shape"]))] if config["input_shape"] else []
+        return cls(head + layers, name=config["name"], dtype=config["dtype"], seed=config["seed"])
+
+    def clone(self, dtype=None, custom_objects=None):
+        """A copy with the same configuration and weights, optionally in another dtype."""
+        config = self.get_config()
+        config["dtype"] = dtype or self.dtype
+        for entry in config["layers"]:
+            entry["config"] = {**entry["config"], "dtype": None}
+        twin = Sequential.from_config(config, custom_objects)
+        if self.built:
+            twin.build(self.input_shape)
+            twin.set_weights(self.get_weights())
+        if self.compiled:
+            optimizer = self.optimizer
+            twin.compile(optimizer=type(optimizer)(**{**optimizer.get_config(), "learning_rate": optimizer.learning_rate}),
+                         loss=losses_module.deserialize(losses_module.serialize(self.loss)),
+                         metrics=list(self._metric_names))
+        return twin
 
     def count_params(self):
         return sum(layer.count_params() for layer in self.layers)

@@ -50,3 +50,418 @@ def _scale_shift(x, mean, rstd, gamma, beta, relu):
     if relu:
         np.maximum(y, 0, out=y)
     return y
+
+
+# ---------------------------------------------------------------------------
+# Triton
+#
+# Training forward = 3 launches, 2 reads of x and 1 write of y:
+#   1. partial statistics: grid (column blocks, row splits); each program walks its
+#      rows in (BLOCK_N, BLOCK_C) tiles and merges each tile into a running
+#      (mean, M2) by Chan's rule, so no large sums of x are ever formed:
+#          n_ab = n_a + n_b,  delta = mean_b - mean_a
+#          mean_ab = mean_a + delta * n_b / n_ab
+#          M2_ab   = M2_a + M2_b + delta^2 * n_a * n_b / n_ab
+#   2. finalize: one program per column block merges the splits in a fixed order
+#      (deterministic, no atomics), writes mean and rstd, updates running stats.
+#   3. normalize: y = (x - mean) * (rstd * gamma) + beta, elementwise over 2-D tiles.
+# Backward = 3 launches, 2 reads of (x, dy) and 1 write of dx: partial sums of dy and
+# dy * x_hat per split, a fixed-order sum of the splits, then dx elementwise.
+# Accumulation is in the data dtype (float32 for float32).
+# ---------------------------------------------------------------------------
+
+from gpudl.kernels import _triton_util as _util  # noqa: E402
+
+triton, tl = _util.triton, _util.tl
+
+if triton is not None:
+
+    @triton.jit
+    def _partial_stats_kernel(x_ptr, part_mean_ptr, part_m2_ptr, N, C, rows_per_split,
+                              BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+        dtype = x_ptr.dtype.element_ty
+        cols = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
+        split = tl.program_id(1)
+        row_start = split * rows_per_split
+        row_end = tl.minimum(row_start + rows_per_split, N)
+        mean = tl.zeros((BLOCK_C,), dtype)
+        m2 = tl.zeros((BLOCK_C,), dtype)
+        for row0 in range(row_start, row_end, BLOCK_N):
+            rows = row0 + tl.arange(0, BLOCK_N)
+            mask = (rows < row_end)[:, None] & (cols < C)[None, :]
+            x = tl.load(x_ptr + rows[:, None].to(tl.int64) * C + cols[None, :], mask=mask, other=0.0)
+            n_a = (row0 - row_start).to(dtype)
+            n_b = (tl.minimum(row_end - row0, BLOCK_N)).to(dtype)
+            tile_mean = tl.sum(x, axis=0) / n_b
+            centered = tl.where(mask, x - tile_mean[None, :], 0.0)
+            tile_m2 = tl.sum(centered * centered, axis=0)
+            n_ab = n_a + n_b
+            delta = tile_mean - mean
+            mean += delta * (n_b / n_ab)
+            m2 += tile_m2 + delta * delta * (n_a * n_b / n_ab)
+        out = split * C + cols
+        tl.store(part_mean_ptr + out, mean, mask=cols < C)
+        tl.store(part_m2_ptr + out, m2, mask=cols < C)
+
+    @triton.jit
+    def _finalize_stats_kernel(part_mean_ptr, part_m2_ptr, mean_ptr, rstd_ptr,
+                               running_mean_ptr, running_var_ptr, N, C, rows_per_split, num_splits,
+                               momentum: tl.float64, one_minus_momentum: tl.float64,
+                               epsilon: tl.float64, BLOCK_C: tl.constexpr):
+        dtype = mean_ptr.dtype.element_ty
+        cols = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
+        col_ok = cols < C
+        mean = tl.zeros((BLOCK_C,), dtype)
+        m2 = tl.zeros((BLOCK_C,), dtype)
+        for split in range(0, num_splits):  # fixed order: deterministic
+            n_a = (split * rows_per_split).to(dtype)
+            n_b = tl.minimum(N - split * rows_per_split, rows_per_split).to(dtype)
+            split_mean = tl.load(part_mean_ptr + split * C + cols, mask=col_ok, other=0.0)
+            split_m2 = tl.load(part_m2_ptr + split * C + cols, mask=col_ok, other=0.0)
+            n_ab = n_a + n_b
+            delta = split_mean - mean
+            mean += delta * (n_b / n_ab)
+            m2 += split_m2 + delta * delta * (n_a * n_b / n_ab)
+        var = m2 / N
+        rstd = tl.div_rn(tl.full((BLOCK_C,), 1.0, dtype), tl.sqrt_rn(var + tl.full((), epsilon, dtype)))
+        tl.store(mean_ptr + cols, mean, mask=col_ok)
+        tl.store(rstd_ptr + cols, rstd, mask=col_ok)
+        keep = tl.full((), momentum, dtype)
+        blend = tl.full((), one_minus_momentum, dtype)
+        running_mean = tl.load(running_mean_ptr + cols, mask=col_ok, other=0.0)
+        running_var = tl.load(running_var_ptr + cols, mask=col_ok, other=0.0)
+        tl.store(running_mean_ptr + cols, running_mean * keep + blend * mean, mask=col_ok)
+        tl.store(running_var_ptr + cols, running_var * keep + blend * var, mask=col_ok)
+
+    @triton.jit
+    def _normalize_kernel(x_ptr, y_ptr, mean_ptr, rstd_or_var_ptr, gamma_ptr, beta_ptr, N, C,
+                          epsilon: tl.float64, FROM_VARIANCE: tl.constexpr, RELU: tl.constexpr,
+                          BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+        dtype = x_ptr.dtype.element_ty
+        rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+        cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+        col_ok = cols < C
+        mean = tl.load(mean_ptr + cols, mask=col_ok, other=0.0)
+        rstd = tl.load(rstd_or_var_ptr + cols, mask=col_ok, other=1.0)
+        if FROM_VARIANCE:  # inference: rstd = 1 / sqrt(running_var + eps)
+            rstd = tl.div_rn(tl.full((BLOCK_C,), 1.0, dtype), tl.sqrt_rn(rstd + tl.full((), epsilon, dtype)))
+        scale = rstd * tl.load(gamma_ptr + cols, mask=col_ok, other=0.0)
+        beta = tl.load(beta_ptr + cols, mask=col_ok, other=0.0)
+        mask = (rows < N)[:, None] & col_ok[None, :]
+        offsets = rows[:, None].to(tl.int64) * C + cols[None, :]
+        x = tl.load(x_ptr + offsets, mask=mask, other=0.0)
+        y = (x - mean[None, :]) * scale[None, :] + beta[None, :]
+        if RELU:
+            y = tl.maximum(y, 0.0)
+        tl.store(y_ptr + offsets, y, mask=mask)
+
+    @triton.jit
+    def _backward_partial_kernel(dy_ptr, x_ptr, mean_ptr, rstd_ptr, gamma_ptr, beta_ptr,
+                                 part_dgamma_ptr, part_dbeta_ptr, N, C, rows_per_split,
+                                 RELU: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+        dtype = x_ptr.dtype.element_ty
+        cols = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
+        split = tl.program_id(1)
+        col_ok = cols < C
+        mean = tl.load(mean_ptr + cols, mask=col_ok, other=0.0)
+        rstd = tl.load(rstd_ptr + cols, mask=col_ok, other=0.0)
+        gamma = tl.load(gamma_ptr + cols, mask=col_ok, other=0.0)
+        beta = tl.load(beta_ptr + cols, mask=col_ok, other=0.0)
+        row_start = split * rows_per_split
+        row_end = tl.minimum(row_start + rows_per_split, N)
+        sum_dy = tl.zeros((BLOCK_N, BLOCK_C), dtype)  # per-lane sums, reduced once at the end
+        sum_dy_x_hat = tl.zeros((BLOCK_N, BLOCK_C), dtype)
+        for row0 in range(row_start, row_end, BLOCK_N):
+            rows = row0 + tl.arange(0, BLOCK_N)
+            mask = (rows < row_end)[:, None] & col_ok[None, :]
+            offsets = rows[:, None].to(tl.int64) * C + cols[None, :]
+            x = tl.load(x_ptr + offsets, mask=mask, other=0.0)
+            dy = tl.load(dy_ptr + offsets, mask=mask, other=0.0)
+            x_hat = (x - mean[None, :]) * rstd[None, :]
+            if RELU:
+                dy = tl.where(gamma[None, :] * x_hat + beta[None, :] > 0, dy, 0.0)
+            sum_dy += dy
+            sum_dy_x_hat += dy * x_hat
+        out = split * C + cols
+        tl.store(part_dbeta_ptr + out, tl.sum(sum_dy, axis=0), mask=col_ok)
+        tl.store(part_dgamma_ptr + out, tl.sum(sum_dy_x_hat, axis=0), mask=col_ok)
+
+    @triton.jit
+    def _backward_finalize_kernel(part_dgamma_ptr, part_dbeta_ptr, dgamma_ptr, dbeta_ptr, C, num_splits,
+                                  BLOCK_C: tl.constexpr):
+        dtype = dgamma_ptr.dtype.element_ty
+        cols = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
+        col_ok = cols < C
+        dgamma = tl.zeros((BLOCK_C,), dtype)
+        dbeta = tl.zeros((BLOCK_C,), dtype)
+        for split in range(0, num_splits):  # fixed order: deterministic
+            dgamma += tl.load(part_dgamma_ptr + split * C + cols, mask=col_ok, other=0.0)
+            dbeta += tl.load(part_dbeta_ptr + split * C + cols, mask=col_ok, other=0.0)
+        tl.store(dgamma_ptr + cols, dgamma, mask=col_ok)
+        tl.store(dbeta_ptr + cols, dbeta, mask=col_ok)
+
+    @triton.jit
+    def _backward_dx_kernel(dy_ptr, x_ptr, mean_ptr, rstd_ptr, gamma_ptr, beta_ptr, dgamma_ptr, dbeta_ptr,
+                            dx_ptr, N, C, RELU: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+        rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+        cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+        col_ok = cols < C
+        mean = tl.load(mean_ptr + cols, mask=col_ok, other=0.0)
+        rstd = tl.load(rstd_ptr + cols, mask=col_ok, other=0.0)
+        gamma = tl.load(gamma_ptr + cols, mask=col_ok, other=0.0)
+        beta = tl.load(beta_ptr + cols, mask=col_ok, other=0.0)
+        dbeta_mean = tl.load(dbeta_ptr + cols, mask=col_ok, other=0.0) / N
+        dgamma_mean = tl.load(dgamma_ptr + cols, mask=col_ok, other=0.0) / N
+        mask = (rows < N)[:, None] & col_ok[None, :]
+        offsets = rows[:, None].to(tl.int64) * C + cols[None, :]
+        x = tl.load(x_ptr + offsets, mask=mask, other=0.0)
+        dy = tl.load(dy_ptr + offsets, mask=mask, other=0.0)
+        x_hat = (x - mean[None, :]) * rstd[None, :]
+        if RELU:
+            dy = tl.where(gamma[None, :] * x_hat + beta[None, :] > 0, dy, 0.0)
+        dx = (gamma * rstd)[None, :] * (dy - dbeta_mean[None, :] - x_hat * dgamma_mean[None, :])
+        tl.store(dx_ptr + offsets, dx, mask=mask)
+
+
+def _check(where, device, x, gamma, beta, stats, extra=None):
+    """Shapes, dtype and layout of the arguments; returns (N, C)."""
+    arrays = {"x": x, "gamma": gamma, "beta": beta, **stats, **(extra or {})}
+    _util.check_arrays(where, arrays, device)
+    _util.check_float_dtype(where, arrays)
+    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"{where}: `x` must be a non-empty (N, C) array; received shape {x.shape}.")
+    N, C = x.shape
+    for name, array in arrays.items():
+        if name in ("x", "dy", "dx"):
+            _util.check_shape(where, name, array, (N, C))
+        else:
+            _util.check_shape(where, name, array, (C,))
+    return N, C
+
+
+def _reduction_grid(N, C, dtype):
+    """(BLOCK_N, BLOCK_C, rows_per_split, num_splits) for the column reductions.
+
+    BLOCK_C = 64 columns: 256-byte coalesced row segments (float32); BLOCK_N rows so a
+    tile is 8 KiB (16 float32 per thread at 4 warps). Rows are split until there are
+    about 4 programs per SM, since C / BLOCK_C column blocks alone rarely fill the GPU.
+    """
+    BLOCK_C = min(64, _util.next_power_of_2(C))
+    BLOCK_N = 32 if dtype == np.float32 else 16
+    col_blocks = _util.cdiv(C, BLOCK_C)
+    splits = max(1, min(_util.cdiv(_util.num_programs_target(), col_blocks), _util.cdiv(N, BLOCK_N)))
+    rows_per_split = _util.cdiv(_util.cdiv(N, splits), BLOCK_N) * BLOCK_N
+    return BLOCK_N, BLOCK_C, rows_per_split, _util.cdiv(N, rows_per_split)
+
+
+def _elementwise_blocks(C):
+    """2-D tiles of 4096 elements (16 KiB float32): enough bytes in flight per program."""
+    BLOCK_C = min(128, _util.next_power_of_2(C))
+    return 4096 // BLOCK_C, BLOCK_C
+
+
+def _normalize_triton(x, gamma, beta, mean, rstd_or_var, epsilon, from_variance, relu):
+    N, C = x.shape
+    y = _util.xp_of(x).empty_like(x)
+    BLOCK_N, BLOCK_C = _elementwise_blocks(C)
+    grid = (_util.cdiv(N, BLOCK_N), _util.cdiv(C, BLOCK_C))
+    t = _util.as_triton
+    with _util.launch_stream(x):
+        _normalize_kernel[grid](t(x), t(y), t(mean), t(rstd_or_var), t(gamma), t(beta), N, C, float(epsilon),
+                                FROM_VARIANCE=from_variance, RELU=bool(relu), BLOCK_N=BLOCK_N, BLOCK_C=BLOCK_C)
+    return y
+
+
+def forward_train_triton(x, gamma, beta, running_mean, running_var, momentum, epsilon, relu=False):
+    """Triton forward_train: returns (y, mean, rstd), updates running stats in place."""
+    _util.require_triton("forward_train_triton")
+    N, C = _check("forward_train_triton", "triton", x, gamma, beta,
+                  {"running_mean": running_mean, "running_var": running_var})
+    xp = _util.xp_of(x)
+    BLOCK_N, BLOCK_C, rows_per_split, splits = _reduction_grid(N, C, x.dtype)
+    part_mean = xp.empty((splits, C), x.dtype)
+    part_m2 = xp.empty((splits, C), x.dtype)
+    mean = xp.empty(C, x.dtype)
+    rstd = xp.empty(C, x.dtype)
+    t = _util.as_triton
+    with _util.launch_stream(x):
+        _partial_stats_kernel[(_util.cdiv(C, BLOCK_C), splits)](
+            t(x), t(part_mean), t(part_m2), N, C, rows_per_split, BLOCK_N=BLOCK_N, BLOCK_C=BLOCK_C)
+        _finalize_stats_kernel[(_util.cdiv(C, BLOCK_C),)](
+            t(part_mean), t(part_m2), t(mean), t(rstd), t(running_mean), t(running_var),
+            N, C, rows_per_split, splits, float(momentum), 1.0 - float(momentum), float(epsilon),
+            BLOCK_C=BLOCK_C)
+    y = _normalize_triton(x, gamma, beta, mean, rstd, epsilon, False, relu)
+    return y, mean, rstd
+
+
+def forward_infer_triton(x, gamma, beta, running_mean, running_var, epsilon, relu=False):
+    """Triton forward_infer: y from the running statistics."""
+    _util.require_triton("forward_infer_triton")
+    _check("forward_infer_triton", "triton", x, gamma, beta,
+           {"running_mean": running_mean, "running_var": running_var})
+    return _normalize_triton(x, gamma, beta, running_mean, running_var, epsilon, True, relu)
+
+
+def backward_triton(dy, x, gamma, beta, mean, rstd, relu=False):
+    """Triton backward: returns (dx, dgamma, dbeta); deterministic (no atomics)."""
+    _util.require_triton("backward_triton")
+    N, C = _check("backward_triton", "triton", x, gamma, beta, {"mean": mean, "rstd": rstd}, {"dy": dy})
+    xp = _util.xp_of(x)
+    BLOCK_N, BLOCK_C, rows_per_split, splits = _reduction_grid(N, C, x.dtype)
+    part_dgamma = xp.empty((splits, C), x.dtype)
+    part_dbeta = xp.empty((splits, C), x.dtype)
+    dgamma = xp.empty(C, x.dtype)
+    dbeta = xp.empty(C, x.dtype)
+    dx = xp.empty_like(x)
+    EW_BLOCK_N, EW_BLOCK_C = _elementwise_blocks(C)
+    t = _util.as_triton
+    with _util.launch_stream(x):
+        _backward_partial_kernel[(_util.cdiv(C, BLOCK_C), splits)](
+            t(dy), t(x), t(mean), t(rstd), t(gamma), t(beta), t(part_dgamma), t(part_dbeta),
+            N, C, rows_per_split, RELU=bool(relu), BLOCK_N=BLOCK_N, BLOCK_C=BLOCK_C)
+        _backward_finalize_kernel[(_util.cdiv(C, BLOCK_C),)](
+            t(part_dgamma), t(part_dbeta), t(dgamma), t(dbeta), C, splits, BLOCK_C=BLOCK_C)
+        _backward_dx_kernel[(_util.cdiv(N, EW_BLOCK_N), _util.cdiv(C, EW_BLOCK_C))](
+            t(dy), t(x), t(mean), t(rstd), t(gamma), t(beta), t(dgamma), t(dbeta), t(dx), N, C,
+            RELU=bool(relu), BLOCK_N=EW_BLOCK_N, BLOCK_C=EW_BLOCK_C)
+    return dx, dgamma, dbeta
+
+
+# ---------------------------------------------------------------------------
+# CuPy
+#
+# One thread per column walks a split of the rows (adjacent threads read adjacent
+# columns: coalesced). Statistics by Welford's update per element,
+#     mean += (x - mean) / k,   M2 += (x - mean_old) * (x - mean_new),
+# then the splits are merged on the device with the parallel-variance formula
+#     mean = sum_s n_s mean_s / N,  M2 = sum_s M2_s + sum_s n_s (mean_s - mean)^2.
+# Backward: per-split sums of dy and dy * x_hat, summed over splits (CuPy's reduction
+# is a fixed tree: deterministic), then dx by an ElementwiseKernel.
+# ---------------------------------------------------------------------------
+
+_CUPY_SOURCE = r"""
+template<typename T>
+__global__ void bn_partial_stats(const T* x, T* part_mean, T* part_m2,
+                                 long long N, long long C, long long rows_per_split) {
+    long long c = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long split = blockIdx.y;
+    if (c >= C) return;
+    long long start = split * rows_per_split;
+    long long end = min(start + rows_per_split, N);
+    T mean = 0, m2 = 0;
+    for (long long i = start; i < end; ++i) {
+        T v = x[i * C + c];
+        T delta = v - mean;
+        mean += delta / (T)(i - start + 1);
+        m2 += delta * (v - mean);
+    }
+    part_mean[split * C + c] = mean;
+    part_m2[split * C + c] = m2;
+}
+
+template<typename T>
+__global__ void bn_backward_partial(const T* dy, const T* x, const T* mean, const T* rstd,
+                                    const T* gamma, const T* beta, T* part_dgamma, T* part_dbeta,
+                                    long long N, long long C, long long rows_per_split, int relu) {
+    long long c = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long split = blockIdx.y;
+    if (c >= C) return;
+    long long start = split * rows_per_split;
+    long long end = min(start + rows_per_split, N);
+    T mu = mean[c], r = rstd[c], g = gamma[c], b = beta[c];
+    T sum_dy = 0, sum_dy_x_hat = 0;
+    for (long long i = start; i < end; ++i) {
+        T x_hat = (x[i * C + c] - mu) * r;
+        T d = dy[i * C + c];
+        if (relu && !(g * x_hat + b > (T)0)) d = 0;
+        sum_dy += d;
+        sum_dy_x_hat += d * x_hat;
+    }
+    part_dbeta[split * C + c] = sum_dy;
+    part_dgamma[split * C + c] = sum_dy_x_hat;
+}
+"""
+
+_cupy_elementwise = {}
+
+
+def _cupy_elementwise_kernel(name):
+    """ElementwiseKernels (C-vectors broadcast over the rows of (N, C))."""
+    if name not in _cupy_elementwise:
+        cupy = _util.cupy
+        if name == "normalize":
+            _cupy_elementwise[name] = cupy.ElementwiseKernel(
+                "T x, T mean, T rstd, T gamma, T beta, bool relu", "T y",
+                "y = (x - mean) * (rstd * gamma) + beta; if (relu && y < (T)0) y = (T)0;",
+                "gpudl_bn_normalize")
+        else:
+            _cupy_elementwise[name] = cupy.ElementwiseKernel(
+                "T dy, T x, T mean, T rstd, T gamma, T beta, T dgamma_mean, T dbeta_mean, bool relu", "T dx",
+                """T x_hat = (x - mean) * rstd;
+                   T d = (relu && !(gamma * x_hat + beta > (T)0)) ? (T)0 : dy;
+                   dx = (gamma * rstd) * (d - dbeta_mean - x_hat * dgamma_mean);""",
+                "gpudl_bn_backward_dx")
+    return _cupy_elementwise[name]
+
+
+def _cupy_splits(N, C):
+    """256 threads (columns) per block; rows split until ~4 blocks per SM."""
+    threads = 256
+    col_blocks = _util.cdiv(C, threads)
+    splits = max(1, min(_util.cdiv(_util.num_programs_target(), col_blocks), N))
+    rows_per_split = _util.cdiv(N, splits)
+    return threads, col_blocks, rows_per_split, _util.cdiv(N, rows_per_split)
+
+
+def forward_train_cupy(x, gamma, beta, running_mean, running_var, momentum, epsilon, relu=False):
+    """CuPy forward_train: returns (y, mean, rstd), updates running stats in place."""
+    _util.require_cupy("forward_train_cupy")
+    N, C = _check("forward_train_cupy", "cupy", x, gamma, beta,
+                  {"running_mean": running_mean, "running_var": running_var})
+    cupy = _util.cupy
+    threads, col_blocks, rows_per_split, splits = _cupy_splits(N, C)
+    part_mean = cupy.empty((splits, C), x.dtype)
+    part_m2 = cupy.empty((splits, C), x.dtype)
+    kernel = _util.cupy_function(_CUPY_SOURCE, "bn_partial_stats", x.dtype)
+    kernel((col_blocks, splits), (threads,), (x, part_mean, part_m2, np.int64(N), np.int64(C),
+                                              np.int64(rows_per_split)))
+    counts = cupy.asarray(np.minimum(rows_per_split, N - rows_per_split * np.arange(splits)),
+                          dtype=x.dtype)[:, None]
+    mean = (counts * part_mean).sum(axis=0) / x.dtype.type(N)
+    var = (part_m2.sum(axis=0) + (counts * (part_mean - mean) ** 2).sum(axis=0)) / x.dtype.type(N)
+    rstd = 1.0 / cupy.sqrt(var + x.dtype.type(epsilon))
+    running_mean *= momentum
+    running_mean += (1.0 - momentum) * mean
+    running_var *= momentum
+    running_var += (1.0 - momentum) * var
+    y = _cupy_elementwise_kernel("normalize")(x, mean, rstd, gamma, beta, bool(relu))
+    return y, mean, rstd
+
+
+def forward_infer_cupy(x, gamma, beta, running_mean, running_var, epsilon, relu=False):
+    """CuPy forward_infer: y from the running statistics."""
+    _util.require_cupy("forward_infer_cupy")
+    _check("forward_infer_cupy", "cupy", x, gamma, beta,
+           {"running_mean": running_mean, "running_var": running_var})
+    rstd = 1.0 / _util.cupy.sqrt(running_var + x.dtype.type(epsilon))
+    return _cupy_elementwise_kernel("normalize")(x, running_mean, rstd, gamma, beta, bool(relu))
+
+
+def backward_cupy(dy, x, gamma, beta, mean, rstd, relu=False):
+    """CuPy backward: returns (dx, dgamma, dbeta); deterministic (no atomics)."""
+    _util.require_cupy("backward_cupy")
+    N, C = _check("backward_cupy", "cupy", x, gamma, beta, {"mean": mean, "rstd": rstd}, {"dy": dy})
+    cupy = _util.cupy
+    threads, col_blocks, rows_per_split, splits = _cupy_splits(N, C)
+    part_dgamma = cupy.empty((splits, C), x.dtype)
+    part_dbeta = cupy.empty((splits, C), x.dtype)
+    kernel = _util.cupy_function(_CUPY_SOURCE, "bn_backward_partial", x.dtype)
+    kernel((col_blocks, splits), (threads,), (dy, x, mean, rstd, gamma, beta, part_dgamma, part_dbeta,
+                                              np.int64(N), np.int64(C), np.int64(rows_per_split),
+                                              np.int32(bool(relu))))
+    dgamma = part_dgamma.sum(axis=0)
+    dbeta = part_dbeta.sum(axis=0)
+    dx = _cupy_elementwise_kernel("backward_dx")(dy, x, mean, rstd, gamma, beta, dgamma / N, dbeta / N,
+                                                 bool(relu))
+    return dx, dgamma, dbeta

@@ -11,3 +11,6 @@ from gpudl.frontend.layers.normalization import Normalization
 
 __all__ = ["Activation", "BatchNormalization", "Dense", "Dropout", "Flatten", "Input", "Layer",
            "Normalization", "Parameter", "ReLU", "Softmax"]
+
+LAYER_CLASSES = {cls.__name__: cls for cls in (Activation, BatchNormalization, Dense, Dropout, Flatten,
+                                                 Normalization, ReLU, Softmax)}

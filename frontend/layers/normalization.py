@@ -12,7 +12,8 @@ class Normalization(Layer):
     """y = (x - mean) / max(sqrt(variance), 1e-7), per feature (the last axis).
 
     Call `adapt(x_train)` to compute mean and variance from training data, or pass
-    them. They are non-trainable weights, saved with the model.
+    them. They are non-trainable weights, saved with the model; until then the
+    layer is the identity (mean 0, variance 1).
 
     Args:
         mean, variance: optional per-feature statistics.
@@ -34,10 +35,9 @@ class Normalization(Layer):
             self._store(*self._given)
 
     def build(self, input_shape):
-        if self._given is None:
-            raise ValueError(f"Normalization '{self.name}' has no statistics: call "
-                             f"layer.adapt(x_train) or pass mean= and variance= before using it.")
         features = input_shape[-1]
+        if self._given is None:
+            self._given = (np.zeros(features), np.ones(features))
         if self._given[0].size not in (1, features):
             raise ValueError(f"Normalization '{self.name}' was adapted to {self._given[0].size} features "
                              f"but receives {features}.")
