@@ -32,9 +32,9 @@ class Optimizer:
         if not callable(self._learning_rate):
             return self._learning_rate
         lr = float(self._learning_rate(self.iterations))
-        if not lr > 0:
+        if not lr >= 0:  # 0 is allowed: where CosineDecay(alpha=0) ends
             raise ValueError(f"The learning-rate schedule {self._learning_rate!r} gave {lr} at step "
-                             f"{self.iterations}; expected a positive number.")
+                             f"{self.iterations}; expected a non-negative number.")
         return lr
 
     def build(self, arena):

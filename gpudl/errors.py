@@ -14,7 +14,8 @@ def invalid_value(argument, expected, received, where=None):
 
 def unknown_name(kind, name, known):
     """ValueError for an unknown activation/loss/initializer name, listing the known ones."""
-    return ValueError(f"Unknown {kind}: {name!r}. Known {kind}s: {', '.join(sorted(known))}")
+    plural = kind + ("es" if kind.endswith("s") else "s")
+    return ValueError(f"Unknown {kind}: {name!r}. Known {plural}: {', '.join(sorted(known))}")
 
 
 def check_rate(argument, value, where=None):

@@ -1,0 +1,291 @@
+"""Learning-rate schedules: callables `schedule(step) -> learning rate`.
+
+`step` is the 0-based optimizer step: the number of mini-batches already trained on,
+as in Keras. An optimizer given a schedule instead of a float calls it once per step.
+
+Steps and epochs. With m examples in mini-batches of size b there are
+steps_per_epoch = ceil(m / b) steps per epoch, and
+    epoch = floor(step / steps_per_epoch)        (0 during the first epoch)
+is the number of epochs already completed, as in Keras and in the course's
+programming assignment (`update_lr(learning_rate0, epoch_num, decay_rate)` with
+epoch_num = 0, 1, 2, ...). The lecture's table numbers epochs from 1: its
+"epoch 1" rate is the rate once one epoch is complete, `schedule(1 * steps_per_epoch)`.
+For a per-step schedule (the course's t = mini-batch number), use steps_per_epoch=1.
+
+The course's schedules, through these classes (alpha0 = initial_learning_rate):
+    1 / (1 + decay_rate * epoch) * alpha0
+        InverseTimeDecay(alpha0, decay_steps=steps_per_epoch, decay_rate=decay_rate, staircase=True)
+    0.95 ** epoch * alpha0
+        ExponentialDecay(alpha0, decay_steps=steps_per_epoch, decay_rate=0.95, staircase=True)
+    k / sqrt(epoch) * alpha0      KSqrtEpochDecay(alpha0, k, steps_per_epoch)
+    k / sqrt(t) * alpha0          KSqrtEpochDecay(alpha0, k, steps_per_epoch=1)
+    halve every N epochs          StaircaseDecay(alpha0, epochs_per_drop=N, steps_per_epoch, factor=0.5)
+(staircase=False lets the rate fall smoothly inside an epoch instead.)
+
+Every schedule describes itself with `get_config()` (a JSON-able dict) and is rebuilt
+with `Class.from_config(config)`; `serialize` / `deserialize` add the class name.
+"""
+
+import math
+
+import numpy as np
+
+from gpudl.errors import check_positive, invalid_value
+
+
+def _is_number(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _check_count(argument, value):
+    """A positive whole number, as an int (steps_per_epoch, epochs_per_drop)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise invalid_value(argument, "a positive integer", value)
+    return int(value)
+
+
+class LearningRateSchedule:
+    """Base class: subclasses define `__call__(step)` and `get_config()`."""
+
+    def __call__(self, step):
+        raise NotImplementedError(f"{type(self).__name__} must implement __call__(step)")
+
+    def get_config(self):
+        raise NotImplementedError(f"{type(self).__name__} must implement get_config()")
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        arguments = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
+        return f"{type(self).__name__}({arguments})"
+
+
+class ExponentialDecay(LearningRateSchedule):
+    """lr = initial_learning_rate * decay_rate ** (step / decay_steps)  (Keras).
+
+    With staircase=True the exponent is floor(step / decay_steps), so the rate drops
+    in steps. The course's 0.95**epoch * alpha0 is
+    ExponentialDecay(alpha0, decay_steps=steps_per_epoch, decay_rate=0.95, staircase=True).
+
+    Args:
+        initial_learning_rate: rate at step 0, > 0.
+        decay_steps: steps over which the rate is multiplied by decay_rate once, > 0.
+        decay_rate: factor per decay_steps, > 0 (below 1 to decay).
+        staircase: floor the exponent (a piecewise-constant rate).
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
+        self.initial_learning_rate = check_positive("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = check_positive("decay_steps", decay_steps)
+        self.decay_rate = check_positive("decay_rate", decay_rate)
+        self.staircase = bool(staircase)
+
+    def __call__(self, step):
+        exponent = step / self.decay_steps
+        if self.staircase:
+            exponent = math.floor(exponent)
+        return self.initial_learning_rate * self.decay_rate**exponent
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "decay_rate": self.decay_rate,
+            "staircase": self.staircase,
+        }
+
+
+class InverseTimeDecay(LearningRateSchedule):
+    """lr = initial_learning_rate / (1 + decay_rate * step / decay_steps)  (Keras).
+
+    With staircase=True, step / decay_steps is floored. The course's
+    1 / (1 + decay_rate * epoch) * alpha0 is
+    InverseTimeDecay(alpha0, decay_steps=steps_per_epoch, decay_rate, staircase=True).
+
+    Args:
+        initial_learning_rate: rate at step 0, > 0.
+        decay_steps: steps that count as one unit of time (e.g. steps_per_epoch), > 0.
+        decay_rate: > 0.
+        staircase: floor step / decay_steps (a piecewise-constant rate).
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
+        self.initial_learning_rate = check_positive("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = check_positive("decay_steps", decay_steps)
+        self.decay_rate = check_positive("decay_rate", decay_rate)
+        self.staircase = bool(staircase)
+
+    def __call__(self, step):
+        time = step / self.decay_steps
+        if self.staircase:
+            time = math.floor(time)
+        return self.initial_learning_rate / (1.0 + self.decay_rate * time)
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "decay_rate": self.decay_rate,
+            "staircase": self.staircase,
+        }
+
+
+class PiecewiseConstantDecay(LearningRateSchedule):
+    """lr = values[i] for boundaries[i-1] < step <= boundaries[i]  (Keras).
+
+    values[0] up to and including step boundaries[0], values[-1] after boundaries[-1].
+    The course's "manual changes" of the rate, decided in advance.
+
+    Args:
+        boundaries: strictly increasing steps, at least one.
+        values: len(boundaries) + 1 rates, each > 0.
+    """
+
+    def __init__(self, boundaries, values):
+        boundaries = list(boundaries)
+        values = list(values)
+        increasing = all(map(_is_number, boundaries)) and all(a < b for a, b in zip(boundaries, boundaries[1:]))
+        if not boundaries or not increasing:
+            raise invalid_value("boundaries", "a non-empty, strictly increasing list of steps", boundaries)
+        if len(values) != len(boundaries) + 1:
+            raise invalid_value("values", f"len(boundaries) + 1 = {len(boundaries) + 1} learning rates", values)
+        for value in values:
+            if not (_is_number(value) and math.isfinite(value) and value > 0):
+                raise invalid_value("values", "learning rates that are all positive numbers", values)
+        self.boundaries = [b.item() if isinstance(b, np.generic) else b for b in boundaries]
+        self.values = [float(v) for v in values]
+
+    def __call__(self, step):
+        return self.values[int(np.searchsorted(self.boundaries, step, side="left"))]
+
+    def get_config(self):
+        return {"boundaries": self.boundaries, "values": self.values}
+
+
+class CosineDecay(LearningRateSchedule):
+    """lr = initial_learning_rate * ((1 - alpha) * 0.5 * (1 + cos(pi * s / decay_steps)) + alpha),
+    s = min(step, decay_steps)  (Keras, without warmup).
+
+    The rate falls from initial_learning_rate to alpha * initial_learning_rate at
+    decay_steps and stays there. With alpha=0 (Keras's default) the rate is 0 from
+    step decay_steps on: use alpha > 0, or decay_steps beyond the last training step.
+
+    Args:
+        initial_learning_rate: > 0.
+        decay_steps: steps to decay over, > 0.
+        alpha: the final rate as a fraction of the initial one, in [0, 1].
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0):
+        self.initial_learning_rate = check_positive("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = check_positive("decay_steps", decay_steps)
+        if not (_is_number(alpha) and 0.0 <= alpha <= 1.0):
+            raise invalid_value("alpha", "a float in [0, 1]", alpha)
+        self.alpha = float(alpha)
+
+    def __call__(self, step):
+        progress = min(step, self.decay_steps) / self.decay_steps
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "alpha": self.alpha,
+        }
+
+
+class KSqrtEpochDecay(LearningRateSchedule):
+    """lr = k / sqrt(epoch) * initial_learning_rate, epoch = floor(step / steps_per_epoch).
+
+    The course's k / sqrt(epoch) * alpha0; with steps_per_epoch=1 it is
+    k / sqrt(t) * alpha0 with t = step, the mini-batch number.
+    The formula is undefined at epoch 0 (t = 0): the first epoch (first step) uses
+    the rate of epoch 1 (t = 1), k * alpha0. So schedule(e * steps_per_epoch) is the
+    course's value at epoch e for every e >= 1, as for the other schedules.
+
+    Args:
+        initial_learning_rate: alpha0, > 0.
+        k: > 0; the rate of the first epoch is k * alpha0.
+        steps_per_epoch: optimizer steps per epoch (1 for a per-step schedule).
+    """
+
+    def __init__(self, initial_learning_rate, k=1.0, steps_per_epoch=1):
+        self.initial_learning_rate = check_positive("initial_learning_rate", initial_learning_rate)
+        self.k = check_positive("k", k)
+        self.steps_per_epoch = _check_count("steps_per_epoch", steps_per_epoch)
+
+    def __call__(self, step):
+        epoch = max(math.floor(step / self.steps_per_epoch), 1)
+        return self.k / math.sqrt(epoch) * self.initial_learning_rate
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "k": self.k,
+            "steps_per_epoch": self.steps_per_epoch,
+        }
+
+
+class StaircaseDecay(LearningRateSchedule):
+    """lr = initial_learning_rate * factor ** floor(epoch / epochs_per_drop),
+    epoch = floor(step / steps_per_epoch).
+
+    The course's discrete staircase: with factor=0.5 the rate halves every
+    epochs_per_drop epochs.
+
+    Args:
+        initial_learning_rate: > 0.
+        epochs_per_drop: epochs between two drops, a positive integer.
+        steps_per_epoch: optimizer steps per epoch (1 to drop every epochs_per_drop steps).
+        factor: multiplier at each drop, > 0 (0.5 halves).
+    """
+
+    def __init__(self, initial_learning_rate, epochs_per_drop, steps_per_epoch=1, factor=0.5):
+        self.initial_learning_rate = check_positive("initial_learning_rate", initial_learning_rate)
+        self.epochs_per_drop = _check_count("epochs_per_drop", epochs_per_drop)
+        self.steps_per_epoch = _check_count("steps_per_epoch", steps_per_epoch)
+        self.factor = check_positive("factor", factor)
+
+    def __call__(self, step):
+        epoch = math.floor(step / self.steps_per_epoch)
+        return self.initial_learning_rate * self.factor ** (epoch // self.epochs_per_drop)
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "epochs_per_drop": self.epochs_per_drop,
+            "steps_per_epoch": self.steps_per_epoch,
+            "factor": self.factor,
+        }
+
+
+SCHEDULES = {
+    cls.__name__: cls
+    for cls in (
+        ExponentialDecay,
+        InverseTimeDecay,
+        PiecewiseConstantDecay,
+        CosineDecay,
+        KSqrtEpochDecay,
+        StaircaseDecay,
+    )
+}
+
+
+def serialize(schedule):
+    """{"class_name": "ExponentialDecay", "config": {...}}: JSON-able, for saving."""
+    return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
+
+
+def deserialize(description):
+    """The schedule that `serialize` described."""
+    name = description.get("class_name") if isinstance(description, dict) else None
+    if name not in SCHEDULES:
+        raise invalid_value(
+            "description", f"a dict with 'class_name' one of {sorted(SCHEDULES)} and 'config'", description
+        )
+    return SCHEDULES[name].from_config(description["config"])
