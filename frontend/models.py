@@ -75,6 +75,12 @@ class Sequential:
                 layer.base_seed = layer.seed if layer.seed is not None else self.seed
                 layer.index = index
         self.output_shape = shape
+        # backward stops at the first layer with parameters: nothing below it learns
+        with_params = [i for i, layer in enumerate(self.layers) if any(p.trainable for p in layer.weights)]
+        with_params = with_params or [len(self.layers)]
+        self._backward_start = with_params[0]
+        for index, layer in enumerate(self.layers):
+            layer.input_gradient_needed = index > self._backward_start
         trainable = [p for layer in self.layers for p in layer.weights if p.trainable]
         self.arena = ParameterArena(trainable, self.dtype)
         for layer in self.layers:  # state (moving statistics) moves to the device too
@@ -123,7 +129,7 @@ class Sequential:
         return last.forward(x, training=training, logits=True) if logits else last.forward(x, training=training)
 
     def _backward(self, dy):
-        for layer in reversed(self.layers):
+        for layer in reversed(self.layers[self._backward_start:]):
             dy = layer.backward(dy)
         for layer in self.layers:
             layer.add_regularization_gradients()

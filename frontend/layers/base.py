@@ -3,7 +3,8 @@
 A layer is `build` (shapes and parameters), `forward`, `backward`:
     build(input_shape)             declare parameters with add_weight / add_state
     forward(x, training) -> y      keep what backward needs on self
-    backward(dy) -> dx             write parameter gradients into `param.grad`
+    backward(dy) -> dx             write parameter gradients into `param.grad`; dx may be
+                                   None when `self.input_gradient_needed` is False
 Shapes exclude the batch axis. Subclass it for a custom layer; the gradient
 checker (gpudl.gradient_check) verifies its backward pass.
 """
@@ -59,6 +60,7 @@ class Layer:
         self.built = False
         self.input_shape = None
         self.weights = []  # Parameters in Keras's get_weights order
+        self.input_gradient_needed = True  # the model clears it when nothing below learns
 
     # -- building -----------------------------------------------------------
     def build(self, input_shape):

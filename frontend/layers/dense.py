@@ -58,7 +58,7 @@ class Dense(Layer):
         self.xp.matmul(self._x.T, dz, out=self.kernel.grad)
         if self.use_bias:
             dz.sum(axis=0, out=self.bias.grad)
-        return dz @ self.kernel.value.T
+        return dz @ self.kernel.value.T if self.input_gradient_needed else None
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
