@@ -41,6 +41,7 @@ class Sequential:
         self.built = False
         self.compiled = False
         self.stop_training = False
+        self.epochs_done = 0  # completed epochs, saved with the model for fit(initial_epoch=...)
         for layer in layers or []:
             self.add(layer)
         if self.input_shape is not None and self.layers:
@@ -226,7 +227,7 @@ class Sequential:
         if verbose == "auto":
             verbose = 1 if sys.stdout.isatty() else 2
         callback_list = CallbackList(
-            [history] + list(callbacks or []) + ([ProgbarLogger(verbose)] if verbose else []), self)
+            list(callbacks or []) + [history] + ([ProgbarLogger(verbose)] if verbose else []), self)
         self.stop_training = False
         callback_list.call("on_train_begin", {})
         for epoch in range(initial_epoch, epochs):
@@ -249,6 +250,7 @@ class Sequential:
             if validation_data is not None:
                 val = self._evaluate_arrays(*validation_data, batch_size)
                 logs.update({"val_" + key: value for key, value in val.items()})
+            self.epochs_done = epoch + 1
             callback_list.call("on_epoch_end", epoch, logs)
             if self.stop_training:
                 break
@@ -338,6 +340,12 @@ class Sequential:
         backend = get_backend()
         for p, w in zip(params, arrays):
             p.value[...] = backend.asarray(w, dtype=p.value.dtype)
+
+    def save(self, path):
+        """Save configuration, weights and training state to one file (see gpudl.saving)."""
+        from gpudl.saving import save_model
+
+        save_model(self, path)
 
     def get_config(self):
         """A JSON-able description: rebuilding it with from_config gives the same architecture."""

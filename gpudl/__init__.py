@@ -9,17 +9,21 @@
 import sys
 
 from gpudl.backend import floatx, get_backend, set_backend, set_floatx
-from gpudl.frontend import (activations, callbacks, initializers, layers, losses, metrics, optimizers,
-                            regularizers, utils)
+from gpudl.frontend import (activations, callbacks, data, initializers, layers, losses, metrics, optimizers,
+                            regularizers, schedules, utils)
+from gpudl.frontend.diagnosis import diagnose
+from gpudl.frontend.gradient_check import gradient_check
 from gpudl.frontend.layers import Input
 from gpudl.frontend.models import Sequential
+from gpudl.saving import load_model
 
 __version__ = "0.1.0"
 
 # `from gpudl.layers import Dense` works like `gpudl.layers.Dense`.
-for _name in ("activations", "callbacks", "initializers", "layers", "losses", "metrics", "optimizers",
-              "regularizers", "utils"):
+SUBMODULES = ("activations", "callbacks", "data", "initializers", "layers", "losses", "metrics", "optimizers",
+              "regularizers", "schedules", "utils")
+for _name in SUBMODULES:
     sys.modules[f"gpudl.{_name}"] = globals()[_name]
 
-__all__ = ["Input", "Sequential", "activations", "callbacks", "floatx", "get_backend", "initializers",
-           "layers", "losses", "metrics", "optimizers", "regularizers", "set_backend", "set_floatx", "utils"]
+__all__ = ["Input", "Sequential", "diagnose", "floatx", "get_backend", "gradient_check", "load_model",
+           "set_backend", "set_floatx", *SUBMODULES]
