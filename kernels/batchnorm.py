@@ -57,8 +57,9 @@ def _scale_shift(x, mean, rstd, gamma, beta, relu):
 #
 # Training forward = 3 launches, 2 reads of x and 1 write of y:
 #   1. partial statistics: grid (column blocks, row splits); each program walks its
-#      rows in (BLOCK_N, BLOCK_C) tiles and merges each tile into a running
-#      (mean, M2) by Chan's rule, so no large sums of x are ever formed:
+#      rows in (BLOCK_N, BLOCK_C) tiles of x - x[0] (shifted data: exact for values
+#      near the mean) and merges each tile into a running (mean, M2) by Chan's rule,
+#      so no large sums are ever formed:
 #          n_ab = n_a + n_b,  delta = mean_b - mean_a
 #          mean_ab = mean_a + delta * n_b / n_ab
 #          M2_ab   = M2_a + M2_b + delta^2 * n_a * n_b / n_ab
@@ -84,12 +85,17 @@ if triton is not None:
         split = tl.program_id(1)
         row_start = split * rows_per_split
         row_end = tl.minimum(row_start + rows_per_split, N)
+        # shift by the batch's first row: x - shift is exact for nearby values, so a
+        # large common mean (1e4 with unit spread) costs no precision in the sums;
+        # every split uses the same shift, so the finalize merges shifted means
+        shift = tl.load(x_ptr + cols, mask=cols < C, other=0.0)
         mean = tl.zeros((BLOCK_C,), dtype)
         m2 = tl.zeros((BLOCK_C,), dtype)
         for row0 in range(row_start, row_end, BLOCK_N):
             rows = row0 + tl.arange(0, BLOCK_N)
             mask = (rows < row_end)[:, None] & (cols < C)[None, :]
             x = tl.load(x_ptr + rows[:, None].to(tl.int64) * C + cols[None, :], mask=mask, other=0.0)
+            x = tl.where(mask, x - shift[None, :], 0.0)
             n_a = (row0 - row_start).to(dtype)
             n_b = (tl.minimum(row_end - row0, BLOCK_N)).to(dtype)
             tile_mean = tl.sum(x, axis=0) / n_b
@@ -104,7 +110,7 @@ if triton is not None:
         tl.store(part_m2_ptr + out, m2, mask=cols < C)
 
     @triton.jit
-    def _finalize_stats_kernel(part_mean_ptr, part_m2_ptr, mean_ptr, rstd_ptr,
+    def _finalize_stats_kernel(x_ptr, part_mean_ptr, part_m2_ptr, mean_ptr, rstd_ptr,
                                running_mean_ptr, running_var_ptr, N, C, rows_per_split, num_splits,
                                momentum: tl.float64, one_minus_momentum: tl.float64,
                                epsilon: tl.float64, BLOCK_C: tl.constexpr):
@@ -114,16 +120,17 @@ if triton is not None:
         mean = tl.zeros((BLOCK_C,), dtype)
         m2 = tl.zeros((BLOCK_C,), dtype)
         for split in range(0, num_splits):  # fixed order: deterministic
-            n_a = (split * rows_per_split).to(dtype)
-            n_b = tl.minimum(N - split * rows_per_split, rows_per_split).to(dtype)
+            n_a = tl.full((), split * rows_per_split, dtype)
+            n_b = tl.full((), tl.minimum(N - split * rows_per_split, rows_per_split), dtype)
             split_mean = tl.load(part_mean_ptr + split * C + cols, mask=col_ok, other=0.0)
             split_m2 = tl.load(part_m2_ptr + split * C + cols, mask=col_ok, other=0.0)
             n_ab = n_a + n_b
             delta = split_mean - mean
             mean += delta * (n_b / n_ab)
             m2 += split_m2 + delta * delta * (n_a * n_b / n_ab)
-        var = m2 / N
-        rstd = tl.div_rn(tl.full((BLOCK_C,), 1.0, dtype), tl.sqrt_rn(var + tl.full((), epsilon, dtype)))
+        mean += tl.load(x_ptr + cols, mask=col_ok, other=0.0)  # undo the shift by row 0
+        var = m2 / tl.full((), N, dtype)
+        rstd = _util.reciprocal_sqrt(var + tl.full((), epsilon, dtype))
         tl.store(mean_ptr + cols, mean, mask=col_ok)
         tl.store(rstd_ptr + cols, rstd, mask=col_ok)
         keep = tl.full((), momentum, dtype)
@@ -144,7 +151,7 @@ if triton is not None:
         mean = tl.load(mean_ptr + cols, mask=col_ok, other=0.0)
         rstd = tl.load(rstd_or_var_ptr + cols, mask=col_ok, other=1.0)
         if FROM_VARIANCE:  # inference: rstd = 1 / sqrt(running_var + eps)
-            rstd = tl.div_rn(tl.full((BLOCK_C,), 1.0, dtype), tl.sqrt_rn(rstd + tl.full((), epsilon, dtype)))
+            rstd = _util.reciprocal_sqrt(rstd + tl.full((), epsilon, dtype))
         scale = rstd * tl.load(gamma_ptr + cols, mask=col_ok, other=0.0)
         beta = tl.load(beta_ptr + cols, mask=col_ok, other=0.0)
         mask = (rows < N)[:, None] & col_ok[None, :]
@@ -203,6 +210,7 @@ if triton is not None:
     @triton.jit
     def _backward_dx_kernel(dy_ptr, x_ptr, mean_ptr, rstd_ptr, gamma_ptr, beta_ptr, dgamma_ptr, dbeta_ptr,
                             dx_ptr, N, C, RELU: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+        dtype = x_ptr.dtype.element_ty
         rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
         cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
         col_ok = cols < C
@@ -210,8 +218,9 @@ if triton is not None:
         rstd = tl.load(rstd_ptr + cols, mask=col_ok, other=0.0)
         gamma = tl.load(gamma_ptr + cols, mask=col_ok, other=0.0)
         beta = tl.load(beta_ptr + cols, mask=col_ok, other=0.0)
-        dbeta_mean = tl.load(dbeta_ptr + cols, mask=col_ok, other=0.0) / N
-        dgamma_mean = tl.load(dgamma_ptr + cols, mask=col_ok, other=0.0) / N
+        m = tl.full((), N, dtype)
+        dbeta_mean = tl.load(dbeta_ptr + cols, mask=col_ok, other=0.0) / m
+        dgamma_mean = tl.load(dgamma_ptr + cols, mask=col_ok, other=0.0) / m
         mask = (rows < N)[:, None] & col_ok[None, :]
         offsets = rows[:, None].to(tl.int64) * C + cols[None, :]
         x = tl.load(x_ptr + offsets, mask=mask, other=0.0)
@@ -288,7 +297,7 @@ def forward_train_triton(x, gamma, beta, running_mean, running_var, momentum, ep
         _partial_stats_kernel[(_util.cdiv(C, BLOCK_C), splits)](
             t(x), t(part_mean), t(part_m2), N, C, rows_per_split, BLOCK_N=BLOCK_N, BLOCK_C=BLOCK_C)
         _finalize_stats_kernel[(_util.cdiv(C, BLOCK_C),)](
-            t(part_mean), t(part_m2), t(mean), t(rstd), t(running_mean), t(running_var),
+            t(x), t(part_mean), t(part_m2), t(mean), t(rstd), t(running_mean), t(running_var),
             N, C, rows_per_split, splits, float(momentum), 1.0 - float(momentum), float(epsilon),
             BLOCK_C=BLOCK_C)
     y = _normalize_triton(x, gamma, beta, mean, rstd, epsilon, False, relu)
@@ -332,7 +341,7 @@ def backward_triton(dy, x, gamma, beta, mean, rstd, relu=False):
 # CuPy
 #
 # One thread per column walks a split of the rows (adjacent threads read adjacent
-# columns: coalesced). Statistics by Welford's update per element,
+# columns: coalesced). Statistics of x - x[0] by Welford's update per element,
 #     mean += (x - mean) / k,   M2 += (x - mean_old) * (x - mean_new),
 # then the splits are merged on the device with the parallel-variance formula
 #     mean = sum_s n_s mean_s / N,  M2 = sum_s M2_s + sum_s n_s (mean_s - mean)^2.
@@ -349,9 +358,10 @@ __global__ void bn_partial_stats(const T* x, T* part_mean, T* part_m2,
     if (c >= C) return;
     long long start = split * rows_per_split;
     long long end = min(start + rows_per_split, N);
+    T shift = x[c];  // row 0: x - shift is exact near the mean (see the Triton kernel)
     T mean = 0, m2 = 0;
     for (long long i = start; i < end; ++i) {
-        T v = x[i * C + c];
+        T v = x[i * C + c] - shift;
         T delta = v - mean;
         mean += delta / (T)(i - start + 1);
         m2 += delta * (v - mean);
@@ -428,8 +438,9 @@ def forward_train_cupy(x, gamma, beta, running_mean, running_var, momentum, epsi
                                               np.int64(rows_per_split)))
     counts = cupy.asarray(np.minimum(rows_per_split, N - rows_per_split * np.arange(splits)),
                           dtype=x.dtype)[:, None]
-    mean = (counts * part_mean).sum(axis=0) / x.dtype.type(N)
-    var = (part_m2.sum(axis=0) + (counts * (part_mean - mean) ** 2).sum(axis=0)) / x.dtype.type(N)
+    shifted_mean = (counts * part_mean).sum(axis=0) / x.dtype.type(N)  # part_mean is of x - x[0]
+    var = (part_m2.sum(axis=0) + (counts * (part_mean - shifted_mean) ** 2).sum(axis=0)) / x.dtype.type(N)
+    mean = x[0] + shifted_mean
     rstd = 1.0 / cupy.sqrt(var + x.dtype.type(epsilon))
     running_mean *= momentum
     running_mean += (1.0 - momentum) * mean

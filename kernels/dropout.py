@@ -71,3 +71,173 @@ def dropout(x, rate, seed):
         return x.copy()
     scale = x.dtype.type(1.0 / (1.0 - rate))  # host-computed once, then multiplied
     return np.where(keep_mask(x.shape, rate, seed), x * scale, x.dtype.type(0))
+
+
+def dropout_relu(x, rate, seed):
+    """Fused y = dropout(relu(x)) = x * (x > 0) * keep_mask * (1 / (1 - rate))."""
+    scale = x.dtype.type(1.0 / (1.0 - rate))
+    return np.where(keep_mask(x.shape, rate, seed) & (x > 0), x * scale, x.dtype.type(0))
+
+
+def dropout_relu_backward(dy, x, rate, seed):
+    """Backward of dropout_relu: dx = dy * (x > 0) * keep_mask * (1 / (1 - rate))."""
+    scale = dy.dtype.type(1.0 / (1.0 - rate))
+    return np.where(keep_mask(dy.shape, rate, seed) & (x > 0), dy * scale, dy.dtype.type(0))
+
+
+# ---------------------------------------------------------------------------
+# Triton
+#
+# One program per BLOCK Philox counters = 4 * BLOCK elements: the counter c yields
+# four words (r0, r1, r2, r3) = tl.randint4x(seed, c), and element 4c + lane takes
+# word `lane`, so one Philox call serves four neighbouring elements. The tile is
+# (BLOCK, 4) with the lane axis fastest: a contiguous run of 4 * BLOCK elements.
+# The same kernel is the backward (src = dy); with RELU_GATE the keep mask is also
+# gated by x > 0 (gate = x): y = dropout(relu(x)) forward, dy masked backward.
+# ---------------------------------------------------------------------------
+
+from gpudl.kernels import _triton_util as _util  # noqa: E402
+
+triton, tl = _util.triton, _util.tl
+
+if triton is not None:
+
+    @triton.jit(do_not_specialize=["seed", "threshold"])
+    def _dropout_kernel(src_ptr, gate_ptr, out_ptr, n, seed, threshold, scale: tl.float64,
+                        RELU_GATE: tl.constexpr, BLOCK: tl.constexpr):
+        counters = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        r0, r1, r2, r3 = tl.randint4x(seed, counters)
+        lane = tl.arange(0, 4)[None, :]
+        word = tl.where(lane == 0, r0[:, None],
+                        tl.where(lane == 1, r1[:, None], tl.where(lane == 2, r2[:, None], r3[:, None])))
+        offsets = counters[:, None] * 4 + lane
+        mask = offsets < n
+        src = tl.load(src_ptr + offsets, mask=mask, other=0.0)
+        keep = word >= tl.full((), threshold, tl.uint32)  # unsigned integer compare
+        if RELU_GATE:
+            keep = keep & (tl.load(gate_ptr + offsets, mask=mask, other=0.0) > 0)
+        out = tl.where(keep, src * tl.full((), scale, src.dtype), 0.0)
+        tl.store(out_ptr + offsets, out, mask=mask)
+
+
+def _check(where, device, rate, seed, arrays):
+    _util.check_arrays(where, arrays, device)
+    _util.check_float_dtype(where, arrays)
+    shapes = {tuple(a.shape) for a in arrays.values()}
+    if len(shapes) > 1:
+        raise ValueError(f"{where}: all arrays must have one shape; received "
+                         + ", ".join(f"{name}.shape={a.shape}" for name, a in arrays.items()) + ".")
+    if isinstance(rate, bool) or not 0.0 <= float(rate) < 1.0:
+        raise ValueError(f"{where}: Invalid value received for argument `rate`. "
+                         f"Expected a float in [0, 1). Received: rate={rate!r}")
+    if isinstance(seed, bool) or int(seed) != seed or not 0 <= int(seed) < 2**64:
+        raise ValueError(f"{where}: Invalid value received for argument `seed`. "
+                         f"Expected an integer in [0, 2**64). Received: seed={seed!r}")
+
+
+def _launch_triton(src, gate, rate, seed):
+    out = _util.xp_of(src).empty_like(src)
+    n = src.size
+    if n == 0:
+        return out
+    # 1024 counters = 4096 elements (16 KiB float32) per program: long contiguous runs
+    # and enough bytes in flight; Philox (10 rounds of integer math per 4 elements)
+    # stays hidden under the memory traffic.
+    BLOCK = 1024 if not _util.interpreting() else 256
+    scale = float(src.dtype.type(1.0 / (1.0 - rate)))  # host-computed, then multiplied
+    t = _util.as_triton
+    with _util.launch_stream(src):
+        _dropout_kernel[(_util.cdiv(n, 4 * BLOCK),)](
+            t(src), t(gate if gate is not None else src), t(out), n, int(seed), keep_threshold(rate),
+            scale, RELU_GATE=gate is not None, BLOCK=BLOCK)
+    return out
+
+
+def dropout_triton(x, rate, seed):
+    """Triton dropout: y = x * keep_mask * (1 / (1 - rate)); also the backward (pass dy)."""
+    _util.require_triton("dropout_triton")
+    _check("dropout_triton", "triton", rate, seed, {"x": x})
+    return _launch_triton(x, None, rate, seed)
+
+
+def dropout_relu_triton(x, rate, seed):
+    """Triton fused y = dropout(relu(x))."""
+    _util.require_triton("dropout_relu_triton")
+    _check("dropout_relu_triton", "triton", rate, seed, {"x": x})
+    return _launch_triton(x, x, rate, seed)
+
+
+def dropout_relu_backward_triton(dy, x, rate, seed):
+    """Triton backward of dropout_relu: dy * (x > 0) * keep_mask * (1 / (1 - rate))."""
+    _util.require_triton("dropout_relu_backward_triton")
+    _check("dropout_relu_backward_triton", "triton", rate, seed, {"dy": dy, "x": x})
+    return _launch_triton(dy, x, rate, seed)
+
+
+# ---------------------------------------------------------------------------
+# CuPy: the same Philox4x32-10 in CUDA C, one thread per counter writing 4 elements.
+# ---------------------------------------------------------------------------
+
+_CUPY_SOURCE = r"""
+template<typename T>
+__global__ void dropout_kernel(const T* src, const T* gate, T* out, long long n,
+                               unsigned long long seed, unsigned int threshold, T scale, int relu_gate) {
+    long long counter = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long first = counter * 4;
+    if (first >= n) return;
+    unsigned int c0 = (unsigned int)counter, c1 = (unsigned int)(counter >> 32), c2 = 0, c3 = 0;
+    unsigned int k0 = (unsigned int)seed, k1 = (unsigned int)(seed >> 32);
+    for (int round = 0; round < 10; ++round) {
+        unsigned int next0 = __umulhi(0xCD9E8D57u, c2) ^ c1 ^ k0;
+        unsigned int next2 = __umulhi(0xD2511F53u, c0) ^ c3 ^ k1;
+        c1 = 0xCD9E8D57u * c2;
+        c3 = 0xD2511F53u * c0;
+        c0 = next0;
+        c2 = next2;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    unsigned int words[4] = {c0, c1, c2, c3};
+    for (int lane = 0; lane < 4; ++lane) {
+        long long i = first + lane;
+        if (i < n) {
+            bool keep = words[lane] >= threshold && (!relu_gate || gate[i] > (T)0);
+            out[i] = keep ? src[i] * scale : (T)0;
+        }
+    }
+}
+"""
+
+
+def _launch_cupy(src, gate, rate, seed):
+    out = _util.cupy.empty_like(src)
+    n = src.size
+    if n == 0:
+        return out
+    threads = 256  # one counter (4 elements) per thread
+    kernel = _util.cupy_function(_CUPY_SOURCE, "dropout_kernel", src.dtype)
+    kernel((_util.cdiv(_util.cdiv(n, 4), threads),), (threads,),
+           (src, gate if gate is not None else src, out, np.int64(n), np.uint64(int(seed)),
+            np.uint32(keep_threshold(rate)), src.dtype.type(1.0 / (1.0 - rate)), np.int32(gate is not None)))
+    return out
+
+
+def dropout_cupy(x, rate, seed):
+    """CuPy dropout: y = x * keep_mask * (1 / (1 - rate)); also the backward (pass dy)."""
+    _util.require_cupy("dropout_cupy")
+    _check("dropout_cupy", "cupy", rate, seed, {"x": x})
+    return _launch_cupy(x, None, rate, seed)
+
+
+def dropout_relu_cupy(x, rate, seed):
+    """CuPy fused y = dropout(relu(x))."""
+    _util.require_cupy("dropout_relu_cupy")
+    _check("dropout_relu_cupy", "cupy", rate, seed, {"x": x})
+    return _launch_cupy(x, x, rate, seed)
+
+
+def dropout_relu_backward_cupy(dy, x, rate, seed):
+    """CuPy backward of dropout_relu: dy * (x > 0) * keep_mask * (1 / (1 - rate))."""
+    _util.require_cupy("dropout_relu_backward_cupy")
+    _check("dropout_relu_backward_cupy", "cupy", rate, seed, {"dy": dy, "x": x})
+    return _launch_cupy(dy, x, rate, seed)

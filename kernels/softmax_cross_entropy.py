@@ -42,3 +42,234 @@ def softmax_cross_entropy(logits, labels, dlogits=None):
     else:
         dlogits -= labels / logits.dtype.type(m)
     return loss, dlogits
+
+
+# ---------------------------------------------------------------------------
+# Triton
+#
+# One program per row, two sweeps over the row in BLOCK_C chunks:
+#   1. online log-sum-exp: with r the running max (started at z_0, a finite value,
+#      so no inf - inf), each chunk does
+#          r' = max(r, max chunk);   s = s * exp(r - r') + sum exp(z - r')
+#      and, for soft labels, keeps  q = sum_k y_k (z_k - r)  under the same shifts:
+#          q' = q + (r - r') * sum_y + sum y (z - r')
+#      row loss = log s - (z_label - r)   or   sum_y * log s - q.
+#   2. dZ = exp(z - r) / (s * m) - y / m, written chunk by chunk (over z when in place).
+# The (m, C) matrix is read twice and written once; nothing else of size m * C.
+# ---------------------------------------------------------------------------
+
+from gpudl.kernels import _triton_util as _util  # noqa: E402
+
+triton, tl = _util.triton, _util.tl
+
+NO_LABELS, INDEX_LABELS, SOFT_LABELS = 0, 1, 2
+
+if triton is not None:
+
+    @triton.jit
+    def _softmax_cross_entropy_kernel(z_ptr, labels_ptr, out_ptr, row_loss_ptr, C, M, inv_m: tl.float64,
+                                      LABELS: tl.constexpr, BLOCK_C: tl.constexpr):
+        # LABELS: 0 = softmax only, 1 = class indices, 2 = soft labels (literals: a
+        # @triton.jit body reads only constexpr globals)
+        dtype = z_ptr.dtype.element_ty
+        row = tl.program_id(0).to(tl.int64)
+        z_row = z_ptr + row * C
+        out_row = out_ptr + row * C
+        y_row = labels_ptr + row * C
+        chunk = tl.arange(0, BLOCK_C)
+        row_max = tl.load(z_row)
+        sum_exp = tl.zeros((), dtype)
+        sum_y = tl.zeros((), dtype)
+        sum_y_shifted = tl.zeros((), dtype)
+        for start in range(0, C, BLOCK_C):
+            cols = start + chunk
+            mask = cols < C
+            z = tl.load(z_row + cols, mask=mask, other=-float("inf"))
+            new_max = tl.maximum(row_max, tl.max(z, axis=0))
+            sum_exp = sum_exp * tl.exp(row_max - new_max) + tl.sum(tl.exp(z - new_max), axis=0)
+            if LABELS == 2:
+                y = tl.load(y_row + cols, mask=mask, other=0.0)
+                shifted = tl.where(mask, z - new_max, 0.0)  # masked lanes hold -inf; keep 0 * -inf out
+                sum_y_shifted += (row_max - new_max) * sum_y + tl.sum(y * shifted, axis=0)
+                sum_y += tl.sum(y, axis=0)
+            row_max = new_max
+        log_sum_exp = tl.log(sum_exp)
+        if LABELS == 1:
+            label = tl.load(labels_ptr + row)
+            tl.store(row_loss_ptr + row, log_sum_exp - (tl.load(z_row + label) - row_max))
+        if LABELS == 2:
+            tl.store(row_loss_ptr + row, sum_y * log_sum_exp - sum_y_shifted)
+        # softmax / m as exp(z - r) times one correctly rounded reciprocal per row
+        scale = _util.divide_ieee(tl.full((), 1.0, dtype), sum_exp * tl.full((), M, dtype))
+        one_over_m = tl.full((), inv_m, dtype)
+        for start in range(0, C, BLOCK_C):
+            cols = start + chunk
+            mask = cols < C
+            # in place (out is z) is safe: each element is read before it is written,
+            # by the same program, and z is not needed afterwards
+            z = tl.load(z_row + cols, mask=mask, other=0.0)
+            dz = tl.exp(z - row_max) * scale
+            if LABELS == 1:
+                dz = tl.where(cols == label, dz - one_over_m, dz)
+            if LABELS == 2:
+                dz -= tl.load(y_row + cols, mask=mask, other=0.0) * one_over_m
+            tl.store(out_row + cols, dz, mask=mask)
+
+
+def _check(where, device, logits, labels=None, dlogits=None):
+    """Shapes, dtypes, layout and label range; returns the label kind."""
+    arrays = {"logits": logits}
+    if labels is not None:
+        arrays["labels"] = labels
+    if dlogits is not None:
+        arrays["dlogits"] = dlogits
+    _util.check_arrays(where, arrays, device)
+    float_arrays = {k: a for k, a in arrays.items() if k != "labels" or a.dtype.kind == "f"}
+    _util.check_float_dtype(where, float_arrays)
+    if logits.ndim != 2 or logits.shape[0] < 1 or logits.shape[1] < 1:
+        raise ValueError(f"{where}: `logits` must be a non-empty (m, C) array; received shape {logits.shape}.")
+    m, C = logits.shape
+    if dlogits is not None:
+        _util.check_shape(where, "dlogits", dlogits, (m, C))
+    if labels is None:
+        return NO_LABELS
+    if labels.dtype.kind == "f":
+        _util.check_shape(where, "labels", labels, (m, C))
+        return SOFT_LABELS
+    if labels.dtype.kind not in "iu" or labels.dtype.itemsize not in (4, 8):
+        raise ValueError(f"{where}: integer `labels` must be int32 or int64; received {labels.dtype}.")
+    _util.check_shape(where, "labels", labels, (m,))
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= C:
+        raise ValueError(f"{where}: `labels` must be class indices in [0, {C}); "
+                         f"received values from {low} to {high}.")
+    return INDEX_LABELS
+
+
+def _block_c(C, dtype):
+    """Whole row in one chunk up to 4096 float32 (16 KiB, 8 warps); longer rows loop."""
+    block = min(_util.next_power_of_2(C), 4096 if dtype == np.float32 else 2048)
+    return block, (4 if block <= 1024 else 8)
+
+
+def _launch_triton(logits, labels, out, kind):
+    m, C = logits.shape
+    xp = _util.xp_of(logits)
+    row_loss = xp.empty(m, logits.dtype)
+    BLOCK_C, num_warps = _block_c(C, logits.dtype)
+    t = _util.as_triton
+    with _util.launch_stream(logits):
+        _softmax_cross_entropy_kernel[(m,)](
+            t(logits), t(labels if labels is not None else logits), t(out), t(row_loss), C,
+            m if kind != NO_LABELS else 1, float(logits.dtype.type(1.0 / m)),
+            LABELS=kind, BLOCK_C=BLOCK_C, num_warps=num_warps)
+    return row_loss
+
+
+def softmax_triton(logits):
+    """Triton row-wise softmax, max-subtracted."""
+    _util.require_triton("softmax_triton")
+    _check("softmax_triton", "triton", logits)
+    out = _util.xp_of(logits).empty_like(logits)
+    _launch_triton(logits, None, out, NO_LABELS)
+    return out
+
+
+def softmax_cross_entropy_triton(logits, labels, dlogits=None):
+    """Triton fused softmax-cross-entropy: returns (mean loss as a float, dZ = (A - Y) / m)."""
+    _util.require_triton("softmax_cross_entropy_triton")
+    kind = _check("softmax_cross_entropy_triton", "triton", logits, labels, dlogits)
+    if dlogits is None:
+        dlogits = _util.xp_of(logits).empty_like(logits)
+    row_loss = _launch_triton(logits, labels, dlogits, kind)
+    return float(row_loss.sum(dtype=np.float64) / logits.shape[0]), dlogits
+
+
+# ---------------------------------------------------------------------------
+# CuPy: one block of 256 threads per row. Each thread keeps an online (max, sum exp,
+# soft-label sums) over its strided columns; the block merges the threads' states
+# in shared memory by the same rescaling rule, then writes dZ in a second sweep.
+# ---------------------------------------------------------------------------
+
+_CUPY_SOURCE = r"""
+template<typename T>
+__device__ void merge_state(T& r, T& s, T& sy, T& q, T r2, T s2, T sy2, T q2) {
+    // states (max, sum exp(z - max), sum y, sum y (z - max)); a state with no columns
+    // has s = sy = q = 0 and any r, so the rescaled terms vanish
+    T r_new = max(r, r2);
+    s = s * exp(r - r_new) + s2 * exp(r2 - r_new);
+    q = q + (r - r_new) * sy + q2 + (r2 - r_new) * sy2;
+    sy += sy2;
+    r = r_new;
+}
+
+template<typename T>
+__global__ void softmax_xent(const T* z, const long long* index_labels, const T* soft_labels, T* out,
+                             T* row_loss, long long C, long long m_divisor, T one_over_m, int kind) {
+    // kind: 0 softmax only, 1 index labels, 2 soft labels
+    __shared__ T shared[4][256];
+    long long row = blockIdx.x;
+    const T* z_row = z + row * C;
+    T* out_row = out + row * C;
+    T r = z_row[0], s = 0, sy = 0, q = 0;
+    for (long long k = threadIdx.x; k < C; k += blockDim.x) {
+        T y = kind == 2 ? soft_labels[row * C + k] : (T)0;
+        merge_state(r, s, sy, q, z_row[k], (T)1, y, (T)0);
+    }
+    shared[0][threadIdx.x] = r; shared[1][threadIdx.x] = s;
+    shared[2][threadIdx.x] = sy; shared[3][threadIdx.x] = q;
+    __syncthreads();
+    for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+        if (threadIdx.x < stride) {
+            int other = threadIdx.x + stride;
+            merge_state(r, s, sy, q, shared[0][other], shared[1][other], shared[2][other], shared[3][other]);
+            shared[0][threadIdx.x] = r; shared[1][threadIdx.x] = s;
+            shared[2][threadIdx.x] = sy; shared[3][threadIdx.x] = q;
+        }
+        __syncthreads();
+    }
+    r = shared[0][0]; s = shared[1][0]; sy = shared[2][0]; q = shared[3][0];
+    long long label = kind == 1 ? index_labels[row] : -1;
+    if (threadIdx.x == 0 && kind == 1) row_loss[row] = log(s) - (z_row[label] - r);
+    if (threadIdx.x == 0 && kind == 2) row_loss[row] = sy * log(s) - q;
+    __syncthreads();  // z_row[label] is read before anyone may overwrite it in place
+    T scale = (T)1 / (s * (T)m_divisor);
+    for (long long k = threadIdx.x; k < C; k += blockDim.x) {
+        T dz = exp(z_row[k] - r) * scale;
+        if (kind == 1 && k == label) dz -= one_over_m;
+        if (kind == 2) dz -= soft_labels[row * C + k] * one_over_m;
+        out_row[k] = dz;
+    }
+}
+"""
+
+
+def _launch_cupy(logits, labels, out, kind):
+    cupy = _util.cupy
+    m, C = logits.shape
+    row_loss = cupy.empty(m, logits.dtype)
+    index_labels = labels.astype(cupy.int64, copy=False) if kind == INDEX_LABELS else row_loss
+    soft_labels = labels if kind == SOFT_LABELS else logits
+    kernel = _util.cupy_function(_CUPY_SOURCE, "softmax_xent", logits.dtype)
+    kernel((m,), (256,), (logits, index_labels, soft_labels, out, row_loss, np.int64(C),
+                          np.int64(m if kind != NO_LABELS else 1), logits.dtype.type(1.0 / m), np.int32(kind)))
+    return row_loss
+
+
+def softmax_cupy(logits):
+    """CuPy row-wise softmax, max-subtracted."""
+    _util.require_cupy("softmax_cupy")
+    _check("softmax_cupy", "cupy", logits)
+    out = _util.cupy.empty_like(logits)
+    _launch_cupy(logits, None, out, NO_LABELS)
+    return out
+
+
+def softmax_cross_entropy_cupy(logits, labels, dlogits=None):
+    """CuPy fused softmax-cross-entropy: returns (mean loss as a float, dZ = (A - Y) / m)."""
+    _util.require_cupy("softmax_cross_entropy_cupy")
+    kind = _check("softmax_cross_entropy_cupy", "cupy", logits, labels, dlogits)
+    if dlogits is None:
+        dlogits = _util.cupy.empty_like(logits)
+    row_loss = _launch_cupy(logits, labels, dlogits, kind)
+    return float(row_loss.sum(dtype=np.float64) / logits.shape[0]), dlogits
