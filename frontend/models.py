@@ -373,7 +373,8 @@ class Sequential:
         config["dtype"] = dtype or self.dtype
         for entry in config["layers"]:
             entry["config"] = {**entry["config"], "dtype": None}
-        twin = Sequential.from_config(config, custom_objects)
+        own_classes = {type(layer).__name__: type(layer) for layer in self.layers}  # live classes, not a file
+        twin = Sequential.from_config(config, {**own_classes, **(custom_objects or {})})
         if self.built:
             twin.build(self.input_shape)
             twin.set_weights(self.get_weights())
