@@ -37,33 +37,69 @@ class Backend:
         """Wait for queued device work (a no-op on the host)."""
 
 
-def numpy_ops():
-    """The op table of the NumPy references in gpudl.kernels."""
+def op_table(suffix=""):
+    """The fused ops of gpudl.kernels whose names end in `suffix`: "" for the NumPy
+    references, "_triton" or "_cupy" for the GPU kernels (same signatures)."""
     from gpudl.kernels import batchnorm, dropout, optimizer_updates, softmax_cross_entropy
 
+    def pick(module, name):
+        return getattr(module, name + suffix)
+
     return SimpleNamespace(
-        batchnorm_forward_train=batchnorm.forward_train,
-        batchnorm_forward_infer=batchnorm.forward_infer,
-        batchnorm_backward=batchnorm.backward,
-        dropout=dropout.dropout,
-        softmax=softmax_cross_entropy.softmax,
-        softmax_cross_entropy=softmax_cross_entropy.softmax_cross_entropy,
-        sgd=optimizer_updates.sgd,
-        sgd_momentum=optimizer_updates.sgd_momentum,
-        ema_momentum=optimizer_updates.ema_momentum,
-        rmsprop=optimizer_updates.rmsprop,
-        adam=optimizer_updates.adam,
+        batchnorm_forward_train=pick(batchnorm, "forward_train"),
+        batchnorm_forward_infer=pick(batchnorm, "forward_infer"),
+        batchnorm_backward=pick(batchnorm, "backward"),
+        dropout=pick(dropout, "dropout"),
+        softmax=pick(softmax_cross_entropy, "softmax"),
+        softmax_cross_entropy=pick(softmax_cross_entropy, "softmax_cross_entropy"),
+        sgd=pick(optimizer_updates, "sgd"),
+        sgd_momentum=pick(optimizer_updates, "sgd_momentum"),
+        ema_momentum=pick(optimizer_updates, "ema_momentum"),
+        rmsprop=pick(optimizer_updates, "rmsprop"),
+        adam=pick(optimizer_updates, "adam"),
     )
+
+
+def cuda_device_count():
+    """CUDA devices visible through CuPy (0 without CuPy or a driver)."""
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # ImportError, or CUDARuntimeError without a driver
+        return 0
+
+
+def triton_available():
+    try:
+        import triton  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+class CupyBackend(Backend):
+    def synchronize(self):
+        self.xp.cuda.get_current_stream().synchronize()
 
 
 def _make_backend(name, reason):
     if name not in KNOWN_BACKENDS:
         raise invalid_value("backend", f"one of {KNOWN_BACKENDS}", name)
-    if name != "numpy":
-        raise NotImplementedError(
-            f"The {name!r} backend needs the GPU kernels, which are not built yet; use 'numpy'."
-        )
-    return Backend("numpy", np, numpy_ops(), reason)
+    if name == "numpy":
+        return Backend("numpy", np, op_table(), reason)
+    if name == "triton" and not triton_available():
+        raise RuntimeError("The 'triton' backend needs Triton: pip install 'gpudl[gpu]'.")
+    if cuda_device_count() > 0:
+        import cupy
+
+        return CupyBackend(name, cupy, op_table("_" + name), reason)
+    if name == "triton" and os.environ.get("TRITON_INTERPRET") == "1":
+        return Backend(name, np, op_table("_triton"), reason + "; no CUDA device: Triton interpreter on the CPU")
+    raise RuntimeError(f"The {name!r} backend needs a CUDA device with CuPy (pip install 'gpudl[gpu]'); "
+                       f"none was found. Use 'numpy', or 'triton' with TRITON_INTERPRET=1 to test the "
+                       f"Triton kernels on the CPU.")
 
 
 _state = {"backend": None, "floatx": "float32"}
@@ -75,6 +111,8 @@ def get_backend():
         requested = os.environ.get("GPUDL_BACKEND")
         if requested:
             _state["backend"] = _make_backend(requested, "GPUDL_BACKEND=" + requested)
+        elif cuda_device_count() > 0 and triton_available():
+            _state["backend"] = _make_backend("triton", "default: a CUDA device with CuPy and Triton")
         else:
             _state["backend"] = _make_backend("numpy", "default: no CUDA device with CuPy and Triton")
     return _state["backend"]

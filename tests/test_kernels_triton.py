@@ -1,0 +1,278 @@
+"""The Triton kernels against their NumPy references, on the CPU in the Triton interpreter.
+
+tests/conftest.py sets TRITON_INTERPRET=1 before triton is first imported when there is
+no CUDA device; on a GPU these checks run compiled in test_kernels_gpu.py instead.
+Shapes stay small: the interpreter runs each program as vectorized NumPy.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+if os.environ.get("TRITON_INTERPRET") != "1":
+    pytest.skip("Triton is compiled here (a GPU is present): test_kernels_gpu.py covers it",
+                allow_module_level=True)
+
+pytest.importorskip("torch")
+pytest.importorskip("triton")
+
+from gpudl import backend  # noqa: E402
+from gpudl.kernels import batchnorm, dropout, optimizer_updates, softmax_cross_entropy  # noqa: E402
+
+DTYPES = (np.float32, np.float64)
+
+
+def assert_close(actual, expected, dtype, scale=1.0, ulps=16):
+    """Agreement to `ulps` roundings of `dtype`, relative to each value and to `scale`."""
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(actual, expected, rtol=ulps * eps, atol=ulps * eps * scale)
+
+
+# --- batch norm --------------------------------------------------------------
+
+BATCHNORM_CASES = [  # (N, C, mean, spread): 1 row, odd widths, several splits, big/small values
+    (1, 7, 0.0, 1.0),
+    (70, 5, 0.0, 1.0),
+    (200, 130, 0.0, 1.0),
+    (33, 1, 0.0, 1e-20),
+    (96, 9, 1e4, 1.0),
+]
+
+
+def batchnorm_inputs(rng, N, C, mean, spread, dtype):
+    x = (mean + spread * rng.standard_normal((N, C))).astype(dtype)
+    gamma, beta, running_mean = (rng.standard_normal(C).astype(dtype) for _ in range(3))
+    running_var = rng.random(C).astype(dtype) + dtype(0.5)
+    return x, gamma, beta, running_mean, running_var
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("N,C,mean,spread", BATCHNORM_CASES)
+def test_batchnorm_forward_and_backward_match_reference(N, C, mean, spread, relu, dtype):
+    rng = np.random.default_rng([N, C, int(relu)])
+    x, gamma, beta, running_mean, running_var = batchnorm_inputs(rng, N, C, mean, spread, dtype)
+    ours_running_mean, ours_running_var = running_mean.copy(), running_var.copy()
+    y, mu, rstd = batchnorm.forward_train(x, gamma, beta, running_mean, running_var, 0.9, 1e-3, relu)
+    y2, mu2, rstd2 = batchnorm.forward_train_triton(
+        x, gamma, beta, ours_running_mean, ours_running_var, 0.9, 1e-3, relu)
+    # the reference's float32 mean of values near 1e4 is itself off by ~10 roundings of 1e4
+    # (sequential sums down the batch axis); the Triton kernel sums shifted data
+    truth = x.astype(np.float64)
+    assert_close(mu2, truth.mean(axis=0), dtype, scale=abs(mean) + spread, ulps=4)
+    assert_close(rstd2, 1.0 / np.sqrt(truth.var(axis=0) + 1e-3), dtype, ulps=64)
+    assert_close(mu2, mu, dtype, scale=abs(mean) + spread, ulps=64)
+    assert_close(rstd2, rstd, dtype, ulps=64)
+    # y against the float64 reference: x - mean carries the roundings of |x| ~ |mean|
+    y_truth = batchnorm.forward_train(truth, gamma.astype(np.float64), beta.astype(np.float64),
+                                      running_mean.copy(), running_var.copy(), 0.9, 1e-3, relu)[0]
+    y_scale = (abs(mean) + spread) / spread * np.abs(gamma).max() + np.abs(beta).max()
+    assert_close(y2, y_truth, dtype, scale=y_scale, ulps=16)
+    if mean == 0:
+        assert_close(y2, y, dtype, scale=y_scale, ulps=16)
+    assert_close(ours_running_mean, running_mean, dtype, scale=abs(mean) + 1, ulps=64)
+    assert_close(ours_running_var, running_var, dtype, ulps=64)
+
+    dy = rng.standard_normal((N, C)).astype(dtype)
+    dx, dgamma, dbeta = batchnorm.backward(dy, x, gamma, beta, mu2, rstd2, relu)
+    dx2, dgamma2, dbeta2 = batchnorm.backward_triton(dy, x, gamma, beta, mu2, rstd2, relu)
+    assert_close(dbeta2, dbeta, dtype, scale=np.sqrt(N), ulps=64)
+    assert_close(dgamma2, dgamma, dtype, scale=np.sqrt(N), ulps=64)
+    assert_close(dx2, dx, dtype, scale=np.abs(gamma * rstd2).max() * (1 + abs(mean) * np.finfo(dtype).eps), ulps=64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("relu", [False, True])
+def test_batchnorm_inference_uses_running_statistics(relu, dtype):
+    rng = np.random.default_rng(7)
+    x, gamma, beta, running_mean, running_var = batchnorm_inputs(rng, 37, 131, 0.0, 3.0, dtype)
+    expected = batchnorm.forward_infer(x, gamma, beta, running_mean, running_var, 1e-3, relu)
+    actual = batchnorm.forward_infer_triton(x, gamma, beta, running_mean, running_var, 1e-3, relu)
+    assert_close(actual, expected, dtype, scale=10.0)
+
+
+def test_batchnorm_backward_is_bit_deterministic_over_repeat_runs():
+    rng = np.random.default_rng(3)
+    x, gamma, beta, _, _ = batchnorm_inputs(rng, 150, 70, 0.0, 1.0, np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    mean, rstd = x.mean(axis=0), (1 / np.sqrt(x.var(axis=0) + 1e-3)).astype(np.float32)
+    first = batchnorm.backward_triton(dy, x, gamma, beta, mean, rstd, True)
+    for _ in range(2):
+        again = batchnorm.backward_triton(dy, x, gamma, beta, mean, rstd, True)
+        for a, b in zip(first, again):
+            assert np.array_equal(a, b)
+
+
+# --- dropout -----------------------------------------------------------------
+
+DROPOUT_CASES = [  # (shape, rate, seed): 1 element, odd sizes, over one block, 64-bit seeds
+    ((1,), 0.5, 0),
+    ((3, 5), 0.3, 1),
+    ((17, 33), 0.5, 2**31 + 7),
+    ((1100,), 0.9, 2**63 + 12345),
+    ((5, 7), 0.0, 5),
+    ((64, 65), 0.999, 2**64 - 1),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,rate,seed", DROPOUT_CASES)
+def test_dropout_mask_and_values_are_bit_identical_to_reference(shape, rate, seed, dtype):
+    rng = np.random.default_rng(len(shape) + seed % 1000)
+    x = rng.standard_normal(shape).astype(dtype)
+    y = dropout.dropout_triton(x, rate, seed)
+    assert y.dtype == x.dtype and y.shape == x.shape
+    assert np.array_equal(y, dropout.dropout(x, rate, seed))
+    assert np.array_equal(y != 0, dropout.keep_mask(shape, rate, seed))
+    dy = rng.standard_normal(shape).astype(dtype)
+    assert np.array_equal(dropout.dropout_relu_triton(x, rate, seed), dropout.dropout_relu(x, rate, seed))
+    assert np.array_equal(dropout.dropout_relu_backward_triton(dy, x, rate, seed),
+                          dropout.dropout_relu_backward(dy, x, rate, seed))
+
+
+def test_dropout_keeps_a_word_equal_to_the_threshold_and_drops_one_below():
+    # Philox4x32-10 at counter 0, key 0 (Random123 known answer): word 3 is 0x9b00dbd8
+    words = (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)
+    x = np.ones(4, np.float32)
+    at_threshold = dropout.dropout_triton(x, 0x9B00DBD8 / 2**32, 0)
+    above_threshold = dropout.dropout_triton(x, (0x9B00DBD8 + 1) / 2**32, 0)
+    assert [bool(v) for v in at_threshold] == [w >= 0x9B00DBD8 for w in words] == [False, True, True, True]
+    assert [bool(v) for v in above_threshold] == [False, True, True, False]
+
+
+# --- softmax cross-entropy ---------------------------------------------------
+
+SOFTMAX_CASES = [  # (m, C, logit scale): 1 row, 2 classes, odd widths, rows over one block
+    (1, 2, 1.0),
+    (3, 7, 1.0),
+    (4, 4097, 30.0),
+    (1, 100_003, 1.0),
+    (4, 10, 1e4),
+    (5, 9, 1e-30),
+]
+
+
+def one_hot_and_soft_labels(rng, m, C, dtype):
+    index = rng.integers(0, C, m)
+    soft = rng.random((m, C)).astype(dtype)
+    soft /= soft.sum(axis=1, keepdims=True)
+    return index, soft
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,C,scale", SOFTMAX_CASES)
+def test_softmax_cross_entropy_matches_reference_for_index_and_soft_labels(m, C, scale, dtype):
+    rng = np.random.default_rng([m, C])
+    logits = (scale * rng.standard_normal((m, C))).astype(dtype)
+    index, soft = one_hot_and_soft_labels(rng, m, C, dtype)
+    for labels in (index, index.astype(np.int32), soft):
+        loss, dz = softmax_cross_entropy.softmax_cross_entropy(logits, labels)
+        loss2, dz2 = softmax_cross_entropy.softmax_cross_entropy_triton(logits, labels)
+        assert isinstance(loss2, float)
+        eps = float(np.finfo(dtype).eps)
+        assert loss2 == pytest.approx(loss, rel=64 * eps, abs=64 * eps)
+        assert_close(dz2 * m, dz * m, dtype, ulps=64)
+    assert_close(softmax_cross_entropy.softmax_triton(logits), softmax_cross_entropy.softmax(logits), dtype, ulps=64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_cross_entropy_in_place_over_logits_matches_out_of_place(dtype):
+    rng = np.random.default_rng(11)
+    logits = (5 * rng.standard_normal((6, 4099))).astype(dtype)
+    index, soft = one_hot_and_soft_labels(rng, 6, 4099, dtype)
+    for labels in (index, soft):
+        loss, dz = softmax_cross_entropy.softmax_cross_entropy_triton(logits, labels)
+        overwritten = logits.copy()
+        loss2, dz2 = softmax_cross_entropy.softmax_cross_entropy_triton(overwritten, labels, overwritten)
+        assert dz2 is overwritten
+        assert loss2 == loss and np.array_equal(dz2, dz)
+
+
+# --- optimizer updates -------------------------------------------------------
+
+OPTIMIZER_CASES = [  # (rule, number of buffers, arguments after the buffers)
+    ("sgd", 2, (0.1,)),
+    ("sgd_momentum", 3, (0.1, 0.9)),
+    ("sgd_momentum", 3, (0.1, 0.9, True)),
+    ("ema_momentum", 3, (0.1, 0.9)),
+    ("rmsprop", 3, (0.01, 0.9, 1e-7)),
+    ("adam", 4, (1e-3, 0.9, 0.999, 1e-8, 1)),
+    ("adam", 4, (1e-3, 0.9, 0.999, 1e-8, 7, 0.01)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 1025, 3001])
+@pytest.mark.parametrize("rule,buffers,args", OPTIMIZER_CASES)
+def test_optimizer_update_matches_reference_in_place(rule, buffers, args, n, dtype):
+    rng = np.random.default_rng([n, buffers, len(args)])
+    param, grad = (rng.standard_normal(n).astype(dtype) for _ in range(2))
+    grad[::3] *= dtype(1e-6)  # tiny gradients: the first Adam step is still ~lr
+    slots = [rng.standard_normal(n).astype(dtype) for _ in range(buffers - 2)]
+    if rule in ("rmsprop", "adam"):
+        slots[-1] = np.abs(slots[-1])  # second moments are non-negative
+    expected = [param, grad, *slots]
+    actual = [b.copy() for b in expected]
+    getattr(optimizer_updates, rule)(*expected, *args)
+    getattr(optimizer_updates, rule + "_triton")(*actual, *args)
+    for a, e in zip(actual, expected):
+        assert_close(a, e, dtype, scale=np.abs(e).max(), ulps=4)
+
+
+# --- launcher checks and the op table ----------------------------------------
+
+
+def test_launchers_refuse_bad_arguments_before_launching():
+    x = np.ones((4, 3), np.float32)
+    c = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        batchnorm.forward_infer_triton(np.ones((3, 4), np.float32).T, c, c, c, c, 1e-3)
+    with pytest.raises(ValueError, match="dtype"):
+        batchnorm.forward_infer_triton(x, c.astype(np.float64), c, c, c, 1e-3)
+    with pytest.raises(ValueError, match="shape"):
+        batchnorm.forward_train_triton(x, c, c, np.ones(4, np.float32), c, 0.9, 1e-3)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        dropout.dropout_triton(np.ones(4, np.float16), 0.5, 0)
+    with pytest.raises(ValueError, match="rate"):
+        dropout.dropout_triton(x, 1.0, 0)
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        softmax_cross_entropy.softmax_cross_entropy_triton(x, np.array([0, 1, 3, 0]))
+    with pytest.raises(ValueError, match="shape"):
+        softmax_cross_entropy.softmax_cross_entropy_triton(x, np.zeros((4, 2), np.float32))
+    with pytest.raises(ValueError, match="step"):
+        optimizer_updates.adam_triton(c, c, c, c, 1e-3, 0.9, 0.999, 1e-8, 0)
+    with pytest.raises(ValueError, match="shape"):
+        optimizer_updates.sgd_triton(c, np.ones(4, np.float32), 0.1)
+
+
+def train_small_model_on(backend_name):
+    import gpudl
+    from gpudl.layers import BatchNormalization, Dense, Dropout, ReLU
+
+    gpudl.set_backend(backend_name)
+    try:
+        gpudl.utils.set_random_seed(7)
+        rng = np.random.default_rng(7)
+        x = rng.normal(size=(40, 5)).astype(np.float32)
+        y = rng.integers(0, 3, 40)
+        model = gpudl.Sequential([gpudl.Input((5,)), Dense(6, use_bias=False), BatchNormalization(), ReLU(), Dropout(0.25),
+                                  Dense(3, activation="softmax")])
+        model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+        history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+        return history.history["loss"], model.get_weights()
+    finally:
+        gpudl.set_backend("numpy")
+
+
+def test_whole_training_run_on_the_triton_backend_matches_numpy():
+    """The frontend drives the Triton op table (interpreted here) to the numpy backend's
+    result: same dropout masks by design, the rest to float32 rounding. (No bias before
+    batch norm: its true gradient is zero, and Adam would turn round-off there into steps.)"""
+    assert vars(backend.op_table("_triton")).keys() == vars(backend.op_table()).keys()
+    assert vars(backend.op_table("_cupy")).keys() == vars(backend.op_table()).keys()
+    numpy_loss, numpy_weights = train_small_model_on("numpy")
+    triton_loss, triton_weights = train_small_model_on("triton")
+    np.testing.assert_allclose(triton_loss, numpy_loss, rtol=1e-5)
+    for ours, reference in zip(triton_weights, numpy_weights):
+        np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-5)
