@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gpudl.backend import get_backend
 from gpudl.frontend.layers.dropout import Dropout
 
 FINE_BELOW = 1e-6  # "about 1e-7" and less
@@ -72,7 +73,7 @@ def gradient_check(model, x, y, epsilon=1e-7, custom_objects=None):
 
         _, d_output, _ = work._loss_and_gradient(x, y, training=True)
         work._backward(d_output)
-        analytic = np.array(grads, dtype=np.float64)
+        analytic = get_backend().to_numpy(grads).astype(np.float64)
         approx = np.empty_like(analytic)
         for i in range(theta.size):
             original = theta[i]
