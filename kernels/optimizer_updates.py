@@ -46,16 +46,19 @@ def adam(param, grad, m, v, lr, beta1, beta2, epsilon, step, weight_decay=0.0):
     """One Adam (AdamW when weight_decay > 0) step; `step` counts from 1."""
     if weight_decay:
         param *= 1.0 - lr * weight_decay
+    scratch = np.empty_like(param)  # one temporary, reused: the arena can be large
     m *= beta1
-    m += (1.0 - beta1) * grad
+    m += np.multiply(grad, 1.0 - beta1, out=scratch)
     v *= beta2
-    v += (1.0 - beta2) * np.square(grad)
+    v += np.multiply(np.square(grad, out=scratch), 1.0 - beta2, out=scratch)
     step_size = lr / (1.0 - beta1**step)
     sqrt_bias_correction2 = math.sqrt(1.0 - beta2**step)
-    denom = np.sqrt(v)
+    denom = np.sqrt(v, out=scratch)
     denom /= sqrt_bias_correction2
     denom += epsilon
-    param -= step_size * (m / denom)
+    update = np.divide(m, denom, out=scratch)
+    update *= step_size
+    param -= update
 
 
 # ---------------------------------------------------------------------------
