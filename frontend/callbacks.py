@@ -1,7 +1,9 @@
 """Callbacks with Keras's hooks. `fit` always adds History and, when verbose, the
 progress bar; set `self.model.stop_training = True` from any hook to stop."""
 
+import csv
 import math
+import os
 import sys
 import time
 
@@ -91,13 +93,18 @@ def monitor_value(logs, monitor, callback):
     return float(logs[monitor])
 
 
+def auto_mode(monitor):
+    """"max" for accuracy-like names (accuracy, val_acc, auc), else "min" (losses, errors)."""
+    return "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
+
+
 def improvement_test(mode, monitor, min_delta, callback):
     """is_better(current, best) for mode "min", "max" or "auto" (max for accuracy-like names)."""
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"{callback}: Invalid value received for argument `mode`. Expected one of "
                          f"'auto', 'min', 'max'. Received: mode={mode!r}")
     if mode == "auto":
-        mode = "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
+        mode = auto_mode(monitor)
     if mode == "min":
         return (lambda current, best: current < best - abs(min_delta)), float("inf")
     return (lambda current, best: current > best + abs(min_delta)), float("-inf")
@@ -258,10 +265,12 @@ class CSVLogger(Callback):
 
 class LearningCurves(Callback):
     """Redraw a PNG of train and dev loss and metrics after every epoch, for someone
-    babysitting a run ("panda"). Needs matplotlib (pip install gpudl[plot])."""
+    babysitting a run ("panda"). With `csv_log` (a CSVLogger file), the curves of earlier
+    runs that the file holds are drawn too, so a resumed run shows its whole history.
+    Needs matplotlib (pip install gpudl[plot])."""
 
-    def __init__(self, path):
-        self.path = str(path)
+    def __init__(self, path, csv_log=None):
+        self.path, self.csv_log = str(path), csv_log
         try:
             import matplotlib
         except ImportError as error:
@@ -270,19 +279,30 @@ class LearningCurves(Callback):
 
     def on_train_begin(self, logs=None):
         self.epochs, self.history = [], {}
+        if self.csv_log is not None and os.path.exists(self.csv_log):
+            with open(self.csv_log, newline="") as f:
+                for row in csv.DictReader(f):
+                    self._append(int(row.pop("epoch")), {k: float(v) for k, v in row.items()})
+
+    def _append(self, epoch, logs):
+        while self.epochs and self.epochs[-1] > epoch:  # rows of epochs that are being redone
+            self.epochs.pop()
+            for values in self.history.values():
+                values.pop()
+        self.epochs.append(epoch + 1)
+        for key in self.history.keys() | logs.keys():  # every curve has a value (maybe NaN) per epoch
+            self.history.setdefault(key, [math.nan] * (len(self.epochs) - 1)).append(logs.get(key, math.nan))
 
     def on_epoch_end(self, epoch, logs=None):
         import matplotlib.pyplot as plt
 
-        self.epochs.append(epoch + 1)
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(value)
+        self._append(epoch, logs or {})
         names = [k for k in self.history if not k.startswith("val_") and k != "learning_rate"]
         figure, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
         for axis, name in zip(axes[0], names):
             for key, label in ((name, "train"), ("val_" + name, "dev")):
                 if key in self.history:
-                    axis.plot(self.epochs[-len(self.history[key]):], self.history[key], marker="o", label=label)
+                    axis.plot(self.epochs, self.history[key], marker="o", label=label)
             axis.set_xlabel("epoch")
             axis.set_title(name)
             axis.legend()

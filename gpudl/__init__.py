@@ -10,7 +10,7 @@ import sys
 
 from gpudl.backend import floatx, get_backend, set_backend, set_floatx
 from gpudl.frontend import (activations, callbacks, data, initializers, layers, losses, metrics, optimizers,
-                            regularizers, schedules, utils)
+                            regularizers, schedules, tuning, utils)
 from gpudl.frontend.diagnosis import diagnose
 from gpudl.frontend.gradient_check import gradient_check
 from gpudl.frontend.layers import Input
@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 # `from gpudl.layers import Dense` works like `gpudl.layers.Dense`.
 SUBMODULES = ("activations", "callbacks", "data", "initializers", "layers", "losses", "metrics", "optimizers",
-              "regularizers", "schedules", "utils")
+              "regularizers", "schedules", "tuning", "utils")
 for _name in SUBMODULES:
     sys.modules[f"gpudl.{_name}"] = globals()[_name]
 

@@ -3,6 +3,7 @@ during training (shuffles, dropout masks) is counter-based: a pure function of
 (model seed, what, step), so a run resumed at any epoch redraws the same numbers.
 """
 
+import contextlib
 import random
 
 import numpy as np
@@ -23,6 +24,19 @@ def set_random_seed(seed):
     random.seed(seed)
     np.random.seed(seed)
     _state["generator"] = np.random.default_rng(seed)
+
+
+@contextlib.contextmanager
+def seeded(seed):
+    """set_random_seed(seed) inside the block; the caller's generators are restored after it."""
+    saved = random.getstate(), np.random.get_state(), _state["generator"]
+    set_random_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+        _state["generator"] = saved[2]
 
 
 def new_seed():

@@ -47,12 +47,17 @@ def save_model(model, path):
         for name in optimizer.slot_names if model.built and optimizer.slots else ():
             arrays[f"optimizer_{name}"] = get_backend().to_numpy(optimizer.slots[name])
     arrays["config"] = np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8)
-    path = os.fspath(path)
+    write_atomically(os.fspath(path), lambda f: np.savez(f, **arrays))
+
+
+def write_atomically(path, write):
+    """Call write(file) on a temporary file beside `path`, then rename it over `path`: a crash
+    mid-write leaves the previous file whole."""
     directory = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=".gpudl-save-", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
