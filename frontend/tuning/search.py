@@ -30,8 +30,7 @@ from gpudl.errors import invalid_value
 from gpudl.saving import load_model, write_atomically
 from gpudl.frontend.tuning.executors import EXECUTORS
 from gpudl.frontend.tuning.spaces import Choice, SearchSpace
-from gpudl.frontend.tuning.trial import (PRUNERS, Objective, TrialSetup, TrialSpec, build_checked,
-                                         fit_arguments)
+from gpudl.frontend.tuning.trial import PRUNERS, BuildModelError, Objective, TrialSetup, TrialSpec, build_checked
 
 FORMAT, VERSION = "gpudl-search", 1
 STAGE_NAMES = ("coarse", "fine")
@@ -144,7 +143,7 @@ class RandomSearch:
             if verbose:
                 print(f"Stage {self.stage} ({stage_name(self.stage)}): all {count} trials are finished.")
             return self.results
-        self._check_setup(setup, todo[0])
+        self._check_setup(setup, todo)
         if verbose:
             print(f"Stage {self.stage} ({stage_name(self.stage)}): running {len(todo)} trials "
                   f"({executor}, {workers if executor != 'sequential' else 1} at a time); objective {self.objective}")
@@ -160,19 +159,26 @@ class RandomSearch:
                 print(self._progress_line(record, count))
         return self.results
 
-    def _check_setup(self, setup, spec):
+    def _check_setup(self, setup, specs):
         """Before any trial: build_model returns a compiled model that takes x and y, and the
-        objective is a key that fit will report."""
-        model = build_checked(self.build_model, spec.params, spec.seed)
-        rows = slice(0, 64)
-        keys = set(model.evaluate(setup.x[rows], setup.y[rows], return_dict=True))
-        reported = keys | ({"val_" + k for k in keys} if setup.validation_data is not None
-                           or setup.fit_kwargs.get("validation_split") else set())
-        if self.objective.name not in reported:
-            raise ValueError(f"No trial can report the objective {self.objective.name!r}: fit's logs will have "
-                             f"{sorted(reported)}. Compile the metric it needs, or pass validation_data "
-                             f"for a val_* objective.")
-        fit_arguments(setup, spec.params)
+        objective is a key that fit will report. Checked on the first trial whose build_model
+        does not raise (a trial that raises is recorded as failed when it runs)."""
+        for spec in specs:
+            try:
+                model = build_checked(self.build_model, spec.params, spec.seed)
+            except BuildModelError:
+                raise
+            except Exception:
+                continue
+            rows = slice(0, 64)
+            keys = set(model.evaluate(setup.x[rows], setup.y[rows], return_dict=True))
+            has_validation = setup.validation_data is not None or setup.fit_kwargs.get("validation_split")
+            reported = keys | ({"val_" + k for k in keys} if has_validation else set())
+            if self.objective.name not in reported:
+                raise ValueError(f"No trial can report the objective {self.objective.name!r}: fit's logs will "
+                                 f"have {sorted(reported)}. Compile the metric it needs, or pass "
+                                 f"validation_data for a val_* objective.")
+            return
 
     def _add(self, record, model_bytes):
         self.records.append(record)
@@ -202,7 +208,7 @@ class RandomSearch:
         parameter on its own scale, inside the original bounds); returns that space."""
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise invalid_value("top_k", "a positive integer", top_k, "zoom")
-        best = self._ranked()[:top_k]
+        best = [r for r in self._ranked() if r["stage"] <= self.stage][:top_k]  # a resumed search may hold later stages
         if not best:
             raise ValueError("zoom needs finished trials to zoom around: call run() first.")
         narrowed = self.stages[0].zoom([r["params"] for r in best])

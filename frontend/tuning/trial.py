@@ -12,6 +12,8 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from gpudl import random as gpudl_random
 from gpudl.backend import floatx, get_backend, set_backend, set_floatx
 from gpudl.errors import invalid_value
@@ -141,14 +143,18 @@ class Hyperparameters(dict):
                        f"Set: {sorted(self)}.")
 
 
+class BuildModelError(ValueError):
+    """build_model returned something a trial cannot train."""
+
+
 def build_checked(build_model, params, seed):
     """build_model(hp) under the trial's seed, checked to be a compiled model."""
     with gpudl_random.seeded(seed):
         model = build_model(Hyperparameters(params))
     if not isinstance(model, Sequential):
-        raise TypeError(f"build_model must return a gpudl model; it returned {type(model).__name__}.")
+        raise BuildModelError(f"build_model must return a gpudl model; it returned {type(model).__name__}.")
     if not model.compiled:
-        raise ValueError(f"build_model returned the uncompiled model '{model.name}': call "
+        raise BuildModelError(f"build_model returned the uncompiled model '{model.name}': call "
                          f"model.compile(optimizer=..., loss=..., metrics=[...]) inside build_model.")
     return model
 
@@ -204,7 +210,8 @@ def run_trial(setup, spec):
         monitor = TrialMonitor(setup.objective, setup.pruner, spec.finished_curves)
         kwargs = fit_arguments(setup, spec.params)
         kwargs["callbacks"] = [monitor] + list(kwargs.get("callbacks") or [])
-        history = model.fit(setup.x, setup.y, validation_data=setup.validation_data, verbose=0, **kwargs)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging trial is recorded, not warned about
+            history = model.fit(setup.x, setup.y, validation_data=setup.validation_data, verbose=0, **kwargs)
         record["history"] = {key: [float(v) for v in values] for key, values in history.history.items()}
         record["epochs"] = len(history.epoch)
         record["curve"] = monitor.curve
