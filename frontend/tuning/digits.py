@@ -55,3 +55,20 @@ def builder(x_train):
     (a partial of a module function, so worker processes can unpickle it)."""
     x_train = np.asarray(x_train, np.float64)
     return functools.partial(build_mlp, mean=x_train.mean(axis=0), variance=x_train.var(axis=0))
+
+
+def search(trials=25, zoom_trials=10, top_k=5, epochs=40, executor="processes", workers=2, directory=None,
+           seed=0, verbose=1):
+    """The course's recipe on digits: `trials` random trials in SPACE, then a zoom around the
+    `top_k` best and `zoom_trials` more. Returns (search, splits)."""
+    from gpudl.frontend.tuning.search import RandomSearch
+
+    splits = (x_train, y_train), (x_dev, y_dev), _ = load_splits(seed)
+    random_search = RandomSearch(builder(x_train), SPACE, objective="val_accuracy", max_trials=trials, seed=seed,
+                                 directory=directory)
+    run = dict(validation_data=(x_dev, y_dev), epochs=epochs, executor=executor, workers=workers, verbose=verbose)
+    random_search.run(x_train, y_train, **run)
+    if zoom_trials:
+        random_search.zoom(top_k=top_k)
+        random_search.run(x_train, y_train, max_trials=zoom_trials, **run)
+    return random_search, splits
