@@ -36,6 +36,9 @@ class Backend:
     def synchronize(self):
         """Wait for queued device work (a no-op on the host)."""
 
+    def free_cached_memory(self):
+        """Give cached device memory back to the driver (between trials; a no-op on the host)."""
+
 
 def op_table(suffix=""):
     """The fused ops of gpudl.kernels whose names end in `suffix`: "" for the NumPy
@@ -82,6 +85,11 @@ def triton_available():
 class CupyBackend(Backend):
     def synchronize(self):
         self.xp.cuda.get_current_stream().synchronize()
+
+    def free_cached_memory(self):
+        self.synchronize()
+        self.xp.get_default_memory_pool().free_all_blocks()
+        self.xp.get_default_pinned_memory_pool().free_all_blocks()
 
 
 def _make_backend(name, reason):

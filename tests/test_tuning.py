@@ -3,6 +3,7 @@ resumable searches, pruning, panda helpers and the errors for bad input."""
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -378,3 +379,18 @@ def test_bad_run_arguments_are_refused_and_an_inactive_hyperparameter_says_so():
     hp = gpudl.tuning.Hyperparameters({"layers": 1})
     with pytest.raises(KeyError, match="units_3.*inactive"):
         hp["units_3"]
+
+
+def test_workers_are_pinned_one_gpu_each_or_share_the_cpu_cores(monkeypatch):
+    from gpudl.frontend.tuning import executors
+
+    monkeypatch.setattr(executors, "cuda_device_count", lambda: 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in executors.worker_environments(3)] == ["3", "5", "3"]
+    monkeypatch.setattr(executors, "cuda_device_count", lambda: 0)
+    cores = len(os.sched_getaffinity(0))
+    for workers in (1, 2, 4):
+        environments = executors.worker_environments(workers)
+        assert len(environments) == workers
+        assert all(e["OPENBLAS_NUM_THREADS"] == e["OMP_NUM_THREADS"] == str(max(1, cores // workers))
+                   for e in environments)

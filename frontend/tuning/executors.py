@@ -10,21 +10,21 @@ all of a trial's memory to the system and keeps a crash from touching the search
 """
 
 import contextlib
+import gc
 import multiprocessing
 import multiprocessing.connection
 import os
 
-from gpudl.backend import cuda_device_count
+from gpudl.backend import cuda_device_count, get_backend
 from gpudl.frontend.tuning.trial import new_record, run_trial
 
 
 def run_sequential(setup, specs, workers=1, address=None):
     """In this process, one trial after another; memory is freed between trials."""
-    import gc
-
     for spec in specs:
         yield run_trial(setup, spec)
         gc.collect()
+        get_backend().free_cached_memory()
 
 
 def run_in_processes(setup, specs, workers=2, address=None):
