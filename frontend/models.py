@@ -232,6 +232,7 @@ class Sequential:
         callback_list.call("on_train_begin", {})
         for epoch in range(initial_epoch, epochs):
             callback_list.call("on_epoch_begin", epoch, {})
+            self.optimizer.prepare_steps(steps)  # the epoch's step scalars: one upload
             order = self.epoch_order(n, epoch) if shuffle else np.arange(n)
             for metric in self.metrics:
                 metric.reset()

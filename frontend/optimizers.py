@@ -2,19 +2,35 @@
 trainable parameters (one run, hence one launch, unless layers are frozen).
 The formulas are in gpudl.kernels.optimizer_updates."""
 
+import numpy as np
+
 from gpudl.backend import get_backend
 from gpudl.errors import check_positive, check_rate, invalid_value, unknown_name
+from gpudl.kernels.optimizer_updates import adam_step_table
 
 
 class Optimizer:
     """Base: holds the learning rate (a float or a schedule `lr(step)` of the 0-based
-    step), the step count `iterations` and the slot buffers (arena twins)."""
+    step), the slot buffers (arena twins) and the step state that the update kernels
+    read in device memory, so a step needs no host-to-device transfer (a captured
+    CUDA graph can replay it):
+        step_counter  int64 (1,): steps done; advanced on the device after each step
+        step_table    float64 (rows, columns): the host-computed scalars of the coming
+                      steps (learning rate, Adam's bias corrections), step t in row t % rows,
+                      uploaded once per prepare_steps (fit: once per epoch)
+    `iterations` reads the counter back (a sync); the steps themselves never do.
+    `apply` counts only its own steps against the table: code that advances the counter
+    otherwise (a replayed CUDA graph) calls prepare_steps before the next `apply`.
+    """
 
     slot_names = ()
+    steps_per_upload = 64  # how far one upload reaches when fit has not prepared an epoch
 
     def __init__(self, learning_rate):
+        self.step_counter = get_backend().xp.zeros(1, dtype=np.int64)
+        self.step_table = None
+        self._steps_prepared = 0  # coming steps whose rows the table holds
         self.learning_rate = learning_rate
-        self.iterations = 0
         self.slots = {}
 
     @property
@@ -26,27 +42,73 @@ class Optimizer:
         if not callable(value):
             value = check_positive("learning_rate", value, type(self).__name__)
         self._learning_rate = value
+        self._steps_prepared = 0  # the table holds the old rate
 
-    def current_learning_rate(self):
-        """The rate of the next step (a schedule is evaluated at `iterations`)."""
+    @property
+    def iterations(self):
+        """Steps done, read back from the device counter (a sync on a GPU)."""
+        return int(get_backend().to_numpy(self.step_counter)[0])
+
+    @iterations.setter
+    def iterations(self, value):
+        self.step_counter[...] = int(value)
+        self._steps_prepared = 0  # the table's rows belong to other steps
+
+    def learning_rate_at(self, step):
+        """The rate of the 0-based step `step` (a schedule is evaluated there and checked)."""
         if not callable(self._learning_rate):
             return self._learning_rate
-        lr = float(self._learning_rate(self.iterations))
+        lr = float(self._learning_rate(step))
         if not lr >= 0:  # 0 is allowed: where CosineDecay(alpha=0) ends
             raise ValueError(f"The learning-rate schedule {self._learning_rate!r} gave {lr} at step "
-                             f"{self.iterations}; expected a non-negative number.")
+                             f"{step}; expected a non-negative number.")
         return lr
+
+    def current_learning_rate(self):
+        """The rate of the next step."""
+        return self.learning_rate_at(self.iterations)
 
     def build(self, arena):
         self.slots = {name: arena.new_twin() for name in self.slot_names}
 
+    def prepare_steps(self, count):
+        """Compute the step-table rows of the next `count` steps on the host (float64, as each
+        step always computed its scalars) and upload them in one copy. A schedule rate that is
+        negative or NaN ends the table early, and its step raises when it comes; at once if it
+        is the next step's. The table is reallocated only to grow, so its address stays put.
+        Returns the number of steps covered."""
+        first = self.iterations
+        rates = [self.learning_rate_at(first)]
+        for step in range(first + 1, first + count):
+            try:
+                rates.append(self.learning_rate_at(step))
+            except ValueError:
+                break
+        rows = self.step_table_rows(first, rates)
+        size = max(count, 0 if self.step_table is None else len(self.step_table))
+        table = np.full((size, rows.shape[1]), np.nan)  # rows no coming step reads stay NaN
+        table[np.arange(first, first + len(rows)) % size] = rows
+        if self.step_table is None or self.step_table.shape != table.shape:
+            self.step_table = get_backend().asarray(table)
+        else:
+            self.step_table[...] = get_backend().asarray(table)
+        self._steps_prepared = len(rows)
+        return len(rows)
+
+    def step_table_rows(self, first_step, rates):
+        """Step-table rows of steps first_step, first_step + 1, ...: the learning rate."""
+        return np.array(rates, dtype=np.float64).reshape(-1, 1)
+
     def apply(self, arena, runs):
-        """One step over `runs` of the arena."""
-        lr = self.current_learning_rate()
-        self.iterations += 1
+        """One step over `runs` of the arena: the kernels read the step's row of the table
+        through the device counter, which then advances on the device."""
+        if self._steps_prepared == 0:
+            self.prepare_steps(self.steps_per_upload)
         for start, stop in runs:
             slots = {name: buffer[start:stop] for name, buffer in self.slots.items()}
-            self.update(arena.params[start:stop], arena.grads[start:stop], slots, lr)
+            self.update(arena.params[start:stop], arena.grads[start:stop], slots)
+        self.step_counter += 1
+        self._steps_prepared -= 1
 
     def variables(self):
         """[iterations, slot buffers...] for saving."""
@@ -73,11 +135,12 @@ class SGD(Optimizer):
         self.slot_names = ("velocity",) if self.momentum else ()
         super().__init__(learning_rate)
 
-    def update(self, param, grad, slots, lr):
+    def update(self, param, grad, slots):
         if self.momentum:
-            self.ops.sgd_momentum(param, grad, slots["velocity"], lr, self.momentum, self.nesterov)
+            self.ops.sgd_momentum(param, grad, slots["velocity"], self.step_table, self.step_counter,
+                                  self.momentum, self.nesterov)
         else:
-            self.ops.sgd(param, grad, lr)
+            self.ops.sgd(param, grad, self.step_table, self.step_counter)
 
     def hyperparameters(self):
         return {"momentum": self.momentum, "nesterov": self.nesterov}
@@ -92,8 +155,8 @@ class Momentum(Optimizer):
         self.beta = check_rate("beta", beta, "Momentum")
         super().__init__(learning_rate)
 
-    def update(self, param, grad, slots, lr):
-        self.ops.ema_momentum(param, grad, slots["velocity"], lr, self.beta)
+    def update(self, param, grad, slots):
+        self.ops.ema_momentum(param, grad, slots["velocity"], self.step_table, self.step_counter, self.beta)
 
     def hyperparameters(self):
         return {"beta": self.beta}
@@ -109,8 +172,9 @@ class RMSprop(Optimizer):
         self.epsilon = check_positive("epsilon", epsilon, "RMSprop")
         super().__init__(learning_rate)
 
-    def update(self, param, grad, slots, lr):
-        self.ops.rmsprop(param, grad, slots["mean_square"], lr, self.rho, self.epsilon)
+    def update(self, param, grad, slots):
+        self.ops.rmsprop(param, grad, slots["mean_square"], self.step_table, self.step_counter, self.rho,
+                         self.epsilon)
 
     def hyperparameters(self):
         return {"rho": self.rho, "epsilon": self.epsilon}
@@ -128,9 +192,13 @@ class Adam(Optimizer):
         self.weight_decay = 0.0
         super().__init__(learning_rate)
 
-    def update(self, param, grad, slots, lr):
-        self.ops.adam(param, grad, slots["m"], slots["v"], lr, self.beta_1, self.beta_2, self.epsilon,
-                      self.iterations, self.weight_decay)
+    def step_table_rows(self, first_step, rates):
+        """Rows (decay, step_size, sqrt_bias_correction2): see adam_step_table."""
+        return adam_step_table(rates, first_step, self.beta_1, self.beta_2, self.weight_decay)
+
+    def update(self, param, grad, slots):
+        self.ops.adam(param, grad, slots["m"], slots["v"], self.step_table, self.step_counter, self.beta_1,
+                      self.beta_2, self.epsilon)
 
     def hyperparameters(self):
         return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}

@@ -8,7 +8,6 @@ import random
 
 import numpy as np
 
-from gpudl.kernels.dropout import philox4x32_10
 
 _state = {"generator": np.random.default_rng()}
 
@@ -42,11 +41,3 @@ def seeded(seed):
 def new_seed():
     """A fresh 63-bit seed from the generator (for a new model)."""
     return int(generator().integers(0, 2**63 - 1))
-
-
-def derive_seed(seed, *counters):
-    """A 64-bit seed from `seed` and up to four 32-bit counters, via one Philox call:
-    counter (counters..., 0...) under key `seed`, words c0 | c1 << 32."""
-    words = [np.uint32(c & 0xFFFFFFFF) for c in counters] + [np.uint32(0)] * (4 - len(counters))
-    c0, c1, _, _ = philox4x32_10(*words, seed)
-    return int(c0) | (int(c1) << 32)

@@ -110,6 +110,13 @@ def check_shape(where, name, array, shape):
                          f"received {tuple(array.shape)}.")
 
 
+def check_counter(where, name, array, length):
+    """A device counter (step state the kernels read through a pointer): int64, shape (length,)."""
+    if np.dtype(array.dtype) != np.int64 or tuple(array.shape) != (length,):
+        raise ValueError(f"{where}: `{name}` must be an int64 array of shape ({length},); "
+                         f"received {np.dtype(array.dtype)} of shape {tuple(array.shape)}.")
+
+
 def as_triton(array):
     """The object handed to a Triton kernel for `array` (zero-copy)."""
     if is_cupy(array):

@@ -10,6 +10,14 @@ counter ``(i // 4) mod 2**32, (i // 4) >> 32, 0, 0`` under the 64-bit key
 The comparison is on integers, so no floating-point rounding enters the mask.
 The backward pass is the same function applied to dy with the same seed: the
 mask is regenerated, never stored.
+
+With ``seed_counter`` (an int64 device array ``[index, call]``) the key of the
+mask is derived on the device from ``seed``, by one more Philox call:
+
+    key = c0 | c1 << 32,  (c0, c1, _, _) = Philox4x32-10(index, call, 0, 0; seed)
+
+The counter lives in device memory, so a captured CUDA graph draws a fresh mask at each replay once the caller has
+advanced ``call`` on the device.
 """
 
 import numpy as np
@@ -59,30 +67,40 @@ def random_words(n, seed):
     return np.stack(lanes, axis=1).reshape(-1)[:n]
 
 
-def keep_mask(shape, rate, seed):
-    """Boolean keep mask of `shape`: True where the element survives dropout."""
+def derived_key(seed, seed_counter):
+    """The key of one dropout call: c0 | c1 << 32 of Philox4x32-10 at counter
+    (index, call, 0, 0) under `seed`, for seed_counter = [index, call] (low 32 bits each)."""
+    index, call = (int(word) & 0xFFFFFFFF for word in seed_counter)
+    c0, c1, _, _ = philox4x32_10(index, call, 0, 0, seed)
+    return int(c0) | (int(c1) << 32)
+
+
+def keep_mask(shape, rate, seed, seed_counter=None):
+    """Boolean keep mask of `shape`: True where the element survives dropout. The key is
+    `seed`, or derived_key(seed, seed_counter) when the counter is given."""
+    key = seed if seed_counter is None else derived_key(seed, seed_counter)
     n = int(np.prod(shape))
-    return (random_words(n, seed) >= np.uint32(keep_threshold(rate))).reshape(shape)
+    return (random_words(n, key) >= np.uint32(keep_threshold(rate))).reshape(shape)
 
 
-def dropout(x, rate, seed):
+def dropout(x, rate, seed, seed_counter=None):
     """y = x * keep_mask * (1 / (1 - rate)); also the backward pass (pass dy)."""
     if rate == 0.0:
         return x.copy()
     scale = x.dtype.type(1.0 / (1.0 - rate))  # host-computed once, then multiplied
-    return np.where(keep_mask(x.shape, rate, seed), x * scale, x.dtype.type(0))
+    return np.where(keep_mask(x.shape, rate, seed, seed_counter), x * scale, x.dtype.type(0))
 
 
-def dropout_relu(x, rate, seed):
+def dropout_relu(x, rate, seed, seed_counter=None):
     """Fused y = dropout(relu(x)) = x * (x > 0) * keep_mask * (1 / (1 - rate))."""
     scale = x.dtype.type(1.0 / (1.0 - rate))
-    return np.where(keep_mask(x.shape, rate, seed) & (x > 0), x * scale, x.dtype.type(0))
+    return np.where(keep_mask(x.shape, rate, seed, seed_counter) & (x > 0), x * scale, x.dtype.type(0))
 
 
-def dropout_relu_backward(dy, x, rate, seed):
+def dropout_relu_backward(dy, x, rate, seed, seed_counter=None):
     """Backward of dropout_relu: dx = dy * (x > 0) * keep_mask * (1 / (1 - rate))."""
     scale = dy.dtype.type(1.0 / (1.0 - rate))
-    return np.where(keep_mask(dy.shape, rate, seed) & (x > 0), dy * scale, dy.dtype.type(0))
+    return np.where(keep_mask(dy.shape, rate, seed, seed_counter) & (x > 0), dy * scale, dy.dtype.type(0))
 
 
 # ---------------------------------------------------------------------------
@@ -93,7 +111,9 @@ def dropout_relu_backward(dy, x, rate, seed):
 # word `lane`, so one Philox call serves four neighbouring elements. The tile is
 # (BLOCK, 4) with the lane axis fastest: a contiguous run of 4 * BLOCK elements.
 # The same kernel is the backward (src = dy); with RELU_GATE the keep mask is also
-# gated by x > 0 (gate = x): y = dropout(relu(x)) forward, dy masked backward.
+# gated by x > 0 (gate = x): y = dropout(relu(x)) forward, dy masked backward. With
+# DERIVE_KEY every program first derives the key from the device seed counter (one
+# scalar Philox call, negligible next to BLOCK of them).
 # ---------------------------------------------------------------------------
 
 from gpudl.kernels import _triton_util as _util  # noqa: E402
@@ -103,10 +123,17 @@ triton, tl = _util.triton, _util.tl
 if triton is not None:
 
     @triton.jit(do_not_specialize=["seed", "threshold"])
-    def _dropout_kernel(src_ptr, gate_ptr, out_ptr, n, seed, threshold, scale: tl.float64,
-                        RELU_GATE: tl.constexpr, BLOCK: tl.constexpr):
+    def _dropout_kernel(src_ptr, gate_ptr, out_ptr, seed_counter_ptr, n, seed, threshold, scale: tl.float64,
+                        RELU_GATE: tl.constexpr, DERIVE_KEY: tl.constexpr, BLOCK: tl.constexpr):
+        key = seed
+        if DERIVE_KEY:  # key = c0 | c1 << 32 of Philox at (index, call, 0, 0) under seed
+            index = tl.load(seed_counter_ptr).to(tl.uint32)
+            call = tl.load(seed_counter_ptr + 1).to(tl.uint32)
+            zero = index * 0
+            c0, c1, _, _ = tl.philox(seed, index, call, zero, zero)
+            key = c0.to(tl.uint64) | (c1.to(tl.uint64) << 32)
         counters = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        r0, r1, r2, r3 = tl.randint4x(seed, counters)
+        r0, r1, r2, r3 = tl.randint4x(key, counters)
         lane = tl.arange(0, 4)[None, :]
         word = tl.where(lane == 0, r0[:, None],
                         tl.where(lane == 1, r1[:, None], tl.where(lane == 2, r2[:, None], r3[:, None])))
@@ -120,9 +147,12 @@ if triton is not None:
         tl.store(out_ptr + offsets, out, mask=mask)
 
 
-def _check(where, device, rate, seed, arrays):
-    _util.check_arrays(where, arrays, device)
+def _check(where, device, rate, seed, seed_counter, arrays):
+    counter = {} if seed_counter is None else {"seed_counter": seed_counter}
+    _util.check_arrays(where, {**arrays, **counter}, device)
     _util.check_float_dtype(where, arrays)
+    if seed_counter is not None:
+        _util.check_counter(where, "seed_counter", seed_counter, 2)
     shapes = {tuple(a.shape) for a in arrays.values()}
     if len(shapes) > 1:
         raise ValueError(f"{where}: all arrays must have one shape; received "
@@ -135,7 +165,7 @@ def _check(where, device, rate, seed, arrays):
                          f"Expected an integer in [0, 2**64). Received: seed={seed!r}")
 
 
-def _launch_triton(src, gate, rate, seed):
+def _launch_triton(src, gate, rate, seed, seed_counter):
     out = _util.xp_of(src).empty_like(src)
     n = src.size
     if n == 0:
@@ -148,30 +178,31 @@ def _launch_triton(src, gate, rate, seed):
     t = _util.as_triton
     with _util.launch_stream(src):
         _dropout_kernel[(_util.cdiv(n, 4 * BLOCK),)](
-            t(src), t(gate if gate is not None else src), t(out), n, int(seed), keep_threshold(rate),
-            scale, RELU_GATE=gate is not None, BLOCK=BLOCK)
+            t(src), t(gate if gate is not None else src), t(out), t(seed_counter if seed_counter is not None else src),
+            n, int(seed), keep_threshold(rate), scale, RELU_GATE=gate is not None,
+            DERIVE_KEY=seed_counter is not None, BLOCK=BLOCK)
     return out
 
 
-def dropout_triton(x, rate, seed):
+def dropout_triton(x, rate, seed, seed_counter=None):
     """Triton dropout: y = x * keep_mask * (1 / (1 - rate)); also the backward (pass dy)."""
     _util.require_triton("dropout_triton")
-    _check("dropout_triton", "triton", rate, seed, {"x": x})
-    return _launch_triton(x, None, rate, seed)
+    _check("dropout_triton", "triton", rate, seed, seed_counter, {"x": x})
+    return _launch_triton(x, None, rate, seed, seed_counter)
 
 
-def dropout_relu_triton(x, rate, seed):
+def dropout_relu_triton(x, rate, seed, seed_counter=None):
     """Triton fused y = dropout(relu(x))."""
     _util.require_triton("dropout_relu_triton")
-    _check("dropout_relu_triton", "triton", rate, seed, {"x": x})
-    return _launch_triton(x, x, rate, seed)
+    _check("dropout_relu_triton", "triton", rate, seed, seed_counter, {"x": x})
+    return _launch_triton(x, x, rate, seed, seed_counter)
 
 
-def dropout_relu_backward_triton(dy, x, rate, seed):
+def dropout_relu_backward_triton(dy, x, rate, seed, seed_counter=None):
     """Triton backward of dropout_relu: dy * (x > 0) * keep_mask * (1 / (1 - rate))."""
     _util.require_triton("dropout_relu_backward_triton")
-    _check("dropout_relu_backward_triton", "triton", rate, seed, {"dy": dy, "x": x})
-    return _launch_triton(dy, x, rate, seed)
+    _check("dropout_relu_backward_triton", "triton", rate, seed, seed_counter, {"dy": dy, "x": x})
+    return _launch_triton(dy, x, rate, seed, seed_counter)
 
 
 # ---------------------------------------------------------------------------
@@ -179,25 +210,35 @@ def dropout_relu_backward_triton(dy, x, rate, seed):
 # ---------------------------------------------------------------------------
 
 _CUPY_SOURCE = r"""
-template<typename T>
-__global__ void dropout_kernel(const T* src, const T* gate, T* out, long long n,
-                               unsigned long long seed, unsigned int threshold, T scale, int relu_gate) {
-    long long counter = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    long long first = counter * 4;
-    if (first >= n) return;
-    unsigned int c0 = (unsigned int)counter, c1 = (unsigned int)(counter >> 32), c2 = 0, c3 = 0;
-    unsigned int k0 = (unsigned int)seed, k1 = (unsigned int)(seed >> 32);
+__device__ void philox4x32_10(unsigned int* c, unsigned long long key) {
+    unsigned int k0 = (unsigned int)key, k1 = (unsigned int)(key >> 32);
     for (int round = 0; round < 10; ++round) {
-        unsigned int next0 = __umulhi(0xCD9E8D57u, c2) ^ c1 ^ k0;
-        unsigned int next2 = __umulhi(0xD2511F53u, c0) ^ c3 ^ k1;
-        c1 = 0xCD9E8D57u * c2;
-        c3 = 0xD2511F53u * c0;
-        c0 = next0;
-        c2 = next2;
+        unsigned int next0 = __umulhi(0xCD9E8D57u, c[2]) ^ c[1] ^ k0;
+        unsigned int next2 = __umulhi(0xD2511F53u, c[0]) ^ c[3] ^ k1;
+        c[1] = 0xCD9E8D57u * c[2];
+        c[3] = 0xD2511F53u * c[0];
+        c[0] = next0;
+        c[2] = next2;
         k0 += 0x9E3779B9u;
         k1 += 0xBB67AE85u;
     }
-    unsigned int words[4] = {c0, c1, c2, c3};
+}
+
+template<typename T>
+__global__ void dropout_kernel(const T* src, const T* gate, T* out, const long long* seed_counter, long long n,
+                               unsigned long long seed, unsigned int threshold, T scale, int relu_gate,
+                               int derive_key) {
+    long long counter = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long first = counter * 4;
+    if (first >= n) return;
+    unsigned long long key = seed;
+    if (derive_key) {  // key = c0 | c1 << 32 of Philox at (index, call, 0, 0) under seed
+        unsigned int key_words[4] = {(unsigned int)seed_counter[0], (unsigned int)seed_counter[1], 0u, 0u};
+        philox4x32_10(key_words, seed);
+        key = key_words[0] | ((unsigned long long)key_words[1] << 32);
+    }
+    unsigned int words[4] = {(unsigned int)counter, (unsigned int)(counter >> 32), 0u, 0u};
+    philox4x32_10(words, key);
     for (int lane = 0; lane < 4; ++lane) {
         long long i = first + lane;
         if (i < n) {
@@ -209,7 +250,7 @@ __global__ void dropout_kernel(const T* src, const T* gate, T* out, long long n,
 """
 
 
-def _launch_cupy(src, gate, rate, seed):
+def _launch_cupy(src, gate, rate, seed, seed_counter):
     out = _util.cupy.empty_like(src)
     n = src.size
     if n == 0:
@@ -217,27 +258,28 @@ def _launch_cupy(src, gate, rate, seed):
     threads = 256  # one counter (4 elements) per thread
     kernel = _util.cupy_function(_CUPY_SOURCE, "dropout_kernel", src.dtype)
     kernel((_util.cdiv(_util.cdiv(n, 4), threads),), (threads,),
-           (src, gate if gate is not None else src, out, np.int64(n), np.uint64(int(seed)),
-            np.uint32(keep_threshold(rate)), src.dtype.type(1.0 / (1.0 - rate)), np.int32(gate is not None)))
+           (src, gate if gate is not None else src, out, seed_counter if seed_counter is not None else src,
+            np.int64(n), np.uint64(int(seed)), np.uint32(keep_threshold(rate)), src.dtype.type(1.0 / (1.0 - rate)),
+            np.int32(gate is not None), np.int32(seed_counter is not None)))
     return out
 
 
-def dropout_cupy(x, rate, seed):
+def dropout_cupy(x, rate, seed, seed_counter=None):
     """CuPy dropout: y = x * keep_mask * (1 / (1 - rate)); also the backward (pass dy)."""
     _util.require_cupy("dropout_cupy")
-    _check("dropout_cupy", "cupy", rate, seed, {"x": x})
-    return _launch_cupy(x, None, rate, seed)
+    _check("dropout_cupy", "cupy", rate, seed, seed_counter, {"x": x})
+    return _launch_cupy(x, None, rate, seed, seed_counter)
 
 
-def dropout_relu_cupy(x, rate, seed):
+def dropout_relu_cupy(x, rate, seed, seed_counter=None):
     """CuPy fused y = dropout(relu(x))."""
     _util.require_cupy("dropout_relu_cupy")
-    _check("dropout_relu_cupy", "cupy", rate, seed, {"x": x})
-    return _launch_cupy(x, x, rate, seed)
+    _check("dropout_relu_cupy", "cupy", rate, seed, seed_counter, {"x": x})
+    return _launch_cupy(x, x, rate, seed, seed_counter)
 
 
-def dropout_relu_backward_cupy(dy, x, rate, seed):
+def dropout_relu_backward_cupy(dy, x, rate, seed, seed_counter=None):
     """CuPy backward of dropout_relu: dy * (x > 0) * keep_mask * (1 / (1 - rate))."""
     _util.require_cupy("dropout_relu_backward_cupy")
-    _check("dropout_relu_backward_cupy", "cupy", rate, seed, {"dy": dy, "x": x})
-    return _launch_cupy(dy, x, rate, seed)
+    _check("dropout_relu_backward_cupy", "cupy", rate, seed, seed_counter, {"dy": dy, "x": x})
+    return _launch_cupy(dy, x, rate, seed, seed_counter)

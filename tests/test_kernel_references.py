@@ -52,6 +52,18 @@ def test_dropout_keeps_exactly_the_words_at_or_above_the_integer_threshold():
     assert np.array_equal(mask, words.astype(np.int64) >= threshold)
 
 
+def test_dropout_key_derived_from_the_seed_counter_is_philox_of_index_and_call():
+    rng = np.random.default_rng()
+    seed = int(rng.integers(0, 2**63))
+    x = rng.standard_normal(1001)
+    for index, call in ((0, 0), (3, 17), (2**32 - 1, 2**32 + 5)):
+        seed_counter = np.array([index, call], dtype=np.int64)
+        c0, c1, _, _ = philox_scalar((index & 0xFFFFFFFF, call & 0xFFFFFFFF, 0, 0), (seed & 0xFFFFFFFF, seed >> 32))
+        key = c0 | c1 << 32
+        assert dropout.derived_key(seed, seed_counter) == key
+        assert np.array_equal(dropout.dropout(x, 0.4, seed, seed_counter), dropout.dropout(x, 0.4, key))
+
+
 def test_course_inverted_dropout_example():
     """a = [0.5, 0.6, 0.9, 0.3, 0.5], mask [1, 1, 0, 1, 1], keep_prob 0.8 -> [0.625, 0.75, 0, 0.375, 0.625]."""
     a = np.array([0.5, 0.6, 0.9, 0.3, 0.5], dtype=np.float32)
@@ -159,7 +171,8 @@ def test_course_adam_first_step_size_with_epsilon_outside_the_root(gradient, rat
     """First step moves each weight by alpha * g / (|g| + eps): 0.990099 alpha for g = 1e-6."""
     w = np.zeros(5)
     m, v = np.zeros(5), np.zeros(5)
-    optimizer_updates.adam(w, np.full(5, gradient), m, v, 0.01, 0.9, 0.999, 1e-8, step=1)
+    table, step_counter = optimizer_updates.adam_step_table([0.01], 0, 0.9, 0.999), np.zeros(1, np.int64)
+    optimizer_updates.adam(w, np.full(5, gradient), m, v, table, step_counter, 0.9, 0.999, 1e-8)
     np.testing.assert_allclose(-w, 0.01 * ratio, rtol=1e-12)
     if gradient == 1e-6:
         assert -w[0] / 0.01 == pytest.approx(0.990099, abs=1e-6)
@@ -170,11 +183,27 @@ def test_rmsprop_and_momentum_updates_match_float64_formulas():
     g = rng.normal(size=7)
     w, s = rng.normal(size=7), rng.uniform(size=7)
     w0, s0 = w.copy(), s.copy()
-    optimizer_updates.rmsprop(w, g, s, 0.01, 0.9, 1e-8)
+    optimizer_updates.rmsprop(w, g, s, np.array([[0.01]]), np.zeros(1, np.int64), 0.9, 1e-8)
     s_expected = 0.9 * s0 + 0.1 * g * g
     np.testing.assert_allclose(s, s_expected, rtol=1e-14)
     np.testing.assert_allclose(w, w0 - 0.01 * g / (np.sqrt(s_expected) + 1e-8), rtol=1e-14)
     w, v = w0.copy(), s0.copy()
-    optimizer_updates.ema_momentum(w, g, v, 0.1, 0.9)
+    optimizer_updates.ema_momentum(w, g, v, np.array([[0.1]]), np.zeros(1, np.int64), 0.9)
     np.testing.assert_allclose(w, w0 - 0.1 * (0.9 * s0 + 0.1 * g), rtol=1e-14)
     assert math.isclose(float(v[0]), 0.9 * s0[0] + 0.1 * g[0], rel_tol=1e-14)
+
+
+def test_adam_step_table_rows_are_the_float64_bias_corrected_scalars():
+    rates = [0.01, 0.02, 0.005]
+    table = optimizer_updates.adam_step_table(rates, 4, 0.9, 0.999, weight_decay=0.1)
+    for row, lr, t in zip(table, rates, (5, 6, 7)):
+        assert list(row) == [1 - lr * 0.1, lr / (1 - 0.9**t), math.sqrt(1 - 0.999**t)]
+
+
+def test_update_reads_row_step_mod_rows_of_the_step_table():
+    """Step 7 of a 5-row table reads row 2: the table is a ring of the coming steps."""
+    rng = np.random.default_rng()
+    w, g = rng.normal(size=6), rng.normal(size=6)
+    expected = w - 0.3 * g
+    optimizer_updates.sgd(w, g, np.array([[np.nan], [np.nan], [0.3], [np.nan], [np.nan]]), np.array([7]))
+    np.testing.assert_array_equal(w, expected)

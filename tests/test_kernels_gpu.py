@@ -137,6 +137,10 @@ def test_dropout_is_bit_identical_to_reference(shape, rate, seed, dtype, impleme
     poison(x)
     relu_dx = cupy.asnumpy(launcher(dropout, "dropout_relu_backward", implementation)(gdy, gx, rate, seed))
     assert np.array_equal(relu_dx, dropout.dropout_relu_backward(dy, x, rate, seed))
+    seed_counter = np.array([7, 2**32 + 3], dtype=np.int64)  # the key derived on the device
+    poison(x)
+    y = cupy.asnumpy(launcher(dropout, "dropout", implementation)(gx, rate, seed, cupy.asarray(seed_counter)))
+    assert np.array_equal(y, dropout.dropout(x, rate, dropout.derived_key(seed, seed_counter)))
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
@@ -166,25 +170,30 @@ def test_softmax_cross_entropy_matches_reference(m, C, scale, dtype, implementat
     assert_close(probabilities, softmax_cross_entropy.softmax(logits), dtype, ulps=256)
 
 
+RATES = [1e-3, 0.1, 0.01]  # a 3-row step table; step 7 reads row 1 (0.1)
+
+
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("rule,buffers,args", [
-    ("sgd", 2, (0.1,)),
-    ("sgd_momentum", 3, (0.1, 0.9)),
-    ("sgd_momentum", 3, (0.1, 0.9, True)),
-    ("ema_momentum", 3, (0.1, 0.9)),
-    ("rmsprop", 3, (0.01, 0.9, 1e-7)),
-    ("adam", 4, (1e-3, 0.9, 0.999, 1e-8, 1)),
-    ("adam", 4, (1e-3, 0.9, 0.999, 1e-8, 7, 0.01)),
+@pytest.mark.parametrize("step", [0, 7])
+@pytest.mark.parametrize("rule,buffers,step_table,constants", [
+    ("sgd", 2, np.array(RATES)[:, None], ()),
+    ("sgd_momentum", 3, np.array(RATES)[:, None], (0.9,)),
+    ("sgd_momentum", 3, np.array(RATES)[:, None], (0.9, True)),
+    ("ema_momentum", 3, np.array(RATES)[:, None], (0.9,)),
+    ("rmsprop", 3, np.array(RATES)[:, None], (0.9, 1e-7)),
+    ("adam", 4, optimizer_updates.adam_step_table(RATES, 0, 0.9, 0.999), (0.9, 0.999, 1e-8)),
+    ("adam", 4, optimizer_updates.adam_step_table(RATES, 6, 0.9, 0.999, 0.01), (0.9, 0.999, 1e-8)),
 ])
-def test_optimizer_update_matches_reference(rule, buffers, args, dtype, implementation):
+def test_optimizer_update_matches_reference(rule, buffers, step_table, constants, step, dtype, implementation):
     n = 1_000_003
-    rng = np.random.default_rng([buffers, len(args)])
+    rng = np.random.default_rng([buffers, len(constants)])
     expected = [rng.standard_normal(n).astype(dtype) for _ in range(buffers)]
     if rule in ("rmsprop", "adam"):
         expected[-1] = np.abs(expected[-1])
     actual = to_gpu(*expected)
-    getattr(optimizer_updates, rule)(*expected, *args)
-    launcher(optimizer_updates, rule, implementation)(*actual, *args)
+    step_counter = np.array([step], dtype=np.int64)
+    getattr(optimizer_updates, rule)(*expected, step_table, step_counter, *constants)
+    launcher(optimizer_updates, rule, implementation)(*actual, *to_gpu(step_table, step_counter), *constants)
     for a, e in zip(actual, expected):
         assert_close(a, e, dtype, scale=np.abs(e).max(), ulps=8)

@@ -131,6 +131,21 @@ def test_dropout_mask_and_values_are_bit_identical_to_reference(shape, rate, see
                           dropout.dropout_relu_backward(dy, x, rate, seed))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("index,call", [(0, 0), (4, 123), (2**32 - 1, 2**32 + 1)])
+def test_dropout_key_derived_on_the_device_from_the_seed_counter_matches_reference(index, call, dtype):
+    rng = np.random.default_rng([index % 1000, call % 1000])
+    x, dy = (rng.standard_normal((19, 67)).astype(dtype) for _ in range(2))
+    seed, seed_counter = 2**63 + 99, np.array([index, call], dtype=np.int64)
+    y = dropout.dropout_triton(x, 0.4, seed, seed_counter)
+    assert np.array_equal(y, dropout.dropout(x, 0.4, dropout.derived_key(seed, seed_counter)))
+    assert np.array_equal(y, dropout.dropout(x, 0.4, seed, seed_counter))
+    assert np.array_equal(dropout.dropout_relu_triton(x, 0.4, seed, seed_counter),
+                          dropout.dropout_relu(x, 0.4, seed, seed_counter))
+    assert np.array_equal(dropout.dropout_relu_backward_triton(dy, x, 0.4, seed, seed_counter),
+                          dropout.dropout_relu_backward(dy, x, 0.4, seed, seed_counter))
+
+
 def test_dropout_keeps_a_word_equal_to_the_threshold_and_drops_one_below():
     # Philox4x32-10 at counter 0, key 0 (Random123 known answer): word 3 is 0x9b00dbd8
     words = (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)
@@ -191,22 +206,24 @@ def test_softmax_cross_entropy_in_place_over_logits_matches_out_of_place(dtype):
 
 # --- optimizer updates -------------------------------------------------------
 
-OPTIMIZER_CASES = [  # (rule, number of buffers, arguments after the buffers)
-    ("sgd", 2, (0.1,)),
-    ("sgd_momentum", 3, (0.1, 0.9)),
-    ("sgd_momentum", 3, (0.1, 0.9, True)),
-    ("ema_momentum", 3, (0.1, 0.9)),
-    ("rmsprop", 3, (0.01, 0.9, 1e-7)),
-    ("adam", 4, (1e-3, 0.9, 0.999, 1e-8, 1)),
-    ("adam", 4, (1e-3, 0.9, 0.999, 1e-8, 7, 0.01)),
+RATES = [1e-3, 0.1, 0.01, 0.05]  # a 4-row step table; step 6 reads row 2 (0.01)
+OPTIMIZER_CASES = [  # (rule, number of buffers, step table, constants after the step state)
+    ("sgd", 2, np.array(RATES)[:, None], ()),
+    ("sgd_momentum", 3, np.array(RATES)[:, None], (0.9,)),
+    ("sgd_momentum", 3, np.array(RATES)[:, None], (0.9, True)),
+    ("ema_momentum", 3, np.array(RATES)[:, None], (0.9,)),
+    ("rmsprop", 3, np.array(RATES)[:, None], (0.9, 1e-7)),
+    ("adam", 4, optimizer_updates.adam_step_table(RATES, 0, 0.9, 0.999), (0.9, 0.999, 1e-8)),
+    ("adam", 4, optimizer_updates.adam_step_table(RATES, 4, 0.9, 0.999, 0.01), (0.9, 0.999, 1e-8)),
 ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [1, 1025, 3001])
-@pytest.mark.parametrize("rule,buffers,args", OPTIMIZER_CASES)
-def test_optimizer_update_matches_reference_in_place(rule, buffers, args, n, dtype):
-    rng = np.random.default_rng([n, buffers, len(args)])
+@pytest.mark.parametrize("step", [0, 6])
+@pytest.mark.parametrize("rule,buffers,step_table,constants", OPTIMIZER_CASES)
+def test_optimizer_update_matches_reference_in_place(rule, buffers, step_table, constants, step, n, dtype):
+    rng = np.random.default_rng([n, buffers, len(constants)])
     param, grad = (rng.standard_normal(n).astype(dtype) for _ in range(2))
     grad[::3] *= dtype(1e-6)  # tiny gradients: the first Adam step is still ~lr
     slots = [rng.standard_normal(n).astype(dtype) for _ in range(buffers - 2)]
@@ -214,10 +231,11 @@ def test_optimizer_update_matches_reference_in_place(rule, buffers, args, n, dty
         slots[-1] = np.abs(slots[-1])  # second moments are non-negative
     expected = [param, grad, *slots]
     actual = [b.copy() for b in expected]
-    getattr(optimizer_updates, rule)(*expected, *args)
-    getattr(optimizer_updates, rule + "_triton")(*actual, *args)
+    step_counter = np.array([step], dtype=np.int64)
+    getattr(optimizer_updates, rule)(*expected, step_table, step_counter, *constants)
+    getattr(optimizer_updates, rule + "_triton")(*actual, step_table, step_counter, *constants)
     for a, e in zip(actual, expected):
-        assert_close(a, e, dtype, scale=np.abs(e).max(), ulps=4)
+        assert np.array_equal(a, e)  # the interpreter rounds as NumPy does, operation by operation
 
 
 # --- launcher checks and the op table ----------------------------------------
@@ -240,10 +258,17 @@ def test_launchers_refuse_bad_arguments_before_launching():
         softmax_cross_entropy.softmax_cross_entropy_triton(x, np.array([0, 1, 3, 0]))
     with pytest.raises(ValueError, match="shape"):
         softmax_cross_entropy.softmax_cross_entropy_triton(x, np.zeros((4, 2), np.float32))
-    with pytest.raises(ValueError, match="step"):
-        optimizer_updates.adam_triton(c, c, c, c, 1e-3, 0.9, 0.999, 1e-8, 0)
+    step_counter = np.zeros(1, np.int64)
+    with pytest.raises(ValueError, match=r"`step_table` must be a float64 array of shape \(rows >= 1, 3\)"):
+        optimizer_updates.adam_triton(c, c, c, c, np.ones((2, 1)), step_counter, 0.9, 0.999, 1e-8)
+    with pytest.raises(ValueError, match="step_table"):
+        optimizer_updates.sgd_triton(c, c, np.ones((0, 1)), step_counter)
+    with pytest.raises(ValueError, match=r"`step_counter` must be an int64 array of shape \(1,\)"):
+        optimizer_updates.sgd_triton(c, c, np.ones((2, 1)), np.zeros(1, np.int32))
     with pytest.raises(ValueError, match="shape"):
-        optimizer_updates.sgd_triton(c, np.ones(4, np.float32), 0.1)
+        optimizer_updates.sgd_triton(c, np.ones(4, np.float32), np.ones((1, 1)), step_counter)
+    with pytest.raises(ValueError, match=r"`seed_counter` must be an int64 array of shape \(2,\)"):
+        dropout.dropout_triton(x, 0.5, 0, np.zeros(1, np.int64))
 
 
 def train_small_model_on(backend_name):

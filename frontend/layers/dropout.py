@@ -1,6 +1,8 @@
 """Inverted dropout (Keras's `rate`; the course's keep_prob is 1 - rate)."""
 
-from gpudl import random as gpudl_random
+import numpy as np
+
+from gpudl.backend import get_backend
 from gpudl.errors import check_rate
 from gpudl.frontend.layers.base import Layer
 
@@ -9,9 +11,12 @@ class Dropout(Layer):
     """Zeroes each input with probability `rate` and scales the rest by 1 / (1 - rate)
     during training; the identity at inference.
 
-    The mask is Philox4x32-10 under a per-step seed derived from the layer's seed
-    (`seed`, else the model's seed), its index in the model and the step number;
-    backward regenerates it from that seed, so no mask is stored.
+    The mask is Philox4x32-10 under a per-call key that the kernel derives on the
+    device from the layer's seed (`seed`, else the model's seed) and `seed_counter`,
+    the device array [index in the model, number of this training call]. Forward
+    advances the call number on the device before drawing, and backward regenerates
+    the mask from the same number, so no mask is stored and no host work is done per
+    step (a captured CUDA graph replays it).
 
     Args:
         rate: float in [0, 1), fraction of inputs to drop.
@@ -23,22 +28,39 @@ class Dropout(Layer):
         self.rate = check_rate("rate", rate, f"Dropout '{self.name}'")
         self.seed = seed
         self.base_seed = seed  # the model sets it (its own seed when seed is None)
-        self.index = 0         # position in the model, set by the model
-        self.calls = 0         # training forward passes so far: the step number
+        # [index in the model, number of the latest training call (-1: none yet)], on the device
+        self.seed_counter = get_backend().asarray(np.array([0, -1], dtype=np.int64))
         self.enabled = True    # gradient checking switches dropout off
+
+    @property
+    def index(self):
+        """Position in the model (the model sets it)."""
+        return int(get_backend().to_numpy(self.seed_counter)[0])
+
+    @index.setter
+    def index(self, value):
+        self.seed_counter[0] = int(value)
+
+    @property
+    def calls(self):
+        """Training forward passes so far (read back from the device)."""
+        return int(get_backend().to_numpy(self.seed_counter)[1]) + 1
+
+    @calls.setter
+    def calls(self, value):
+        self.seed_counter[1] = int(value) - 1
 
     def forward(self, x, training=False):
         self._active = training and self.enabled and self.rate > 0
         if not self._active:
             return x
-        self._step_seed = gpudl_random.derive_seed(self.base_seed, self.index, self.calls)
-        self.calls += 1
-        return self.ops.dropout(x, self.rate, self._step_seed)
+        self.seed_counter[1:] += 1  # on the device
+        return self.ops.dropout(x, self.rate, self.base_seed, self.seed_counter)
 
     def backward(self, dy):
         if not self._active:
             return dy
-        return self.ops.dropout(dy, self.rate, self._step_seed)
+        return self.ops.dropout(dy, self.rate, self.base_seed, self.seed_counter)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
