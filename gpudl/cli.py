@@ -1,8 +1,9 @@
 """The `gpudl` command: `gpudl demo` trains the course's recipe on digits; `gpudl info`
-prints the backend, devices and versions."""
+prints the device, backend and versions; `gpudl bench` times the fused kernels and a
+fit() step against PyTorch on this device."""
 
 import argparse
-import platform
+import json
 import time
 
 import numpy as np
@@ -44,26 +45,42 @@ def demo(args):
 
 
 def info(args):
-    import gpudl
+    """The device (GPUs through CuPy or PyTorch, else the CPU), the backend and why it was
+    chosen, and the versions of the stack; anything missing is said, never raised."""
+    from gpudl.bench import describe_gpu, environment
 
-    backend = gpudl.get_backend()
-    print(f"gpudl {gpudl.__version__}")
-    print(f"backend: {backend.name} ({backend.reason})")
-    print(f"python {platform.python_version()}, numpy {np.__version__}")
-    for module in ("torch", "triton", "cupy"):
-        try:
-            version = __import__(module).__version__
-        except ImportError:
-            version = "not installed"
-        print(f"{module}: {version}")
-    try:
-        import cupy
+    env = environment()
+    versions = env["versions"]
+    print(f"gpudl {versions['gpudl']}")
+    print(f"backend: {env['backend'] or 'unavailable'} ({env['backend_reason']})")
+    for index, gpu in enumerate(env["gpus"]):
+        print(describe_gpu(index, gpu))
+    if not env["gpus"]:
+        print(f"GPU: none ({env['gpu_note']})")
+    elif env["gpu_note"] != "CuPy":  # listed by PyTorch: say why CuPy did not
+        print(f"GPU note: {env['gpu_note']}")
+    print(f"CPU: {env['cpu']}, {env['cpu_cores']} cores")
+    print(f"python {versions['python']}, numpy {versions['numpy']}")
+    for module in ("cupy", "triton"):
+        print(f"{module}: {versions[module] or 'not installed'}")
+    torch_cuda = versions["torch_cuda_build"] or "none"
+    print("torch: " + (f"{versions['torch']} (CUDA build: {torch_cuda})" if versions["torch"] else "not installed"))
+    print(f"CUDA runtime: {versions['cuda_runtime'] or 'unknown (needs CuPy and a CUDA driver)'}, "
+          f"driver: {versions['cuda_driver'] or 'unknown (needs CuPy and a CUDA driver)'}")
 
-        count = cupy.cuda.runtime.getDeviceCount()
-        names = [cupy.cuda.runtime.getDeviceProperties(i)["name"].decode() for i in range(count)]
-        print(f"CUDA devices: {', '.join(names) or 'none'}")
-    except Exception:  # no CuPy, or no driver: the host is the only device
-        print("CUDA devices: none (CuPy or a CUDA driver is missing)")
+
+def bench(args):
+    """Time the fused kernels and a reference fit() step against PyTorch on this device."""
+    from gpudl.bench import print_bench, run_bench
+
+    if args.repeats is not None and args.repeats < 1:
+        raise SystemExit(f"gpudl bench: Invalid value received for argument `--repeats`. "
+                         f"Expected a positive integer. Received: --repeats={args.repeats}")
+    result = run_bench(quick=args.quick, repeats=args.repeats)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    print_bench(result)
 
 
 def main(argv=None):
@@ -74,7 +91,13 @@ def main(argv=None):
     demo_parser.add_argument("--seed", type=int, default=0)
     demo_parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     demo_parser.set_defaults(run=demo)
-    commands.add_parser("info", help="backend, devices and versions").set_defaults(run=info)
+    commands.add_parser("info", help="device, backend and versions").set_defaults(run=info)
+    bench_parser = commands.add_parser("bench", help="fused kernels and a fit() step vs PyTorch on this device")
+    bench_parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
+    bench_parser.add_argument("--quick", action="store_true", help="one small size per op, fewer repeats")
+    bench_parser.add_argument("--repeats", type=int, default=None,
+                              help="timed calls per measurement (median); default 20 on a GPU, 5 on the CPU")
+    bench_parser.set_defaults(run=bench)
     args = parser.parse_args(argv)
     args.run(args)
 
