@@ -1,4 +1,5 @@
-"""The `gpudl` command: `gpudl demo` trains the course's recipe on digits; `gpudl info`
+"""The `gpudl` command: `gpudl demo` trains the course's recipe on digits; `gpudl tune`
+searches its hyperparameters (random, then zoomed); `gpudl info`
 prints the device, backend and versions; `gpudl bench` times the fused kernels and a
 fit() step against PyTorch on this device."""
 
@@ -6,42 +7,49 @@ import argparse
 import json
 import time
 
-import numpy as np
-
 
 def demo(args):
     """He init, input normalization, batch-norm, dropout, L2, Adam, mini-batches of 64,
     on scikit-learn's bundled 8x8 digits, split 60/20/20 into train/dev/test."""
-    from sklearn.datasets import load_digits
-
     import gpudl
-    from gpudl.frontend.data import train_dev_test_split
-    from gpudl.layers import BatchNormalization, Dense, Dropout, Normalization, ReLU
+    from gpudl.frontend.tuning import digits
 
+    (x_train, y_train), (x_dev, y_dev), (x_test, y_test) = digits.load_splits(args.seed)
     gpudl.utils.set_random_seed(args.seed)
-    digits = load_digits()
-    (x_train, y_train), (x_dev, y_dev), (x_test, y_test) = train_dev_test_split(
-        digits.data.astype(np.float32), digits.target, fractions=(0.6, 0.2, 0.2), stratify=True, seed=args.seed)
-    normalize = Normalization()
-    normalize.adapt(x_train)  # statistics of the training set only, reused on dev and test
-    hidden = dict(kernel_initializer="he_normal", kernel_regularizer=gpudl.regularizers.L2(1e-4))
-    model = gpudl.Sequential([
-        gpudl.Input((64,)), normalize,
-        Dense(128, **hidden), BatchNormalization(), ReLU(), Dropout(0.2),
-        Dense(64, **hidden), BatchNormalization(), ReLU(), Dropout(0.2),
-        Dense(10, activation="softmax"),
-    ])
-    model.compile(optimizer=gpudl.optimizers.Adam(learning_rate=3e-3),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    hp = digits.DEMO
+    model = digits.builder(x_train)(hp)  # input statistics of the training set only, reused on dev and test
     model.summary()
     start = time.perf_counter()
-    model.fit(x_train, y_train, batch_size=64, epochs=args.epochs, validation_data=(x_dev, y_dev),
+    model.fit(x_train, y_train, batch_size=hp["batch_size"], epochs=args.epochs, validation_data=(x_dev, y_dev),
               verbose=args.verbose)
     seconds = time.perf_counter() - start
     test_loss, test_accuracy = model.evaluate(x_test, y_test)
     print(f"trained {args.epochs} epochs in {seconds:.1f}s on the {gpudl.get_backend().name} backend")
     print(f"test loss {test_loss:.4f}  test accuracy {test_accuracy:.4f}")
     return test_accuracy
+
+
+def tune(args):
+    """The course's hyperparameter search on digits: random trials (learning rate on a log
+    scale, Adam's beta_1 as 1 - beta on a log scale, depth, widths, batch size), a zoom
+    around the best, more trials there; prints the table and writes the plot."""
+    from gpudl.frontend.tuning import digits
+
+    search, splits = digits.search(trials=args.trials, zoom_trials=args.zoom_trials, top_k=args.top_k,
+                                   epochs=args.epochs, executor=args.executor, workers=args.workers,
+                                   directory=args.directory, seed=args.seed)
+    print(search.results)
+    print()
+    search.summary(num_trials=3)
+    (_, _), (_, _), (x_test, y_test) = splits
+    test = search.best_model().evaluate(x_test, y_test, return_dict=True)
+    print(f"\nbest model on the test set: loss {test['loss']:.4f}  accuracy {test['accuracy']:.4f}")
+    try:
+        search.plot(args.plot)
+        print(f"plot written to {args.plot}")
+    except ImportError as error:
+        print(f"no plot: {error}")
+    return search
 
 
 def info(args):
@@ -91,6 +99,17 @@ def main(argv=None):
     demo_parser.add_argument("--seed", type=int, default=0)
     demo_parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     demo_parser.set_defaults(run=demo)
+    tune_parser = commands.add_parser("tune", help="random search, then zoom, on the digits MLP")
+    tune_parser.add_argument("--trials", type=int, default=25, help="random trials of the coarse stage")
+    tune_parser.add_argument("--zoom-trials", type=int, default=25, help="trials after the zoom (0: no zoom)")
+    tune_parser.add_argument("--top-k", type=int, default=5, help="zoom around this many best trials")
+    tune_parser.add_argument("--epochs", type=int, default=40)
+    tune_parser.add_argument("--executor", default="processes", choices=("sequential", "processes", "ray"))
+    tune_parser.add_argument("--workers", type=int, default=2)
+    tune_parser.add_argument("--directory", default=None, help="append trials here and resume from it")
+    tune_parser.add_argument("--plot", default="tune.png")
+    tune_parser.add_argument("--seed", type=int, default=0)
+    tune_parser.set_defaults(run=tune)
     commands.add_parser("info", help="device, backend and versions").set_defaults(run=info)
     bench_parser = commands.add_parser("bench", help="fused kernels and a fit() step vs PyTorch on this device")
     bench_parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")

@@ -394,3 +394,17 @@ def test_workers_are_pinned_one_gpu_each_or_share_the_cpu_cores(monkeypatch):
         assert len(environments) == workers
         assert all(e["OPENBLAS_NUM_THREADS"] == e["OMP_NUM_THREADS"] == str(max(1, cores // workers))
                    for e in environments)
+
+
+def test_gpudl_tune_prints_the_table_and_writes_the_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from gpudl.cli import main
+
+    main(["tune", "--trials", "3", "--zoom-trials", "2", "--epochs", "2", "--executor", "sequential",
+          "--directory", str(tmp_path / "run"), "--plot", str(tmp_path / "tune.png")])
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["0"], ["1"])]
+    assert [(row[0], row[1]) for row in rows][:5] == [("0", "0"), ("0", "1"), ("0", "2"), ("1", "0"), ("1", "1")]
+    assert "best model on the test set" in out
+    assert (tmp_path / "tune.png").read_bytes()[:4] == b"\x89PNG"
+    assert len((tmp_path / "run" / "trials.jsonl").read_text().splitlines()) == 5
