@@ -5,7 +5,9 @@ CPU cores) and "ray" (caviar on a Ray cluster, one GPU per trial when it has GPU
 
 Each executor takes the shared setup and an iterator of TrialSpec that is advanced
 only when a worker is free (so a trial sees the curves finished before it starts),
-and yields (record, model_bytes) as trials finish. A fresh process per trial returns
+and yields (record, model_bytes) as trials finish. Without a pruner every executor gives
+the same records; with one and several workers, which trials are pruned depends on which
+finished first (as in Optuna and ASHA). A fresh process per trial returns
 all of a trial's memory to the system and keeps a crash from touching the search.
 """
 
