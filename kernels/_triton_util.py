@@ -8,6 +8,7 @@ Both triton and cupy are optional: importing this module needs only NumPy.
 """
 
 import sys
+from typing import NamedTuple
 
 import numpy as np
 
@@ -170,19 +171,144 @@ def next_power_of_2(n):
     return 1 << max(int(n) - 1, 0).bit_length()
 
 
+# ---------------------------------------------------------------------------
+# CuPy kernels as data: each kernel module lists the kernels its launchers use
+# (CUPY_KERNELS), so the NVRTC compile check and the CUDA-on-CPU harness build
+# exactly the strings the launchers hand to CuPy.
+# ---------------------------------------------------------------------------
+
+CUPY_OPTIONS = ("-std=c++14",)  # what the launchers pass to cupy.RawModule
+CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+
+class CupyRaw(NamedTuple):
+    """A RawModule template `name<T>` in `source`, instantiated for T = float and double."""
+
+    source: str
+    name: str
+
+    def expression(self, dtype):
+        return f"{self.name}<{CTYPES[np.dtype(dtype)]}>"
+
+
+_PARAM_CTYPES = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long",
+                 "uint32": "unsigned int", "uint64": "unsigned long long", "bool": "bool"}
+
+
+def parse_params(params):
+    """CuPy's parameter string ("T x, raw float64 table, bool relu") as (raw, type, name) triples."""
+    parsed = []
+    for param in params.split(","):
+        words = param.split()
+        raw = words[0] == "raw"
+        type_name, name = words[-2:]
+        parsed.append((raw, type_name, name))
+    return parsed
+
+
+class CupyElementwise(NamedTuple):
+    """The strings of a cupy.ElementwiseKernel. `scalars` names the inputs the launchers
+    pass as scalars (CuPy decides per call; the harness checks the launchers agree)."""
+
+    in_params: str
+    out_params: str
+    operation: str
+    name: str
+    loop_prep: str = ""
+    scalars: tuple = ()
+
+    def source(self, ctype):
+        """Standalone CUDA C of this kernel with T = ctype, expanded as CuPy expands it:
+        typed parameters, loop_prep, then a grid-stride loop binding each element."""
+        params, bind = [], []
+        for raw, type_name, name in parse_params(self.in_params):
+            ctype_name = _PARAM_CTYPES.get(type_name, type_name)
+            if raw:
+                params.append(f"const {ctype_name}* {name}")
+            elif name in self.scalars:
+                params.append(f"const {ctype_name} {name}")
+            else:
+                params.append(f"const {ctype_name}* _raw_{name}")
+                bind.append(f"const {ctype_name} {name} = _raw_{name}[i];")
+        for raw, type_name, name in parse_params(self.out_params):
+            ctype_name = _PARAM_CTYPES.get(type_name, type_name)
+            params.append(f"{ctype_name}* _raw_{name}")
+            bind.append(f"{ctype_name} &{name} = _raw_{name}[i];")
+        params.append("long long _n")
+        return (f"typedef {ctype} T;\n"
+                f"extern \"C\" __global__ void {self.name}({', '.join(params)}) {{\n"
+                f"    {self.loop_prep};\n"
+                f"    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < _n;\n"
+                f"         i += (long long)blockDim.x * gridDim.x) {{\n"
+                f"        {' '.join(bind)}\n"
+                f"        {self.operation};\n"
+                f"    }}\n"
+                f"}}\n")
+
+
 _cupy_functions = {}
 
 
-def cupy_function(source, name, dtype):
-    """The CUDA template `name<T>` of `source` compiled for T = float or double (cached)."""
-    require_cupy(name)
-    ctype = "float" if np.dtype(dtype) == np.float32 else "double"
-    key = (name, ctype, source)
+def cupy_function(kernel, dtype):
+    """The compiled RawModule template `kernel` (a CupyRaw) for `dtype`, cached."""
+    require_cupy(kernel.name)
+    expression = kernel.expression(dtype)
+    key = (id(cupy), expression, kernel.source)
     if key not in _cupy_functions:
-        expression = f"{name}<{ctype}>"
-        module = cupy.RawModule(code=source, options=("-std=c++14",), name_expressions=[expression])
+        module = cupy.RawModule(code=kernel.source, options=CUPY_OPTIONS, name_expressions=[expression])
         _cupy_functions[key] = module.get_function(expression)
     return _cupy_functions[key]
+
+
+def cupy_elementwise(kernel):
+    """The cupy.ElementwiseKernel of `kernel` (a CupyElementwise), cached."""
+    require_cupy(kernel.name)
+    key = (id(cupy), kernel)
+    if key not in _cupy_functions:
+        _cupy_functions[key] = cupy.ElementwiseKernel(kernel.in_params, kernel.out_params, kernel.operation,
+                                                      kernel.name, loop_prep=kernel.loop_prep)
+    return _cupy_functions[key]
+
+
+# ---------------------------------------------------------------------------
+# Triton specializations as data: each kernel module's triton_specializations()
+# lists every (kernel, argument types, constexprs, num_warps) its launchers can
+# launch, computed with the launchers' own block-size choices, for the ahead-of-time
+# compile check (gpudl.selftest).
+# ---------------------------------------------------------------------------
+
+TRITON_DTYPES = {np.dtype(np.float32): "fp32", np.dtype(np.float64): "fp64"}
+
+
+class TritonSpec(NamedTuple):
+    kernel: object  # the @triton.jit function
+    label: str  # the launcher's choices, e.g. "fp32 RELU=1 BLOCK_N=32 BLOCK_C=64"
+    signature: dict  # parameter name -> Triton type ("*fp32", "i32", "fp64", "constexpr")
+    constexprs: dict
+    num_warps: int = 4
+
+
+def triton_spec(kernel, dtype, constexprs, num_warps=4, **pointer_types):
+    """The TritonSpec of launching `kernel` on `dtype` data with these constexprs.
+
+    Argument types follow the launchers: `*_ptr` parameters point at `dtype` unless named
+    in pointer_types; annotated parameters (tl.float64, tl.uint64) keep their annotation;
+    other integers are sizes below 2**31 (i32), as Triton types them at launch.
+    """
+    element = TRITON_DTYPES[np.dtype(dtype)]
+    signature = {}
+    for param in kernel.params:
+        if param.is_constexpr:
+            signature[param.name] = "constexpr"
+        elif param.annotation:
+            signature[param.name] = param.annotation
+        elif param.name.endswith("_ptr"):
+            signature[param.name] = pointer_types.get(param.name, "*" + element)
+        else:
+            signature[param.name] = "i32"
+    label = " ".join([element] + [f"{k}={int(v)}" for k, v in constexprs.items()]
+                     + ([f"warps={num_warps}"] if num_warps != 4 else []))
+    return TritonSpec(kernel, label, signature, dict(constexprs), num_warps)
 
 
 if triton is not None:

@@ -248,6 +248,10 @@ def _check(where, device, x, gamma, beta, stats, extra=None):
     return N, C
 
 
+def _reduction_blocks(C, dtype):
+    return (32 if dtype == np.float32 else 16), min(64, _util.next_power_of_2(C))
+
+
 def _reduction_grid(N, C, dtype):
     """(BLOCK_N, BLOCK_C, rows_per_split, num_splits) for the column reductions.
 
@@ -255,8 +259,7 @@ def _reduction_grid(N, C, dtype):
     tile is 8 KiB (16 float32 per thread at 4 warps). Rows are split until there are
     about 4 programs per SM, since C / BLOCK_C column blocks alone rarely fill the GPU.
     """
-    BLOCK_C = min(64, _util.next_power_of_2(C))
-    BLOCK_N = 32 if dtype == np.float32 else 16
+    BLOCK_N, BLOCK_C = _reduction_blocks(C, dtype)
     col_blocks = _util.cdiv(C, BLOCK_C)
     splits = max(1, min(_util.cdiv(_util.num_programs_target(), col_blocks), _util.cdiv(N, BLOCK_N)))
     rows_per_split = _util.cdiv(_util.cdiv(N, splits), BLOCK_N) * BLOCK_N
@@ -267,6 +270,31 @@ def _elementwise_blocks(C):
     """2-D tiles of 4096 elements (16 KiB float32): enough bytes in flight per program."""
     BLOCK_C = min(128, _util.next_power_of_2(C))
     return 4096 // BLOCK_C, BLOCK_C
+
+
+# Shapes whose block choices the compile check covers: one narrow batch (the smallest
+# tiles) and one wide batch (the largest tiles the pickers choose).
+SPECIALIZATION_SHAPES = ((1, 7), (4096, 4096))
+
+
+def triton_specializations():
+    """Every specialization the Triton launchers can launch (the compile check's table),
+    from the launchers' own block pickers at SPECIALIZATION_SHAPES."""
+    for dtype in _util.FLOAT_DTYPES:
+        for N, C in SPECIALIZATION_SHAPES:
+            BLOCK_N, BLOCK_C = _reduction_blocks(C, dtype)
+            EW_BLOCK_N, EW_BLOCK_C = _elementwise_blocks(C)
+            tiles = dict(BLOCK_N=BLOCK_N, BLOCK_C=BLOCK_C)
+            yield _util.triton_spec(_partial_stats_kernel, dtype, tiles)
+            yield _util.triton_spec(_finalize_stats_kernel, dtype, dict(BLOCK_C=BLOCK_C))
+            yield _util.triton_spec(_backward_finalize_kernel, dtype, dict(BLOCK_C=BLOCK_C))
+            for relu in (False, True):
+                for from_variance in (False, True):
+                    yield _util.triton_spec(_normalize_kernel, dtype, dict(
+                        FROM_VARIANCE=from_variance, RELU=relu, BLOCK_N=EW_BLOCK_N, BLOCK_C=EW_BLOCK_C))
+                yield _util.triton_spec(_backward_partial_kernel, dtype, dict(RELU=relu, **tiles))
+                yield _util.triton_spec(_backward_dx_kernel, dtype, dict(RELU=relu, BLOCK_N=EW_BLOCK_N,
+                                                                         BLOCK_C=EW_BLOCK_C))
 
 
 def _normalize_triton(x, gamma, beta, mean, rstd_or_var, epsilon, from_variance, relu):
@@ -393,26 +421,20 @@ __global__ void bn_backward_partial(const T* dy, const T* x, const T* mean, cons
 }
 """
 
-_cupy_elementwise = {}
-
-
-def _cupy_elementwise_kernel(name):
-    """ElementwiseKernels (C-vectors broadcast over the rows of (N, C))."""
-    if name not in _cupy_elementwise:
-        cupy = _util.cupy
-        if name == "normalize":
-            _cupy_elementwise[name] = cupy.ElementwiseKernel(
-                "T x, T mean, T rstd, T gamma, T beta, bool relu", "T y",
-                "y = (x - mean) * (rstd * gamma) + beta; if (relu && y < (T)0) y = (T)0;",
-                "gpudl_bn_normalize")
-        else:
-            _cupy_elementwise[name] = cupy.ElementwiseKernel(
-                "T dy, T x, T mean, T rstd, T gamma, T beta, T dgamma_mean, T dbeta_mean, bool relu", "T dx",
-                """T x_hat = (x - mean) * rstd;
-                   T d = (relu && !(gamma * x_hat + beta > (T)0)) ? (T)0 : dy;
-                   dx = (gamma * rstd) * (d - dbeta_mean - x_hat * dgamma_mean);""",
-                "gpudl_bn_backward_dx")
-    return _cupy_elementwise[name]
+# ElementwiseKernels: C-vectors broadcast over the rows of (N, C)
+_CUPY_NORMALIZE = _util.CupyElementwise(
+    "T x, T mean, T rstd, T gamma, T beta, bool relu", "T y",
+    "y = (x - mean) * (rstd * gamma) + beta; if (relu && y < (T)0) y = (T)0;",
+    "gpudl_bn_normalize", scalars=("relu",))
+_CUPY_BACKWARD_DX = _util.CupyElementwise(
+    "T dy, T x, T mean, T rstd, T gamma, T beta, T dgamma_mean, T dbeta_mean, bool relu", "T dx",
+    """T x_hat = (x - mean) * rstd;
+       T d = (relu && !(gamma * x_hat + beta > (T)0)) ? (T)0 : dy;
+       dx = (gamma * rstd) * (d - dbeta_mean - x_hat * dgamma_mean);""",
+    "gpudl_bn_backward_dx", scalars=("relu",))
+_CUPY_PARTIAL_STATS = _util.CupyRaw(_CUPY_SOURCE, "bn_partial_stats")
+_CUPY_BACKWARD_PARTIAL = _util.CupyRaw(_CUPY_SOURCE, "bn_backward_partial")
+CUPY_KERNELS = (_CUPY_PARTIAL_STATS, _CUPY_BACKWARD_PARTIAL, _CUPY_NORMALIZE, _CUPY_BACKWARD_DX)
 
 
 def _cupy_splits(N, C):
@@ -433,7 +455,7 @@ def forward_train_cupy(x, gamma, beta, running_mean, running_var, momentum, epsi
     threads, col_blocks, rows_per_split, splits = _cupy_splits(N, C)
     part_mean = cupy.empty((splits, C), x.dtype)
     part_m2 = cupy.empty((splits, C), x.dtype)
-    kernel = _util.cupy_function(_CUPY_SOURCE, "bn_partial_stats", x.dtype)
+    kernel = _util.cupy_function(_CUPY_PARTIAL_STATS, x.dtype)
     kernel((col_blocks, splits), (threads,), (x, part_mean, part_m2, np.int64(N), np.int64(C),
                                               np.int64(rows_per_split)))
     counts = cupy.asarray(np.minimum(rows_per_split, N - rows_per_split * np.arange(splits)),
@@ -446,7 +468,7 @@ def forward_train_cupy(x, gamma, beta, running_mean, running_var, momentum, epsi
     running_mean += (1.0 - momentum) * mean
     running_var *= momentum
     running_var += (1.0 - momentum) * var
-    y = _cupy_elementwise_kernel("normalize")(x, mean, rstd, gamma, beta, bool(relu))
+    y = _util.cupy_elementwise(_CUPY_NORMALIZE)(x, mean, rstd, gamma, beta, bool(relu))
     return y, mean, rstd
 
 
@@ -456,7 +478,7 @@ def forward_infer_cupy(x, gamma, beta, running_mean, running_var, epsilon, relu=
     _check("forward_infer_cupy", "cupy", x, gamma, beta,
            {"running_mean": running_mean, "running_var": running_var})
     rstd = 1.0 / _util.cupy.sqrt(running_var + x.dtype.type(epsilon))
-    return _cupy_elementwise_kernel("normalize")(x, running_mean, rstd, gamma, beta, bool(relu))
+    return _util.cupy_elementwise(_CUPY_NORMALIZE)(x, running_mean, rstd, gamma, beta, bool(relu))
 
 
 def backward_cupy(dy, x, gamma, beta, mean, rstd, relu=False):
@@ -467,12 +489,12 @@ def backward_cupy(dy, x, gamma, beta, mean, rstd, relu=False):
     threads, col_blocks, rows_per_split, splits = _cupy_splits(N, C)
     part_dgamma = cupy.empty((splits, C), x.dtype)
     part_dbeta = cupy.empty((splits, C), x.dtype)
-    kernel = _util.cupy_function(_CUPY_SOURCE, "bn_backward_partial", x.dtype)
+    kernel = _util.cupy_function(_CUPY_BACKWARD_PARTIAL, x.dtype)
     kernel((col_blocks, splits), (threads,), (dy, x, mean, rstd, gamma, beta, part_dgamma, part_dbeta,
                                               np.int64(N), np.int64(C), np.int64(rows_per_split),
                                               np.int32(bool(relu))))
     dgamma = part_dgamma.sum(axis=0)
     dbeta = part_dbeta.sum(axis=0)
-    dx = _cupy_elementwise_kernel("backward_dx")(dy, x, mean, rstd, gamma, beta, dgamma / N, dbeta / N,
+    dx = _util.cupy_elementwise(_CUPY_BACKWARD_DX)(dy, x, mean, rstd, gamma, beta, dgamma / N, dbeta / N,
                                                  bool(relu))
     return dx, dgamma, dbeta

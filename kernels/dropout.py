@@ -123,7 +123,8 @@ triton, tl = _util.triton, _util.tl
 if triton is not None:
 
     @triton.jit(do_not_specialize=["seed", "threshold"])
-    def _dropout_kernel(src_ptr, gate_ptr, out_ptr, seed_counter_ptr, n, seed, threshold, scale: tl.float64,
+    def _dropout_kernel(src_ptr, gate_ptr, out_ptr, seed_counter_ptr, n, seed: tl.uint64, threshold: tl.uint32,
+                        scale: tl.float64,
                         RELU_GATE: tl.constexpr, DERIVE_KEY: tl.constexpr, BLOCK: tl.constexpr):
         key = seed
         if DERIVE_KEY:  # key = c0 | c1 << 32 of Philox at (index, call, 0, 0) under seed
@@ -165,15 +166,29 @@ def _check(where, device, rate, seed, seed_counter, arrays):
                          f"Expected an integer in [0, 2**64). Received: seed={seed!r}")
 
 
+def _triton_block():
+    """1024 counters = 4096 elements (16 KiB float32) per program: long contiguous runs
+    and enough bytes in flight; Philox (10 rounds of integer math per 4 elements) stays
+    hidden under the memory traffic. The interpreter takes smaller programs."""
+    return 1024 if not _util.interpreting() else 256
+
+
+def triton_specializations():
+    """Every specialization the Triton launchers can launch (the compile check's table)."""
+    for dtype in _util.FLOAT_DTYPES:
+        for relu_gate in (False, True):
+            for derive_key in (False, True):
+                yield _util.triton_spec(_dropout_kernel, dtype, dict(RELU_GATE=relu_gate, DERIVE_KEY=derive_key,
+                                                                     BLOCK=_triton_block()),
+                                        seed_counter_ptr="*i64")
+
+
 def _launch_triton(src, gate, rate, seed, seed_counter):
     out = _util.xp_of(src).empty_like(src)
     n = src.size
     if n == 0:
         return out
-    # 1024 counters = 4096 elements (16 KiB float32) per program: long contiguous runs
-    # and enough bytes in flight; Philox (10 rounds of integer math per 4 elements)
-    # stays hidden under the memory traffic.
-    BLOCK = 1024 if not _util.interpreting() else 256
+    BLOCK = _triton_block()
     scale = float(src.dtype.type(1.0 / (1.0 - rate)))  # host-computed, then multiplied
     t = _util.as_triton
     with _util.launch_stream(src):
@@ -250,13 +265,17 @@ __global__ void dropout_kernel(const T* src, const T* gate, T* out, const long l
 """
 
 
+_CUPY_DROPOUT = _util.CupyRaw(_CUPY_SOURCE, "dropout_kernel")
+CUPY_KERNELS = (_CUPY_DROPOUT,)
+
+
 def _launch_cupy(src, gate, rate, seed, seed_counter):
     out = _util.cupy.empty_like(src)
     n = src.size
     if n == 0:
         return out
     threads = 256  # one counter (4 elements) per thread
-    kernel = _util.cupy_function(_CUPY_SOURCE, "dropout_kernel", src.dtype)
+    kernel = _util.cupy_function(_CUPY_DROPOUT, src.dtype)
     kernel((_util.cdiv(_util.cdiv(n, 4), threads),), (threads,),
            (src, gate if gate is not None else src, out, seed_counter if seed_counter is not None else src,
             np.int64(n), np.uint64(int(seed)), np.uint32(keep_threshold(rate)), src.dtype.type(1.0 / (1.0 - rate)),

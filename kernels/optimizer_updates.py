@@ -206,6 +206,18 @@ def _check(where, device, step_table, step_counter, columns, **buffers):
 BLOCK = 1024
 
 
+def triton_specializations():
+    """Every specialization the Triton launchers can launch (the compile check's table):
+    each rule (and Nesterov on/off) on each dtype, at the one BLOCK."""
+    kernels = [(_sgd_kernel, {}), (_sgd_momentum_kernel, dict(NESTEROV=False)),
+               (_sgd_momentum_kernel, dict(NESTEROV=True)), (_ema_momentum_kernel, {}), (_rmsprop_kernel, {}),
+               (_adam_kernel, {})]
+    for dtype in _util.FLOAT_DTYPES:
+        for kernel, constexprs in kernels:
+            yield _util.triton_spec(kernel, dtype, dict(constexprs, BLOCK=BLOCK), table_ptr="*fp64",
+                                    step_counter_ptr="*i64")
+
+
 def _launch(kernel, param, buffers, step_table, step_counter, constants=(), **constexprs):
     n = param.size
     if n == 0:
@@ -284,16 +296,18 @@ _CUPY_RULES = {  # name: (inputs, outputs, the step's scalars from its row, the 
         "v = v * beta2 + one_minus_beta2 * (grad * grad);"
         "param -= step_size * (m / (sqrt(v) / sqrt_bias_correction2 + epsilon));"),
 }
-_cupy_kernels = {}
+_CUPY_KERNELS = {  # every input but the gradient and the raw step state is a scalar constant
+    name: _util.CupyElementwise(
+        f"{inputs}, {_CUPY_STEP_INPUTS}", outputs, operation, "gpudl_" + name,
+        loop_prep=f"{_CUPY_ROW} {step_scalars}",
+        scalars=tuple(p for raw, _, p in _util.parse_params(f"{inputs}, {_CUPY_STEP_INPUTS}")
+                      if not raw and p != "grad"))
+    for name, (inputs, outputs, step_scalars, operation) in _CUPY_RULES.items()}
+CUPY_KERNELS = tuple(_CUPY_KERNELS.values())
 
 
 def _cupy_rule(name):
-    if name not in _cupy_kernels:
-        inputs, outputs, step_scalars, operation = _CUPY_RULES[name]
-        _cupy_kernels[name] = _util.cupy.ElementwiseKernel(
-            f"{inputs}, {_CUPY_STEP_INPUTS}", outputs, operation, "gpudl_" + name,
-            loop_prep=f"{_CUPY_ROW} {step_scalars}")
-    return _cupy_kernels[name]
+    return _util.cupy_elementwise(_CUPY_KERNELS[name])
 
 
 def sgd_cupy(param, grad, step_table, step_counter):

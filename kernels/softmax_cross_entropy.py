@@ -17,7 +17,8 @@ def softmax(logits):
 
 
 def softmax_cross_entropy(logits, labels, dlogits=None):
-    """Returns (mean loss as a float, dZ).
+    """Returns (mean loss as a 0-d float64 array, dZ): the loss stays on the device, so
+    a caller that accumulates it never waits for the device (float(loss) reads it).
 
     labels: int array (m,) of class indices, or float array (m, C) of one-hot or
     soft targets. dlogits: where to write dZ; pass `logits` itself to overwrite
@@ -33,7 +34,7 @@ def softmax_cross_entropy(logits, labels, dlogits=None):
         row_loss = log_sum_exp[:, 0] - shifted[rows, labels]
     else:
         row_loss = ((log_sum_exp - shifted) * labels).sum(axis=1)
-    loss = float(np.sum(row_loss, dtype=np.float64) / m)
+    loss = np.asarray(np.sum(row_loss, dtype=np.float64) / m)
     if dlogits is None:
         dlogits = np.empty_like(logits)
     np.divide(exp, sum_exp * m, out=dlogits)
@@ -152,6 +153,25 @@ def _block_c(C, dtype):
     return block, (4 if block <= 1024 else 8)
 
 
+# Row widths whose block choices the compile check covers: a short row (one small
+# chunk, 4 warps) and a long row (the largest chunk, 8 warps, looping).
+SPECIALIZATION_WIDTHS = (10, 100_003)
+
+
+def triton_specializations():
+    """Every specialization the Triton launcher can launch (the compile check's table):
+    each label kind (index labels as int32 or int64) at SPECIALIZATION_WIDTHS."""
+    label_kinds = ((NO_LABELS, None), (INDEX_LABELS, "*i32"), (INDEX_LABELS, "*i64"), (SOFT_LABELS, None))
+    for dtype in _util.FLOAT_DTYPES:
+        for C in SPECIALIZATION_WIDTHS:
+            BLOCK_C, num_warps = _block_c(C, np.dtype(dtype))
+            for kind, label_pointer in label_kinds:
+                labels = {"labels_ptr": label_pointer} if label_pointer else {}
+                spec = _util.triton_spec(_softmax_cross_entropy_kernel, dtype, dict(LABELS=kind, BLOCK_C=BLOCK_C),
+                                         num_warps, **labels)
+                yield spec._replace(label=spec.label + (f" labels={label_pointer[1:]}" if labels else ""))
+
+
 def _launch_triton(logits, labels, out, kind):
     m, C = logits.shape
     xp = _util.xp_of(logits)
@@ -166,6 +186,11 @@ def _launch_triton(logits, labels, out, kind):
     return row_loss
 
 
+def _mean_loss(row_loss):
+    """The mean of the row losses as a 0-d float64 device array: no host read."""
+    return _util.xp_of(row_loss).asarray(row_loss.sum(dtype=np.float64) / row_loss.shape[0])
+
+
 def softmax_triton(logits):
     """Triton row-wise softmax, max-subtracted."""
     _util.require_triton("softmax_triton")
@@ -176,13 +201,13 @@ def softmax_triton(logits):
 
 
 def softmax_cross_entropy_triton(logits, labels, dlogits=None):
-    """Triton fused softmax-cross-entropy: returns (mean loss as a float, dZ = (A - Y) / m)."""
+    """Triton fused softmax-cross-entropy: returns (mean loss as a 0-d float64 array, dZ = (A - Y) / m)."""
     _util.require_triton("softmax_cross_entropy_triton")
     kind = _check("softmax_cross_entropy_triton", "triton", logits, labels, dlogits)
     if dlogits is None:
         dlogits = _util.xp_of(logits).empty_like(logits)
     row_loss = _launch_triton(logits, labels, dlogits, kind)
-    return float(row_loss.sum(dtype=np.float64) / logits.shape[0]), dlogits
+    return _mean_loss(row_loss), dlogits
 
 
 # ---------------------------------------------------------------------------
@@ -244,13 +269,17 @@ __global__ void softmax_xent(const T* z, const long long* index_labels, const T*
 """
 
 
+_CUPY_SOFTMAX_XENT = _util.CupyRaw(_CUPY_SOURCE, "softmax_xent")
+CUPY_KERNELS = (_CUPY_SOFTMAX_XENT,)
+
+
 def _launch_cupy(logits, labels, out, kind):
     cupy = _util.cupy
     m, C = logits.shape
     row_loss = cupy.empty(m, logits.dtype)
     index_labels = labels.astype(cupy.int64, copy=False) if kind == INDEX_LABELS else row_loss
     soft_labels = labels if kind == SOFT_LABELS else logits
-    kernel = _util.cupy_function(_CUPY_SOURCE, "softmax_xent", logits.dtype)
+    kernel = _util.cupy_function(_CUPY_SOFTMAX_XENT, logits.dtype)
     kernel((m,), (256,), (logits, index_labels, soft_labels, out, row_loss, np.int64(C),
                           np.int64(m if kind != NO_LABELS else 1), logits.dtype.type(1.0 / m), np.int32(kind)))
     return row_loss
@@ -266,10 +295,10 @@ def softmax_cupy(logits):
 
 
 def softmax_cross_entropy_cupy(logits, labels, dlogits=None):
-    """CuPy fused softmax-cross-entropy: returns (mean loss as a float, dZ = (A - Y) / m)."""
+    """CuPy fused softmax-cross-entropy: returns (mean loss as a 0-d float64 array, dZ = (A - Y) / m)."""
     _util.require_cupy("softmax_cross_entropy_cupy")
     kind = _check("softmax_cross_entropy_cupy", "cupy", logits, labels, dlogits)
     if dlogits is None:
         dlogits = _util.cupy.empty_like(logits)
     row_loss = _launch_cupy(logits, labels, dlogits, kind)
-    return float(row_loss.sum(dtype=np.float64) / logits.shape[0]), dlogits
+    return _mean_loss(row_loss), dlogits

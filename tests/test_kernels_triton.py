@@ -1,8 +1,11 @@
-"""The Triton kernels against their NumPy references, on the CPU in the Triton interpreter.
+"""The GPU kernels against their NumPy references on the CPU: the Triton kernels in the
+Triton interpreter, the CuPy kernels' CUDA C through the CUDA-on-CPU harness
+(tests/cuda_cpu), both through their own launchers and the same checks.
 
 tests/conftest.py sets TRITON_INTERPRET=1 before triton is first imported when there is
 no CUDA device; on a GPU these checks run compiled in test_kernels_gpu.py instead.
-Shapes stay small: the interpreter runs each program as vectorized NumPy.
+Shapes stay small: the interpreter runs each program as vectorized NumPy, and the
+harness runs every CUDA thread as a fiber.
 """
 
 import os
@@ -17,10 +20,25 @@ if os.environ.get("TRITON_INTERPRET") != "1":
 pytest.importorskip("torch")
 pytest.importorskip("triton")
 
+from cuda_cpu import cupy_on_cpu  # noqa: E402
 from gpudl import backend  # noqa: E402
 from gpudl.kernels import batchnorm, dropout, optimizer_updates, softmax_cross_entropy  # noqa: E402
 
 DTYPES = (np.float32, np.float64)
+
+
+@pytest.fixture(params=["triton", "cupy"])
+def implementation(request):
+    """Which GPU implementation runs: "triton" (interpreted) or "cupy" (CUDA on the CPU)."""
+    if request.param == "cupy":
+        with cupy_on_cpu():
+            yield "cupy"
+    else:
+        yield "triton"
+
+
+def launcher(module, name, implementation):
+    return getattr(module, f"{name}_{implementation}")
 
 
 def assert_close(actual, expected, dtype, scale=1.0, ulps=16):
@@ -50,12 +68,12 @@ def batchnorm_inputs(rng, N, C, mean, spread, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("N,C,mean,spread", BATCHNORM_CASES)
-def test_batchnorm_forward_and_backward_match_reference(N, C, mean, spread, relu, dtype):
+def test_batchnorm_forward_and_backward_match_reference(N, C, mean, spread, relu, dtype, implementation):
     rng = np.random.default_rng([N, C, int(relu)])
     x, gamma, beta, running_mean, running_var = batchnorm_inputs(rng, N, C, mean, spread, dtype)
     ours_running_mean, ours_running_var = running_mean.copy(), running_var.copy()
     y, mu, rstd = batchnorm.forward_train(x, gamma, beta, running_mean, running_var, 0.9, 1e-3, relu)
-    y2, mu2, rstd2 = batchnorm.forward_train_triton(
+    y2, mu2, rstd2 = launcher(batchnorm, "forward_train", implementation)(
         x, gamma, beta, ours_running_mean, ours_running_var, 0.9, 1e-3, relu)
     # the reference's float32 mean of values near 1e4 is itself off by ~10 roundings of 1e4
     # (sequential sums down the batch axis); the Triton kernel sums shifted data
@@ -76,7 +94,7 @@ def test_batchnorm_forward_and_backward_match_reference(N, C, mean, spread, relu
 
     dy = rng.standard_normal((N, C)).astype(dtype)
     dx, dgamma, dbeta = batchnorm.backward(dy, x, gamma, beta, mu2, rstd2, relu)
-    dx2, dgamma2, dbeta2 = batchnorm.backward_triton(dy, x, gamma, beta, mu2, rstd2, relu)
+    dx2, dgamma2, dbeta2 = launcher(batchnorm, "backward", implementation)(dy, x, gamma, beta, mu2, rstd2, relu)
     assert_close(dbeta2, dbeta, dtype, scale=np.sqrt(N), ulps=64)
     assert_close(dgamma2, dgamma, dtype, scale=np.sqrt(N), ulps=64)
     assert_close(dx2, dx, dtype, scale=np.abs(gamma * rstd2).max() * (1 + abs(mean) * np.finfo(dtype).eps), ulps=64)
@@ -84,22 +102,22 @@ def test_batchnorm_forward_and_backward_match_reference(N, C, mean, spread, relu
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("relu", [False, True])
-def test_batchnorm_inference_uses_running_statistics(relu, dtype):
+def test_batchnorm_inference_uses_running_statistics(relu, dtype, implementation):
     rng = np.random.default_rng(7)
     x, gamma, beta, running_mean, running_var = batchnorm_inputs(rng, 37, 131, 0.0, 3.0, dtype)
     expected = batchnorm.forward_infer(x, gamma, beta, running_mean, running_var, 1e-3, relu)
-    actual = batchnorm.forward_infer_triton(x, gamma, beta, running_mean, running_var, 1e-3, relu)
+    actual = launcher(batchnorm, "forward_infer", implementation)(x, gamma, beta, running_mean, running_var, 1e-3, relu)
     assert_close(actual, expected, dtype, scale=10.0)
 
 
-def test_batchnorm_backward_is_bit_deterministic_over_repeat_runs():
+def test_batchnorm_backward_is_bit_deterministic_over_repeat_runs(implementation):
     rng = np.random.default_rng(3)
     x, gamma, beta, _, _ = batchnorm_inputs(rng, 150, 70, 0.0, 1.0, np.float32)
     dy = rng.standard_normal(x.shape).astype(np.float32)
     mean, rstd = x.mean(axis=0), (1 / np.sqrt(x.var(axis=0) + 1e-3)).astype(np.float32)
-    first = batchnorm.backward_triton(dy, x, gamma, beta, mean, rstd, True)
+    first = launcher(batchnorm, "backward", implementation)(dy, x, gamma, beta, mean, rstd, True)
     for _ in range(2):
-        again = batchnorm.backward_triton(dy, x, gamma, beta, mean, rstd, True)
+        again = launcher(batchnorm, "backward", implementation)(dy, x, gamma, beta, mean, rstd, True)
         for a, b in zip(first, again):
             assert np.array_equal(a, b)
 
@@ -118,40 +136,41 @@ DROPOUT_CASES = [  # (shape, rate, seed): 1 element, odd sizes, over one block, 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,rate,seed", DROPOUT_CASES)
-def test_dropout_mask_and_values_are_bit_identical_to_reference(shape, rate, seed, dtype):
+def test_dropout_mask_and_values_are_bit_identical_to_reference(shape, rate, seed, dtype, implementation):
     rng = np.random.default_rng(len(shape) + seed % 1000)
     x = rng.standard_normal(shape).astype(dtype)
-    y = dropout.dropout_triton(x, rate, seed)
+    y = launcher(dropout, "dropout", implementation)(x, rate, seed)
     assert y.dtype == x.dtype and y.shape == x.shape
     assert np.array_equal(y, dropout.dropout(x, rate, seed))
     assert np.array_equal(y != 0, dropout.keep_mask(shape, rate, seed))
     dy = rng.standard_normal(shape).astype(dtype)
-    assert np.array_equal(dropout.dropout_relu_triton(x, rate, seed), dropout.dropout_relu(x, rate, seed))
-    assert np.array_equal(dropout.dropout_relu_backward_triton(dy, x, rate, seed),
+    assert np.array_equal(launcher(dropout, "dropout_relu", implementation)(x, rate, seed), dropout.dropout_relu(x, rate, seed))
+    assert np.array_equal(launcher(dropout, "dropout_relu_backward", implementation)(dy, x, rate, seed),
                           dropout.dropout_relu_backward(dy, x, rate, seed))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("index,call", [(0, 0), (4, 123), (2**32 - 1, 2**32 + 1)])
-def test_dropout_key_derived_on_the_device_from_the_seed_counter_matches_reference(index, call, dtype):
+def test_dropout_key_derived_on_the_device_from_the_seed_counter_matches_reference(index, call, dtype,
+                                                                                   implementation):
     rng = np.random.default_rng([index % 1000, call % 1000])
     x, dy = (rng.standard_normal((19, 67)).astype(dtype) for _ in range(2))
     seed, seed_counter = 2**63 + 99, np.array([index, call], dtype=np.int64)
-    y = dropout.dropout_triton(x, 0.4, seed, seed_counter)
+    y = launcher(dropout, "dropout", implementation)(x, 0.4, seed, seed_counter)
     assert np.array_equal(y, dropout.dropout(x, 0.4, dropout.derived_key(seed, seed_counter)))
     assert np.array_equal(y, dropout.dropout(x, 0.4, seed, seed_counter))
-    assert np.array_equal(dropout.dropout_relu_triton(x, 0.4, seed, seed_counter),
+    assert np.array_equal(launcher(dropout, "dropout_relu", implementation)(x, 0.4, seed, seed_counter),
                           dropout.dropout_relu(x, 0.4, seed, seed_counter))
-    assert np.array_equal(dropout.dropout_relu_backward_triton(dy, x, 0.4, seed, seed_counter),
+    assert np.array_equal(launcher(dropout, "dropout_relu_backward", implementation)(dy, x, 0.4, seed, seed_counter),
                           dropout.dropout_relu_backward(dy, x, 0.4, seed, seed_counter))
 
 
-def test_dropout_keeps_a_word_equal_to_the_threshold_and_drops_one_below():
+def test_dropout_keeps_a_word_equal_to_the_threshold_and_drops_one_below(implementation):
     # Philox4x32-10 at counter 0, key 0 (Random123 known answer): word 3 is 0x9b00dbd8
     words = (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)
     x = np.ones(4, np.float32)
-    at_threshold = dropout.dropout_triton(x, 0x9B00DBD8 / 2**32, 0)
-    above_threshold = dropout.dropout_triton(x, (0x9B00DBD8 + 1) / 2**32, 0)
+    at_threshold = launcher(dropout, "dropout", implementation)(x, 0x9B00DBD8 / 2**32, 0)
+    above_threshold = launcher(dropout, "dropout", implementation)(x, (0x9B00DBD8 + 1) / 2**32, 0)
     assert [bool(v) for v in at_threshold] == [w >= 0x9B00DBD8 for w in words] == [False, True, True, True]
     assert [bool(v) for v in above_threshold] == [False, True, True, False]
 
@@ -177,29 +196,30 @@ def one_hot_and_soft_labels(rng, m, C, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,C,scale", SOFTMAX_CASES)
-def test_softmax_cross_entropy_matches_reference_for_index_and_soft_labels(m, C, scale, dtype):
+def test_softmax_cross_entropy_matches_reference_for_index_and_soft_labels(m, C, scale, dtype, implementation):
     rng = np.random.default_rng([m, C])
     logits = (scale * rng.standard_normal((m, C))).astype(dtype)
     index, soft = one_hot_and_soft_labels(rng, m, C, dtype)
     for labels in (index, index.astype(np.int32), soft):
         loss, dz = softmax_cross_entropy.softmax_cross_entropy(logits, labels)
-        loss2, dz2 = softmax_cross_entropy.softmax_cross_entropy_triton(logits, labels)
-        assert isinstance(loss2, float)
+        loss2, dz2 = launcher(softmax_cross_entropy, "softmax_cross_entropy", implementation)(logits, labels)
+        assert isinstance(loss2, np.ndarray) and loss2.shape == () and loss2.dtype == np.float64
         eps = float(np.finfo(dtype).eps)
-        assert loss2 == pytest.approx(loss, rel=64 * eps, abs=64 * eps)
+        assert float(loss2) == pytest.approx(float(loss), rel=64 * eps, abs=64 * eps)
         assert_close(dz2 * m, dz * m, dtype, ulps=64)
-    assert_close(softmax_cross_entropy.softmax_triton(logits), softmax_cross_entropy.softmax(logits), dtype, ulps=64)
+    probabilities = launcher(softmax_cross_entropy, "softmax", implementation)(logits)
+    assert_close(probabilities, softmax_cross_entropy.softmax(logits), dtype, ulps=64)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_softmax_cross_entropy_in_place_over_logits_matches_out_of_place(dtype):
+def test_softmax_cross_entropy_in_place_over_logits_matches_out_of_place(dtype, implementation):
     rng = np.random.default_rng(11)
     logits = (5 * rng.standard_normal((6, 4099))).astype(dtype)
     index, soft = one_hot_and_soft_labels(rng, 6, 4099, dtype)
     for labels in (index, soft):
-        loss, dz = softmax_cross_entropy.softmax_cross_entropy_triton(logits, labels)
+        loss, dz = launcher(softmax_cross_entropy, "softmax_cross_entropy", implementation)(logits, labels)
         overwritten = logits.copy()
-        loss2, dz2 = softmax_cross_entropy.softmax_cross_entropy_triton(overwritten, labels, overwritten)
+        loss2, dz2 = launcher(softmax_cross_entropy, "softmax_cross_entropy", implementation)(overwritten, labels, overwritten)
         assert dz2 is overwritten
         assert loss2 == loss and np.array_equal(dz2, dz)
 
@@ -222,7 +242,8 @@ OPTIMIZER_CASES = [  # (rule, number of buffers, step table, constants after the
 @pytest.mark.parametrize("n", [1, 1025, 3001])
 @pytest.mark.parametrize("step", [0, 6])
 @pytest.mark.parametrize("rule,buffers,step_table,constants", OPTIMIZER_CASES)
-def test_optimizer_update_matches_reference_in_place(rule, buffers, step_table, constants, step, n, dtype):
+def test_optimizer_update_matches_reference_in_place(rule, buffers, step_table, constants, step, n, dtype,
+                                                     implementation):
     rng = np.random.default_rng([n, buffers, len(constants)])
     param, grad = (rng.standard_normal(n).astype(dtype) for _ in range(2))
     grad[::3] *= dtype(1e-6)  # tiny gradients: the first Adam step is still ~lr
@@ -233,7 +254,7 @@ def test_optimizer_update_matches_reference_in_place(rule, buffers, step_table, 
     actual = [b.copy() for b in expected]
     step_counter = np.array([step], dtype=np.int64)
     getattr(optimizer_updates, rule)(*expected, step_table, step_counter, *constants)
-    getattr(optimizer_updates, rule + "_triton")(*actual, step_table, step_counter, *constants)
+    launcher(optimizer_updates, rule, implementation)(*actual, step_table, step_counter, *constants)
     for a, e in zip(actual, expected):
         assert np.array_equal(a, e)  # the interpreter rounds as NumPy does, operation by operation
 
@@ -241,34 +262,34 @@ def test_optimizer_update_matches_reference_in_place(rule, buffers, step_table, 
 # --- launcher checks and the op table ----------------------------------------
 
 
-def test_launchers_refuse_bad_arguments_before_launching():
+def test_launchers_refuse_bad_arguments_before_launching(implementation):
     x = np.ones((4, 3), np.float32)
     c = np.ones(3, np.float32)
     with pytest.raises(ValueError, match="C-contiguous"):
-        batchnorm.forward_infer_triton(np.ones((3, 4), np.float32).T, c, c, c, c, 1e-3)
+        launcher(batchnorm, "forward_infer", implementation)(np.ones((3, 4), np.float32).T, c, c, c, c, 1e-3)
     with pytest.raises(ValueError, match="dtype"):
-        batchnorm.forward_infer_triton(x, c.astype(np.float64), c, c, c, 1e-3)
+        launcher(batchnorm, "forward_infer", implementation)(x, c.astype(np.float64), c, c, c, 1e-3)
     with pytest.raises(ValueError, match="shape"):
-        batchnorm.forward_train_triton(x, c, c, np.ones(4, np.float32), c, 0.9, 1e-3)
+        launcher(batchnorm, "forward_train", implementation)(x, c, c, np.ones(4, np.float32), c, 0.9, 1e-3)
     with pytest.raises(ValueError, match="float32 or float64"):
-        dropout.dropout_triton(np.ones(4, np.float16), 0.5, 0)
+        launcher(dropout, "dropout", implementation)(np.ones(4, np.float16), 0.5, 0)
     with pytest.raises(ValueError, match="rate"):
-        dropout.dropout_triton(x, 1.0, 0)
+        launcher(dropout, "dropout", implementation)(x, 1.0, 0)
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
-        softmax_cross_entropy.softmax_cross_entropy_triton(x, np.array([0, 1, 3, 0]))
+        launcher(softmax_cross_entropy, "softmax_cross_entropy", implementation)(x, np.array([0, 1, 3, 0]))
     with pytest.raises(ValueError, match="shape"):
-        softmax_cross_entropy.softmax_cross_entropy_triton(x, np.zeros((4, 2), np.float32))
+        launcher(softmax_cross_entropy, "softmax_cross_entropy", implementation)(x, np.zeros((4, 2), np.float32))
     step_counter = np.zeros(1, np.int64)
     with pytest.raises(ValueError, match=r"`step_table` must be a float64 array of shape \(rows >= 1, 3\)"):
-        optimizer_updates.adam_triton(c, c, c, c, np.ones((2, 1)), step_counter, 0.9, 0.999, 1e-8)
+        launcher(optimizer_updates, "adam", implementation)(c, c, c, c, np.ones((2, 1)), step_counter, 0.9, 0.999, 1e-8)
     with pytest.raises(ValueError, match="step_table"):
-        optimizer_updates.sgd_triton(c, c, np.ones((0, 1)), step_counter)
+        launcher(optimizer_updates, "sgd", implementation)(c, c, np.ones((0, 1)), step_counter)
     with pytest.raises(ValueError, match=r"`step_counter` must be an int64 array of shape \(1,\)"):
-        optimizer_updates.sgd_triton(c, c, np.ones((2, 1)), np.zeros(1, np.int32))
+        launcher(optimizer_updates, "sgd", implementation)(c, c, np.ones((2, 1)), np.zeros(1, np.int32))
     with pytest.raises(ValueError, match="shape"):
-        optimizer_updates.sgd_triton(c, np.ones(4, np.float32), np.ones((1, 1)), step_counter)
+        launcher(optimizer_updates, "sgd", implementation)(c, np.ones(4, np.float32), np.ones((1, 1)), step_counter)
     with pytest.raises(ValueError, match=r"`seed_counter` must be an int64 array of shape \(2,\)"):
-        dropout.dropout_triton(x, 0.5, 0, np.zeros(1, np.int64))
+        launcher(dropout, "dropout", implementation)(x, 0.5, 0, np.zeros(1, np.int64))
 
 
 def train_small_model_on(backend_name):
@@ -283,7 +304,7 @@ def train_small_model_on(backend_name):
         y = rng.integers(0, 3, 40)
         model = gpudl.Sequential([gpudl.Input((5,)), Dense(6, use_bias=False), BatchNormalization(), ReLU(), Dropout(0.25),
                                   Dense(3, activation="softmax")])
-        model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
         history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
         return history.history["loss"], model.get_weights()
     finally:
