@@ -1,18 +1,26 @@
-"""Weight penalties with Keras semantics, added to the loss of the kernels they sit on.
+"""Weight and activity penalties with Keras semantics, added to the loss.
 
-    L1(l1):      penalty l1 * sum|W|          gradient l1 * sign(W)
-    L2(l2):      penalty l2 * sum W^2         gradient 2 * l2 * W   (course: l2 = lambda / (2 m))
-    L1L2(l1, l2) both.
+    L1(l1=0.01):          penalty l1 * sum|W|          gradient l1 * sign(W)
+    L2(l2=0.01):          penalty l2 * sum W^2         gradient 2 * l2 * W   (course: l2 = lambda / (2 m))
+    L1L2(l1=0.0, l2=0.0)  both.
+`l1`, `l2`, `l1_l2` are the same classes under Keras's lower-case names. On a weight
+the penalty joins the loss as is; as an activity regularizer it is divided by the
+batch size (Keras 3's Layer does so).
 """
 
+import numpy as np
+
 from gpudl.backend import get_backend
-from gpudl.errors import invalid_value, unknown_name
+from gpudl.errors import invalid_value
+from gpudl.frontend.initializers import deserialize_object, lookup, object_table, serialize_object
 
 
 class Regularizer:
+    """penalty = l1 * sum|W| + l2 * sum W^2 (a host float), with its gradient."""
+
     def __init__(self, l1=0.0, l2=0.0):
         for name, value in (("l1", l1), ("l2", l2)):
-            if not float(value) >= 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not float(value) >= 0:
                 raise invalid_value(name, "a non-negative float", value, type(self).__name__)
         self.l1, self.l2 = float(l1), float(l2)
 
@@ -36,6 +44,10 @@ class Regularizer:
     def get_config(self):
         return {"l1": self.l1, "l2": self.l2}
 
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
 
 class L1(Regularizer):
     def __init__(self, l1=0.01):
@@ -57,27 +69,19 @@ class L1L2(Regularizer):
     pass
 
 
-REGULARIZERS = {"l1": L1, "l2": L2, "l1_l2": L1L2}
+l1, l2, l1_l2 = L1, L2, L1L2  # Keras's lower-case aliases (the classes themselves)
+
+REGULARIZERS = object_table((L1, L2, L1L2))
 
 
 def get(identifier):
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, str) and identifier in REGULARIZERS:
-        return REGULARIZERS[identifier]()
-    raise unknown_name("regularizer", identifier, REGULARIZERS)
+    """A Regularizer from a name ("l2", "L2"), a Keras dict, a class or an instance; None stays None."""
+    return lookup(identifier, REGULARIZERS, "regularizer", Regularizer)
 
 
 def serialize(regularizer):
-    if regularizer is None:
-        return None
-    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+    return serialize_object(regularizer, "keras.regularizers")
 
 
 def deserialize(config):
-    if config is None:
-        return None
-    classes = {"L1": L1, "L2": L2, "L1L2": L1L2}
-    if config["class_name"] not in classes:
-        raise unknown_name("regularizer", config["class_name"], classes)
-    return classes[config["class_name"]](**config["config"])
+    return deserialize_object(config, REGULARIZERS, "regularizer")

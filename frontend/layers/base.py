@@ -1,19 +1,28 @@
 """The Layer base class and the Parameter it owns.
 
 A layer is `build` (shapes and parameters), `forward`, `backward`:
-    build(input_shape)             declare parameters with add_weight / add_state
+    build(input_shape)             declare parameters with add_weight
     forward(x, training) -> y      keep what backward needs on self
     backward(dy) -> dx             write parameter gradients into `param.grad`; dx may be
                                    None when `self.input_gradient_needed` is False
-Shapes exclude the batch axis. Subclass it for a custom layer; the gradient
+`build` receives shapes without the batch axis; `layer.build((None, n))` with Keras's
+batch axis works too (a leading None is dropped before a subclass's build sees it).
+gpudl has no autodiff, so a layer written with Keras's `call()` alone is refused with
+an error naming forward/backward. Subclass Layer for a custom layer; the gradient
 checker (gpudl.gradient_check) verifies its backward pass.
+
+`layer(x, training=False)` builds the layer from x.shape on first use (weights on the
+backend, in the layer's dtype, outside any model) and returns forward's output as a
+host NumPy array.
 """
 
+import functools
 import re
 
 import numpy as np
 
-from gpudl.backend import get_backend
+from gpudl.backend import floatx, get_backend
+from gpudl.errors import invalid_value
 
 _name_counts = {}
 
@@ -31,36 +40,137 @@ def snake_case(class_name):
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-class Parameter:
-    """A named weight of a layer: `value` and `grad` are views into the model's arena
-    (for trainable parameters) or a plain array (for state such as moving_mean)."""
+def feature_shape(input_shape):
+    """The shape without the batch axis: (None, 4) -> (4,); (4,) stays (4,)."""
+    shape = (input_shape,) if isinstance(input_shape, (int, np.integer)) else tuple(input_shape)
+    return shape[1:] if shape and shape[0] is None else shape
 
-    def __init__(self, name, value, trainable=True, regularizer=None):
+
+def _dtype_name(dtype):
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        return repr(dtype)
+
+
+class Parameter:
+    """A weight of a layer, with what Keras code calls on a variable.
+
+    `value` is the array: a backend array when the layer was built on its own, a view
+    into the model's flat arena once a model is built (the arena rebinds it); `grad` is
+    its gradient, alongside. The Parameter is a thin wrapper, not the array itself, so
+    that code holding it always reaches the live weight:
+        numpy()      a host NumPy copy
+        assign(v)    shape-checked, then written in place into `value` (the arena view
+                     stays shared with the model)
+        shape, dtype ("float32"), name ("kernel"), path ("dense/kernel"), np.asarray(p)
+    `regularizer` adds a penalty to the loss; `constraint` projects the value after
+    each optimizer step (Layer.apply_constraints).
+    """
+
+    def __init__(self, name, value, trainable=True, regularizer=None, constraint=None, path=None):
         self.name = name
+        self.path = path or name
         self.value = value
         self.grad = None
         self.trainable = trainable
         self.regularizer = regularizer
+        self.constraint = constraint
 
     @property
     def shape(self):
         return tuple(self.value.shape)
 
+    @property
+    def dtype(self):
+        return np.dtype(self.value.dtype).name
+
+    def numpy(self):
+        return np.array(get_backend().to_numpy(self.value), copy=True)
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(get_backend().to_numpy(self.value), dtype=dtype)
+
+    def assign(self, value):
+        """Write `value` (same shape) into this weight in place; returns self."""
+        backend = get_backend()
+        value = value.value if isinstance(value, Parameter) else value
+        array = backend.asarray(value if hasattr(value, "shape") else np.asarray(value), dtype=self.value.dtype)
+        if tuple(array.shape) != self.shape:
+            raise ValueError(f"Cannot assign to weight '{self.path}' of shape {self.shape} a value of shape "
+                             f"{tuple(array.shape)}.")
+        self.value[...] = array
+        return self
+
     def __repr__(self):
-        return f"<Parameter {self.name} shape={self.shape} trainable={self.trainable}>"
+        return f"<Parameter path={self.path} shape={self.shape} dtype={self.dtype} trainable={self.trainable}>"
+
+
+def _build_once(build):
+    """Wraps a layer's build: drop Keras's batch axis, settle the dtype, build once,
+    then set input_shape and built. A super().build(...) inside a build passes through."""
+
+    @functools.wraps(build)
+    def wrapper(self, input_shape):
+        shape = feature_shape(input_shape)
+        if getattr(self, "_building", False):
+            return build(self, shape)
+        if self.built:
+            return None
+        self._refuse_call_only()
+        self.dtype = np.dtype(self.dtype or floatx()).name
+        self._building = True
+        try:
+            build(self, shape)
+        finally:
+            self._building = False
+        self.input_shape = shape
+        self.built = True
+        return None
+
+    return wrapper
 
 
 class Layer:
-    """Base class of all layers. See the module docstring for the contract."""
+    """Base class of all layers. See the module docstring for the contract.
 
-    def __init__(self, name=None, trainable=True, dtype=None):
+    Args:
+        name: unique name (default: the class name in snake_case, numbered).
+        trainable: whether its weights train.
+        dtype: "float32" or "float64" (default: the model's dtype, else gpudl.floatx()).
+        input_shape, input_dim: accepted on a model's first layer, as in Keras
+            (batch axis excluded); kept in `declared_input_shape` for the model.
+    """
+
+    def __init__(self, name=None, trainable=True, dtype=None, **kwargs):
+        declared = kwargs.pop("input_shape", None)
+        input_dim = kwargs.pop("input_dim", None)
+        batch_input_shape = kwargs.pop("batch_input_shape", None)
+        if kwargs:
+            raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
         self.name = name or unique_name(snake_case(type(self).__name__))
+        if dtype is not None:
+            if _dtype_name(dtype) not in ("float32", "float64"):
+                raise invalid_value("dtype", "'float32', 'float64' or None", dtype, f"{type(self).__name__} '{self.name}'")
+            dtype = _dtype_name(dtype)
         self.trainable = trainable
         self.dtype = dtype
         self.built = False
         self.input_shape = None
-        self.weights = []  # Parameters in Keras's get_weights order
+        if input_dim is not None:
+            declared = (input_dim,)
+        elif batch_input_shape is not None:
+            declared = tuple(batch_input_shape)[1:]
+        self.declared_input_shape = None if declared is None else feature_shape(declared)
+        self._weights = []  # Parameters in Keras's get_weights order
         self.input_gradient_needed = True  # the model clears it when nothing below learns
+        self.activity_regularizer = None  # layers that take `activity_regularizer` set it
+        self._activity_loss = 0.0
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "build" in cls.__dict__:
+            cls.build = _build_once(cls.__dict__["build"])
 
     # -- building -----------------------------------------------------------
     def build(self, input_shape):
@@ -70,45 +180,137 @@ class Layer:
         return input_shape
 
     def build_for(self, input_shape, dtype):
-        """Build once for `input_shape` in `dtype`; returns the output shape."""
+        """Build once for `input_shape` (batch axis excluded) in `dtype` unless the
+        layer has its own; returns the output shape."""
         if not self.built:
             self.dtype = np.dtype(self.dtype or dtype).name
-            self.input_shape = tuple(input_shape)
-            self.build(self.input_shape)
-            self.built = True
+            self.build(tuple(input_shape))
         return self.compute_output_shape(tuple(input_shape))
 
-    def add_weight(self, name, shape, initializer, regularizer=None, trainable=True):
-        """Declare a parameter, initialized now on the host, moved into the arena later."""
-        value = initializer(tuple(shape), self.dtype)
-        param = Parameter(f"{self.name}/{name}", value, trainable=trainable, regularizer=regularizer)
-        self.weights.append(param)
+    def add_weight(self, name=None, shape=None, initializer=None, regularizer=None, trainable=True,
+                   constraint=None, dtype=None):
+        """Declare a parameter, initialized now (Keras's arguments; the initializer,
+        regularizer and constraint may be given by name). Its value is a backend array
+        outside any model; a model moves trainable ones into its arena."""
+        from gpudl.frontend import constraints, initializers, regularizers
+
+        name = name or "variable"
+        dtype = np.dtype(dtype or self.dtype or floatx()).name
+        initializer = initializers.get(initializer or "glorot_uniform")
+        value = get_backend().asarray(initializer(tuple(shape or ()), dtype))
+        param = Parameter(name, value, trainable=trainable, regularizer=regularizers.get(regularizer),
+                          constraint=constraints.get(constraint), path=f"{self.name}/{name}")
+        if trainable:
+            param.grad = get_backend().xp.zeros_like(value)
+        self._weights.append(param)
         return param
 
     # -- running ------------------------------------------------------------
+    def __call__(self, x, training=False):
+        """Build from x.shape on first use, run forward, return a host NumPy array."""
+        self._refuse_call_only()
+        backend = get_backend()
+        x = backend.asarray(x if hasattr(x, "shape") else np.asarray(x))
+        if x.ndim < 1:
+            raise ValueError(f"Layer '{self.name}' expects an array with a batch axis; received a scalar.")
+        if not self.built:
+            self.build_for(tuple(x.shape[1:]), self.dtype or floatx())
+        elif tuple(x.shape[1:]) != tuple(self.input_shape):
+            raise ValueError(f"Layer '{self.name}' expected input of shape (None, "
+                             f"{', '.join(map(str, self.input_shape))}); received shape {tuple(x.shape)}.")
+        return backend.to_numpy(self.forward(x.astype(self.dtype, copy=False), training=training))
+
     def forward(self, x, training=False):
+        self._refuse_call_only()
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x, training)")
 
     def backward(self, dy):
         raise NotImplementedError(f"{type(self).__name__} must implement backward(dy)")
 
+    def _refuse_call_only(self):
+        """A Keras layer written with call() alone cannot run here: gpudl has no autodiff."""
+        cls = type(self)
+        if cls.forward is Layer.forward and callable(getattr(cls, "call", None)):
+            raise NotImplementedError(
+                f"Layer '{self.name}' ({cls.__name__}) defines call(), but gpudl has no autodiff: a gpudl "
+                f"layer defines forward(x, training) returning the output and backward(dy) returning the "
+                f"gradient with respect to its input (writing each weight's gradient into param.grad). "
+                f"Rename call to forward and write backward; gpudl.gradient_check verifies it.")
+
+    # -- weights ------------------------------------------------------------
+    @property
+    def weights(self):
+        return list(self._weights)
+
+    @weights.setter
+    def weights(self, parameters):
+        self._weights = list(parameters)
+
     @property
     def trainable_weights(self):
-        return [p for p in self.weights if p.trainable] if self.trainable else []
+        return [p for p in self._weights if p.trainable] if self.trainable else []
 
     @property
     def non_trainable_weights(self):
-        return [p for p in self.weights if not (p.trainable and self.trainable)]
+        return [p for p in self._weights if not (p.trainable and self.trainable)]
 
+    def get_weights(self):
+        """Host copies of the weights, in Keras's order."""
+        return [p.numpy() for p in self._weights]
+
+    def set_weights(self, weights):
+        """Copy `weights` (as get_weights returns them) in; every shape is checked first,
+        so nothing changes on an error."""
+        weights = list(weights)
+        if len(weights) != len(self._weights):
+            raise ValueError(f"Layer '{self.name}' has {len(self._weights)} weights "
+                             f"({', '.join(p.name for p in self._weights) or 'none'}); set_weights received "
+                             f"a list of {len(weights)}.")
+        arrays = [np.asarray(get_backend().to_numpy(w)) for w in weights]
+        for p, array in zip(self._weights, arrays):
+            if array.shape != p.shape:
+                raise ValueError(f"Layer '{self.name}' weight '{p.name}' has shape {p.shape}; set_weights "
+                                 f"received an array of shape {array.shape}.")
+        for p, array in zip(self._weights, arrays):
+            p.assign(array)
+
+    def count_params(self):
+        if not self.built:
+            raise ValueError(f"You tried to call count_params on layer '{self.name}', but the layer isn't "
+                             f"built. Build it first: layer.build(input_shape) or call it on data.")
+        return int(sum(np.prod(p.shape) for p in self._weights))
+
+    # -- penalties and constraints ----------------------------------------------
     def regularization_loss(self):
-        """sum of the penalties of this layer's regularized parameters."""
-        return sum(p.regularizer(p.value) for p in self.weights if p.regularizer is not None)
+        """The penalties of this layer's regularized weights, plus the activity penalty
+        of its last forward pass (see _regularize_activity)."""
+        return self._activity_loss + sum(p.regularizer(p.value) for p in self._weights if p.regularizer is not None)
 
     def add_regularization_gradients(self):
         """grad += d(penalty)/d(value) for each regularized parameter."""
-        for p in self.weights:
-            if p.regularizer is not None:
+        for p in self._weights:
+            if p.regularizer is not None and p.grad is not None:
                 p.grad += p.regularizer.gradient(p.value)
+
+    def _regularize_activity(self, output):
+        """Keras's activity penalty: activity_regularizer(output) / batch size joins the loss
+        (through regularization_loss); the output is kept for _activity_gradient."""
+        if self.activity_regularizer is not None:
+            self._activity_output = output
+            self._activity_loss = self.activity_regularizer(output) / output.shape[0]
+
+    def _activity_gradient(self, dy):
+        """dy + d(activity penalty)/d(output) of the last forward pass."""
+        if self.activity_regularizer is None:
+            return dy
+        output = self._activity_output
+        return dy + self.activity_regularizer.gradient(output) * output.dtype.type(1.0 / output.shape[0])
+
+    def apply_constraints(self):
+        """Project each constrained weight in place (after an optimizer step, as Keras does)."""
+        for p in self._weights:
+            if p.constraint is not None:
+                p.value[...] = p.constraint(p.value)
 
     # -- describing ---------------------------------------------------------
     def get_config(self):
@@ -117,9 +319,6 @@ class Layer:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-    def count_params(self):
-        return int(sum(np.prod(p.shape) for p in self.weights))
 
     @property
     def xp(self):
@@ -131,3 +330,6 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"
+
+
+Layer.build = _build_once(Layer.build)

@@ -4,14 +4,39 @@ from gpudl.errors import invalid_value
 
 
 class Input:
-    """`Input(shape=(784,))` as the first element of a Sequential builds it at once."""
+    """`Input(shape=(784,))` as the first element of a Sequential builds it at once.
 
-    def __init__(self, shape, name=None):
+    Args (Keras's): shape (batch axis excluded) or batch_shape (batch axis first);
+    batch_size (recorded); dtype; name. sparse, ragged, tensor and optional are
+    refused: gpudl's models take dense arrays.
+    """
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None,
+                 tensor=None, optional=False, ragged=None):
+        where = type(self).__name__
+        for argument, value in (("sparse", sparse), ("ragged", ragged), ("tensor", tensor), ("optional", optional)):
+            if value:
+                raise invalid_value(argument, "None or False (gpudl's models take dense arrays)", value, where)
+        if shape is not None and batch_shape is not None:
+            raise ValueError("You cannot pass both `shape` and `batch_shape` at the same time.")
+        if batch_size is not None and batch_shape is not None:
+            raise ValueError("You cannot pass both `batch_size` and `batch_shape` at the same time.")
+        if shape is None and batch_shape is None:
+            raise ValueError("You must pass a `shape` argument.")
+        if batch_shape is not None:
+            batch_shape = tuple(batch_shape)
+            batch_size, shape = (batch_shape[0], batch_shape[1:]) if batch_shape else (None, ())
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
-            raise invalid_value("shape", "a tuple of positive ints (batch axis excluded)", shape, "Input")
+            raise invalid_value("shape", "a tuple of positive ints (batch axis excluded)", shape, where)
         self.shape = shape
+        self.batch_size = batch_size
+        self.dtype = dtype
         self.name = name
 
+    @property
+    def batch_shape(self):
+        return (self.batch_size,) + self.shape
+
     def __repr__(self):
-        return f"<Input shape=(None, {', '.join(map(str, self.shape))})>"
+        return f"<{type(self).__name__} shape=(None, {', '.join(map(str, self.shape))})>"
