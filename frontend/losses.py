@@ -1,29 +1,162 @@
-"""Losses, mean over the batch (Keras's "sum_over_batch_size").
+"""Losses: Keras 3's names, arguments and reductions, each with its gradient (gpudl has
+no autodiff, so a loss gives its value AND dL/dy_pred).
 
-    CategoricalCrossentropy     L = -1/m sum_i sum_k y_ik log p_ik          (one-hot / soft y)
-    SparseCategoricalCrossentropy  same with integer labels
-    BinaryCrossentropy          L = -1/(m K) sum (y log p + (1 - y) log(1 - p))
-    MeanSquaredError            L = 1/(m K) sum (p - y)^2
-A softmax (sigmoid) output followed by (binary) cross-entropy is fused: the model
-hands the loss the logits and the gradient is (A - Y) / m, never a log of a softmax.
+A built-in loss is a per-sample value l_i (most are the mean over the last axis of an
+elementwise term) and its gradient dl_i/dp_i; Keras's reduction then weighs and sums,
+w_i being the sample weights (1 when none are given), m the number of per-sample values:
+    "sum_over_batch_size", "mean"   L = sum_i w_i l_i / m        (m, NOT sum_i w_i)
+    "sum"                           L = sum_i w_i l_i
+    "mean_with_sample_weight"       L = sum_i w_i l_i / sum_i w_i   (/ m without weights)
+    "none", None                    w_i l_i   (the gradient is that of their sum)
+
+    mean_squared_error              (p - y)^2                          mean over the last axis
+    mean_absolute_error             |p - y|                            mean
+    mean_absolute_percentage_error  100 |p - y| / max(|y|, eps)        mean
+    mean_squared_logarithmic_error  (log(max(p, eps) + 1) - log(max(y, eps) + 1))^2    mean
+    huber                           e^2 / 2 if |e| <= delta else delta |e| - delta^2 / 2, e = p - y
+    log_cosh                        e + softplus(-2 e) - log 2 = log cosh e
+    hinge / squared_hinge           max(1 - y p, 0) (squared); y in {0, 1} becomes 2 y - 1
+    categorical_hinge               max(max_k (1 - y_k) p_k - sum_k y_k p_k + 1, 0)     per row
+    kl_divergence                   sum_k y_k log(y_k / p_k), both clipped to [eps, 1]  per row
+    poisson                         p - y log(p + eps)                 mean
+    cosine_similarity               -sum_k y_k p_k / (|y| |p|)         per row (norms floored at eps)
+    binary_crossentropy             -(y log p + (1 - y) log(1 - p)), p clipped to [eps, 1 - eps]
+    categorical_crossentropy        -sum_k y_k log q_k, q = p / sum p clipped     per row
+eps = 1e-7 (Keras's backend.epsilon()). A softmax (sigmoid) output followed by (binary)
+cross-entropy is fused: the model hands the loss the logits and the gradient is
+(A - Y) / m, never a log of a softmax.
 """
+
+import inspect
+import math
+import re
 
 import numpy as np
 
-from gpudl.backend import get_backend
-from gpudl.errors import unknown_name
+from gpudl.backend import floatx, get_backend
+from gpudl.errors import invalid_value, unknown_name
 
-PROBABILITY_EPSILON = 1e-7  # Keras clips probabilities to [eps, 1 - eps]
+EPSILON = 1e-7  # keras.backend.epsilon(): probabilities are clipped to [eps, 1 - eps]
+PROBABILITY_EPSILON = EPSILON
+REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
+MEAN_REDUCTIONS = ("sum_over_batch_size", "mean", "mean_with_sample_weight")  # equal without weights
+
+CUSTOM_LOSS_HELP = """gpudl has no automatic differentiation, so a loss must give its gradient too. \
+Write a gpudl.losses.Loss subclass with this one method:
+
+    class MyLoss(gpudl.losses.Loss):
+        def value_and_gradient(self, y_true, y_pred, sample_weight=None):
+            xp = gpudl.backend.get_backend().xp   # numpy or cupy: y_true, y_pred are its arrays
+            diff = y_pred - y_true
+            loss = xp.mean(diff ** 2)             # a 0-d array: don't call float() on it
+            return loss, diff * (2 / diff.size)   # (loss, dloss/dy_pred shaped like y_pred)
+
+sample_weight is None or an array of shape (batch,)."""
+
+
+def snake_case(name):
+    """Keras's default object name: "MeanSquaredError" -> "mean_squared_error"."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _xp():
+    return get_backend().xp
+
+
+def _as_loss_value(value):
+    """A 0-d float64 backend array (the fused kernel may give a Python float)."""
+    return _xp().asarray(value, dtype=np.float64)
+
+
+def reduce_weighted(values, gradient, sample_weight, reduction):
+    """Keras's reduction (module docstring) of per-sample losses `values` (m,) whose
+    gradients are the rows of `gradient` (m, ...); returns (loss, dL/dy_pred)."""
+    xp = _xp()
+    m = values.shape[0]
+    weights = None if sample_weight is None else sample_weight.astype(values.dtype, copy=False)
+    weighted = values if weights is None else values * weights
+    if reduction in ("none", None):
+        scale = 1.0
+        loss = weighted
+    elif reduction == "sum":
+        scale = 1.0
+        loss = _as_loss_value(weighted.sum(dtype=np.float64))
+    elif reduction == "mean_with_sample_weight" and weights is not None:
+        total = weights.sum(dtype=np.float64)
+        scale = (total != 0) / xp.where(total != 0, total, 1)  # Keras's divide_no_nan
+        loss = _as_loss_value(weighted.sum(dtype=np.float64) * scale)
+        scale = scale.astype(gradient.dtype)
+    else:  # "sum_over_batch_size", "mean", or "mean_with_sample_weight" without weights
+        scale = 1.0 / m
+        loss = _as_loss_value(weighted.sum(dtype=np.float64) / m)
+    row_factor = scale if weights is None else weights.astype(gradient.dtype, copy=False) * scale
+    if weights is not None:
+        row_factor = row_factor.reshape((m,) + (1,) * (gradient.ndim - 1))
+    return loss, gradient * row_factor
+
+
+def _check_reduction(reduction):
+    if reduction not in REDUCTIONS:
+        raise invalid_value("reduction", f"one of {REDUCTIONS}", reduction)
+    return reduction
 
 
 class Loss:
-    """Base: `value_and_gradient(y_true, y_pred) -> (mean loss, dL/dy_pred)`."""
+    """Base class of losses (Keras's `keras.losses.Loss`).
 
-    name = "loss"
+    A custom loss subclasses it and writes `value_and_gradient` (see CUSTOM_LOSS_HELP):
+    gpudl has no autodiff, so Keras's `call(y_true, y_pred)` alone is not enough.
+
+    Args:
+        reduction: "sum_over_batch_size" (default), "sum", "mean",
+            "mean_with_sample_weight", "none" or None (module docstring).
+        name: the loss's name (default: the class name in snake_case).
+        dtype: the dtype `__call__` computes in (default: gpudl.backend.floatx()).
+
+    Model-facing contract (backend arrays in, no host reads):
+        value_and_gradient(y_true, y_pred, sample_weight=None) -> (loss, dL/dy_pred)
+        logits_value_and_gradient(y_true, logits, sample_weight=None)   (losses with
+            a `fused_activation`): the same with the output activation's input.
+    """
+
     fused_activation = None  # the output activation whose logits this loss can take
+    from_logits = False
+    reduction = "sum_over_batch_size"
 
-    def __init__(self, from_logits=False):
-        self.from_logits = from_logits
+    def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
+        self.name = name or snake_case(type(self).__name__)
+        self.reduction = _check_reduction(reduction)
+        self._dtype = dtype
+
+    @property
+    def dtype(self):
+        return self._dtype or floatx()
+
+    def value_and_gradient(self, y_true, y_pred, sample_weight=None):
+        raise NotImplementedError(f"{type(self).__name__} has no `value_and_gradient`. {CUSTOM_LOSS_HELP}")
+
+    def call(self, y_true, y_pred):
+        raise NotImplementedError(f"{type(self).__name__} has no `call`.")
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """The loss as Keras returns it: a float, or per-sample values (a NumPy array)
+        for reduction "none"/None."""
+        backend = get_backend()
+        y_pred = backend.asarray(y_pred, dtype=self.dtype)
+        y_true = backend.asarray(y_true)
+        one_sample = y_pred.ndim == 1
+        if one_sample:  # Keras: the mean over the last axis, reduced to a scalar
+            y_true, y_pred = y_true[None], y_pred[None]
+        if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
+            y_true = y_true[..., None]
+        if sample_weight is not None:
+            sample_weight = backend.asarray(sample_weight, dtype=y_pred.dtype)
+            sample_weight = backend.xp.broadcast_to(sample_weight.reshape(-1), (y_pred.shape[0],))
+        loss = backend.to_numpy(self.value_and_gradient(y_true, y_pred, sample_weight)[0])
+        if loss.ndim == 0:
+            return float(loss)
+        return loss[0] if one_sample else loss
 
     def prepare_targets(self, y, output_shape, where="y"):
         """Check host targets against the model's output shape (batch axis excluded);
@@ -37,27 +170,281 @@ class Loss:
                              f"of the same shape.")
         return y
 
-    def __call__(self, y_true, y_pred):
-        return self.value_and_gradient(y_true, y_pred)[0]
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}>"
+
+
+class _SampleLoss(Loss):
+    """A loss given by `per_sample(y_true, y_pred) -> (l (m,), gradient)`, where
+    `gradient()` computes dl_i/dy_pred (rows) only when training asks for it."""
+
+    def value_and_gradient(self, y_true, y_pred, sample_weight=None):
+        values, gradient = self._per_sample(y_true, y_pred)
+        return reduce_weighted(values, gradient(), sample_weight, self.reduction)
+
+    def call(self, y_true, y_pred):
+        """Keras's per-sample losses (before weighting and reduction)."""
+        return self._per_sample(y_true, y_pred)[0]
+
+    def _per_sample(self, y_true, y_pred):
+        return self.per_sample(y_true, y_pred)
+
+
+def _mean_over_last_axis(term, derivative):
+    """Per-sample mean of an elementwise term, and the lazy gradient derivative / K."""
+    k = term.shape[-1]
+    return term.mean(axis=-1), lambda: derivative() / term.dtype.type(k)
+
+
+class MeanSquaredError(_SampleLoss):
+    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def per_sample(self, y_true, y_pred):
+        diff = y_pred - y_true.astype(y_pred.dtype, copy=False)
+        return _mean_over_last_axis(diff * diff, lambda: 2 * diff)
+
+
+class MeanAbsoluteError(_SampleLoss):
+    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def per_sample(self, y_true, y_pred):
+        diff = y_pred - y_true.astype(y_pred.dtype, copy=False)
+        return _mean_over_last_axis(_xp().abs(diff), lambda: _xp().sign(diff))
+
+
+class MeanAbsolutePercentageError(_SampleLoss):
+    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_percentage_error", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def per_sample(self, y_true, y_pred):
+        xp = _xp()
+        y = y_true.astype(y_pred.dtype, copy=False)
+        diff = y_pred - y
+        floor = xp.maximum(xp.abs(y), EPSILON)
+        values, gradient = _mean_over_last_axis(xp.abs(diff / floor), lambda: xp.sign(diff) / floor)
+        return 100 * values, lambda: 100 * gradient()
+
+
+class MeanSquaredLogarithmicError(_SampleLoss):
+    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_logarithmic_error", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def per_sample(self, y_true, y_pred):
+        xp = _xp()
+        y = y_true.astype(y_pred.dtype, copy=False)
+        p_floor = xp.maximum(y_pred, EPSILON)
+        diff = xp.log(p_floor + 1) - xp.log(xp.maximum(y, EPSILON) + 1)
+        return _mean_over_last_axis(diff * diff, lambda: 2 * diff / (p_floor + 1) * (y_pred > EPSILON))
+
+
+class Huber(_SampleLoss):
+    """Args: delta: where the loss turns from quadratic to linear (default 1.0)."""
+
+    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.delta = delta
+
+    def per_sample(self, y_true, y_pred):
+        xp = _xp()
+        error = y_pred - y_true.astype(y_pred.dtype, copy=False)
+        delta = y_pred.dtype.type(self.delta)
+        inside = xp.abs(error) <= delta
+        term = xp.where(inside, 0.5 * error * error, delta * xp.abs(error) - 0.5 * delta * delta)
+        return _mean_over_last_axis(term, lambda: xp.where(inside, error, delta * xp.sign(error)))
 
     def get_config(self):
-        return {"from_logits": self.from_logits}
+        return {**super().get_config(), "delta": self.delta}
 
 
-class CategoricalCrossentropy(Loss):
-    name = "categorical_crossentropy"
+class LogCosh(_SampleLoss):
+    def __init__(self, reduction="sum_over_batch_size", name="log_cosh", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def per_sample(self, y_true, y_pred):
+        xp = _xp()
+        x = y_pred - y_true.astype(y_pred.dtype, copy=False)
+        softplus = xp.maximum(-2 * x, 0) + xp.log1p(xp.exp(-xp.abs(2 * x)))  # softplus(-2x), stable
+        return _mean_over_last_axis(x + softplus - math.log(2.0), lambda: xp.tanh(x))
+
+
+def _hinge_labels(y_true, dtype):
+    """Keras: when every label is 0 or 1, they become -1 and 1 (decided on the device)."""
+    xp = _xp()
+    y = y_true.astype(dtype, copy=False)
+    return xp.where(xp.all((y == 0) | (y == 1)), 2 * y - 1, y)
+
+
+class Hinge(_SampleLoss):
+    def __init__(self, reduction="sum_over_batch_size", name="hinge", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def per_sample(self, y_true, y_pred):
+        y = _hinge_labels(y_true, y_pred.dtype)
+        margin = _xp().maximum(1 - y * y_pred, 0)
+        return _mean_over_last_axis(margin, lambda: -y * (margin > 0))
+
+
+class SquaredHinge(_SampleLoss):
+    def __init__(self, reduction="sum_over_batch_size", name="squared_hinge", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def per_sample(self, y_true, y_pred):
+        y = _hinge_labels(y_true, y_pred.dtype)
+        margin = _xp().maximum(1 - y * y_pred, 0)
+        return _mean_over_last_axis(margin * margin, lambda: -2 * y * margin)
+
+
+class CategoricalHinge(_SampleLoss):
+    def __init__(self, reduction="sum_over_batch_size", name="categorical_hinge", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def per_sample(self, y_true, y_pred):
+        xp = _xp()
+        y = y_true.astype(y_pred.dtype, copy=False)
+        negatives = (1 - y) * y_pred
+        worst = negatives.argmax(axis=-1)
+        loss = xp.maximum(xp.take_along_axis(negatives, worst[:, None], axis=-1)[:, 0]
+                          - (y * y_pred).sum(axis=-1) + 1, 0)
+
+        def gradient():
+            picked = xp.arange(y.shape[-1]) == worst[:, None]
+            return ((1 - y) * picked - y) * (loss > 0)[:, None]
+
+        return loss, gradient
+
+
+class KLDivergence(_SampleLoss):
+    def __init__(self, reduction="sum_over_batch_size", name="kl_divergence", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def per_sample(self, y_true, y_pred):
+        xp = _xp()
+        y = xp.clip(y_true.astype(y_pred.dtype, copy=False), EPSILON, 1)
+        p = xp.clip(y_pred, EPSILON, 1)
+        return (y * xp.log(y / p)).sum(axis=-1), lambda: -y / p * ((y_pred > EPSILON) & (y_pred < 1))
+
+
+class Poisson(_SampleLoss):
+    def __init__(self, reduction="sum_over_batch_size", name="poisson", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def per_sample(self, y_true, y_pred):
+        y = y_true.astype(y_pred.dtype, copy=False)
+        return _mean_over_last_axis(y_pred - y * _xp().log(y_pred + EPSILON), lambda: 1 - y / (y_pred + EPSILON))
+
+
+def _check_last_axis(axis, where):
+    if axis not in (-1, 1):
+        raise invalid_value("axis", "-1 (the last axis of (batch, features) arrays)", axis, where)
+    return axis
+
+
+class CosineSimilarity(_SampleLoss):
+    """Args: axis: the axis of the vectors (-1, the only one of (batch, features) arrays)."""
+
+    def __init__(self, axis=-1, reduction="sum_over_batch_size", name="cosine_similarity", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.axis = _check_last_axis(axis, "CosineSimilarity")
+
+    def per_sample(self, y_true, y_pred):
+        """Keras's normalize(x) = x * min(1 / |x|, 1 / eps); the gradient of -y_n . p_n:
+        -(y_n - (y_n . p_n) p_n) / |p| where the norm is above eps, else -y_n / eps."""
+        y_unit, _, _ = _normalize(y_true.astype(y_pred.dtype, copy=False))
+        p_unit, inverse_norm, unfloored = _normalize(y_pred)
+        cosine = (y_unit * p_unit).sum(axis=-1)
+        return -cosine, lambda: -inverse_norm * (y_unit - unfloored * cosine[:, None] * p_unit)
+
+
+def _normalize(x):
+    """(x * inv, inv, inv is 1/|x|) with inv = min(1/|x|, 1/eps) per row (Keras's normalize)."""
+    xp = _xp()
+    with np.errstate(divide="ignore"):
+        exact = 1 / xp.sqrt((x * x).sum(axis=-1, keepdims=True))
+    inverse_norm = xp.minimum(exact, 1 / EPSILON).astype(x.dtype)
+    return x * inverse_norm, inverse_norm, exact < 1 / EPSILON
+
+
+class _CrossEntropy(_SampleLoss):
+    """Cross-entropies: `from_logits` (y_pred is the activation's input) and
+    `label_smoothing` y' = y (1 - s) + s / K (categorical) or + s / 2 (binary)."""
+
+    def __init__(self, from_logits, label_smoothing, axis, reduction, name, dtype):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.from_logits = from_logits
+        if not 0 <= label_smoothing <= 1:
+            raise invalid_value("label_smoothing", "a float in [0, 1]", label_smoothing, type(self).__name__)
+        self.label_smoothing = label_smoothing
+        self.axis = _check_last_axis(axis, type(self).__name__)
+
+    def _per_sample(self, y_true, y_pred):
+        if self.from_logits:
+            return self.logits_per_sample(y_true, y_pred)
+        return self.per_sample(y_true, y_pred)
+
+    def logits_value_and_gradient(self, y_true, logits, sample_weight=None):
+        values, gradient = self.logits_per_sample(y_true, logits)
+        return reduce_weighted(values, gradient(), sample_weight, self.reduction)
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits,
+                "label_smoothing": self.label_smoothing, "axis": self.axis}
+
+
+class CategoricalCrossentropy(_CrossEntropy):
     fused_activation = "softmax"
 
-    def value_and_gradient(self, y_true, y_pred):
-        if self.from_logits:
-            return self.logits_value_and_gradient(y_true, y_pred)
-        return _probability_cross_entropy(self.one_hot(y_true, y_pred.shape[1], y_pred.dtype), y_pred)
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
+                 name="categorical_crossentropy", dtype=None):
+        super().__init__(from_logits, label_smoothing, axis, reduction, name, dtype)
 
-    def logits_value_and_gradient(self, y_true, logits):
-        return get_backend().ops.softmax_cross_entropy(logits, y_true.astype(logits.dtype, copy=False))
+    def targets(self, y_true, logits):
+        """The targets in the form the fused kernel takes: smoothed rows of floats."""
+        y = y_true.astype(logits.dtype, copy=False)
+        if self.label_smoothing:
+            y = y * (1 - self.label_smoothing) + self.label_smoothing / y.shape[-1]
+        return y
 
-    def one_hot(self, y_true, classes, dtype):
-        return y_true.astype(dtype, copy=False)
+    def per_sample(self, y_true, y_pred):
+        return _probability_cross_entropy(self.one_hot(self.targets(y_true, y_pred), y_pred), y_pred)
+
+    def logits_per_sample(self, y_true, logits):
+        """l_i = logsumexp(z_i) sum_k y_ik - sum_k y_ik z_ik;  dl_i/dz_i = softmax(z_i) sum_k y_ik - y_i."""
+        xp = _xp()
+        targets = self.targets(y_true, logits)
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        log_sum_exp = xp.log(xp.exp(shifted).sum(axis=-1))
+        if targets.ndim == 1:  # class indices
+            values = log_sum_exp - xp.take_along_axis(shifted, targets[:, None], axis=-1)[:, 0]
+        else:
+            values = (targets * (log_sum_exp[:, None] - shifted)).sum(axis=-1)
+
+        def gradient():
+            softmax = get_backend().ops.softmax(logits)
+            if targets.ndim == 1:
+                softmax[xp.arange(targets.shape[0]), targets] -= 1
+                return softmax
+            return softmax * targets.sum(axis=-1, keepdims=True) - targets
+
+        return values, gradient
+
+    def logits_value_and_gradient(self, y_true, logits, sample_weight=None):
+        """The fused softmax-cross-entropy kernel when the reduction is a plain mean."""
+        if sample_weight is None and self.reduction in MEAN_REDUCTIONS:
+            loss, dlogits = get_backend().ops.softmax_cross_entropy(logits, self.targets(y_true, logits))
+            return _as_loss_value(loss), dlogits
+        return super().logits_value_and_gradient(y_true, logits, sample_weight)
+
+    def one_hot(self, targets, y_pred):
+        return targets
 
     def prepare_targets(self, y, output_shape, where="y"):
         y = super().prepare_targets(y, output_shape, where)
@@ -69,13 +456,22 @@ class CategoricalCrossentropy(Loss):
 
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
-    name = "sparse_categorical_crossentropy"
+    """Integer class labels (m,) or (m, 1). Args as Keras; `ignore_class` must be None."""
 
-    def logits_value_and_gradient(self, y_true, logits):
-        return get_backend().ops.softmax_cross_entropy(logits, y_true)
+    def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size", axis=-1,
+                 name="sparse_categorical_crossentropy", dtype=None):
+        if ignore_class is not None:
+            raise invalid_value("ignore_class", "None (gpudl has no masked losses)", ignore_class,
+                                "SparseCategoricalCrossentropy")
+        super().__init__(from_logits, 0.0, axis, reduction, name, dtype)
+        self.ignore_class = ignore_class
 
-    def one_hot(self, y_true, classes, dtype):
-        return get_backend().xp.eye(classes, dtype=dtype)[y_true]
+    def targets(self, y_true, logits):
+        labels = y_true.reshape(-1) if y_true.ndim == 2 and y_true.shape[1] == 1 else y_true
+        return labels.astype(np.int64, copy=False)
+
+    def one_hot(self, targets, y_pred):
+        return _xp().eye(y_pred.shape[-1], dtype=y_pred.dtype)[targets]
 
     def prepare_targets(self, y, output_shape, where="y"):
         y = np.asarray(y)
@@ -90,30 +486,40 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
                              f"has {classes} classes: labels must be in [0, {classes - 1}].")
         return y.astype(np.int64)
 
+    def get_config(self):
+        config = super().get_config()
+        del config["label_smoothing"]
+        return {**config, "ignore_class": self.ignore_class}
 
-class BinaryCrossentropy(Loss):
-    name = "binary_crossentropy"
+
+class BinaryCrossentropy(_CrossEntropy):
     fused_activation = "sigmoid"
 
-    def value_and_gradient(self, y_true, y_pred):
-        if self.from_logits:
-            return self.logits_value_and_gradient(y_true, y_pred)
-        xp = get_backend().xp
-        eps = PROBABILITY_EPSILON
-        p = xp.clip(y_pred, eps, 1 - eps)
-        y = y_true.astype(y_pred.dtype, copy=False)
-        loss = -float((y * xp.log(p) + (1 - y) * xp.log(1 - p)).mean(dtype=np.float64))
-        inside = (y_pred > eps) & (y_pred < 1 - eps)
-        return loss, ((p - y) / (p * (1 - p)) * inside) / y_pred.size
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
+                 name="binary_crossentropy", dtype=None):
+        super().__init__(from_logits, label_smoothing, axis, reduction, name, dtype)
 
-    def logits_value_and_gradient(self, y_true, logits):
-        """L = max(z, 0) - z y + log(1 + e^-|z|);  dL/dz = (sigmoid(z) - y) / size."""
-        xp = get_backend().xp
-        z, y = logits, y_true.astype(logits.dtype, copy=False)
-        loss = float((xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))).mean(dtype=np.float64))
+    def targets(self, y_true, y_pred):
+        y = y_true.astype(y_pred.dtype, copy=False)
+        if self.label_smoothing:
+            y = y * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+        return y
+
+    def per_sample(self, y_true, y_pred):
+        xp = _xp()
+        y = self.targets(y_true, y_pred)
+        p = xp.clip(y_pred, EPSILON, 1 - EPSILON)
+        term = -(y * xp.log(p) + (1 - y) * xp.log(1 - p))
+        inside = (y_pred > EPSILON) & (y_pred < 1 - EPSILON)
+        return _mean_over_last_axis(term, lambda: (p - y) / (p * (1 - p)) * inside)
+
+    def logits_per_sample(self, y_true, logits):
+        """max(z, 0) - z y + log(1 + e^-|z|), mean over the last axis;  d/dz = sigmoid(z) - y."""
+        xp = _xp()
+        z, y = logits, self.targets(y_true, logits)
         e = xp.exp(-xp.abs(z))
-        sigmoid = xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
-        return loss, (sigmoid - y) / z.size
+        term = xp.maximum(z, 0) - z * y + xp.log1p(e)
+        return _mean_over_last_axis(term, lambda: xp.where(z >= 0, 1 / (1 + e), e / (1 + e)) - y)
 
     def prepare_targets(self, y, output_shape, where="y"):
         y = super().prepare_targets(y, output_shape, where)
@@ -123,56 +529,113 @@ class BinaryCrossentropy(Loss):
         return y
 
 
-class MeanSquaredError(Loss):
-    name = "mean_squared_error"
-
-    def __init__(self):
-        super().__init__(from_logits=False)
-
-    def value_and_gradient(self, y_true, y_pred):
-        diff = y_pred - y_true.astype(y_pred.dtype, copy=False)
-        return float((diff * diff).mean(dtype=np.float64)), diff * (2.0 / diff.size)
-
-    def get_config(self):
-        return {}
-
-
 def _probability_cross_entropy(y, p):
-    """Keras's CE on probabilities: q = p / sum p, clipped; exact gradient through both."""
-    xp = get_backend().xp
-    m = p.shape[0]
-    total = p.sum(axis=1, keepdims=True)
+    """Keras's CE on probabilities, per row: q = p / sum p clipped to [eps, 1 - eps],
+    l = -sum_k y_k log q_k; the exact gradient through both the division and the clip."""
+    xp = _xp()
+    total = p.sum(axis=-1, keepdims=True)
     q = p / total
-    q_clipped = xp.clip(q, PROBABILITY_EPSILON, 1 - PROBABILITY_EPSILON)
-    loss = -float((y * xp.log(q_clipped)).sum(dtype=np.float64)) / m
-    inside = (q > PROBABILITY_EPSILON) & (q < 1 - PROBABILITY_EPSILON)
-    dq = -(y / q_clipped) * inside / m
-    return loss, (dq - (dq * q).sum(axis=1, keepdims=True)) / total
+    q_clipped = xp.clip(q, EPSILON, 1 - EPSILON)
+
+    def gradient():
+        inside = (q > EPSILON) & (q < 1 - EPSILON)
+        dq = -(y / q_clipped) * inside
+        return (dq - (dq * q).sum(axis=-1, keepdims=True)) / total
+
+    return -(y * xp.log(q_clipped)).sum(axis=-1), gradient
 
 
-LOSSES = {
-    "categorical_crossentropy": CategoricalCrossentropy,
-    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
-    "binary_crossentropy": BinaryCrossentropy,
-    "mean_squared_error": MeanSquaredError,
-    "mse": MeanSquaredError,
-}
+# Keras's loss functions: per-sample losses of backend arrays (keras.losses.mean_squared_error).
+
+def _function(cls, name, **defaults):
+    def loss_function(y_true, y_pred, **kwargs):
+        backend = get_backend()
+        y_pred = backend.asarray(y_pred)
+        y_pred = y_pred if y_pred.dtype.kind == "f" else y_pred.astype(floatx())
+        y_true = backend.asarray(y_true)
+        if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
+            y_true = y_true[..., None]
+        return cls(**{**defaults, **kwargs}).call(y_true, y_pred)
+
+    loss_function.__name__ = loss_function.__qualname__ = name
+    loss_function.loss_class = cls
+    loss_function.__doc__ = f"Per-sample {name} (Keras's keras.losses.{name}); see {cls.__name__}."
+    return loss_function
+
+
+mean_squared_error = _function(MeanSquaredError, "mean_squared_error")
+mean_absolute_error = _function(MeanAbsoluteError, "mean_absolute_error")
+mean_absolute_percentage_error = _function(MeanAbsolutePercentageError, "mean_absolute_percentage_error")
+mean_squared_logarithmic_error = _function(MeanSquaredLogarithmicError, "mean_squared_logarithmic_error")
+huber = _function(Huber, "huber")
+log_cosh = _function(LogCosh, "log_cosh")
+hinge = _function(Hinge, "hinge")
+squared_hinge = _function(SquaredHinge, "squared_hinge")
+categorical_hinge = _function(CategoricalHinge, "categorical_hinge")
+kl_divergence = _function(KLDivergence, "kl_divergence")
+poisson = _function(Poisson, "poisson")
+cosine_similarity = _function(CosineSimilarity, "cosine_similarity")
+binary_crossentropy = _function(BinaryCrossentropy, "binary_crossentropy")
+categorical_crossentropy = _function(CategoricalCrossentropy, "categorical_crossentropy")
+sparse_categorical_crossentropy = _function(SparseCategoricalCrossentropy, "sparse_categorical_crossentropy")
+
+FUNCTIONS = [mean_squared_error, mean_absolute_error, mean_absolute_percentage_error,
+             mean_squared_logarithmic_error, huber, log_cosh, hinge, squared_hinge, categorical_hinge,
+             kl_divergence, poisson, cosine_similarity, binary_crossentropy, categorical_crossentropy,
+             sparse_categorical_crossentropy]
+CLASSES = [fn.loss_class for fn in FUNCTIONS]
+
+# Keras's names: class names, function names and its short aliases.
+LOSSES = {cls.__name__: cls for cls in CLASSES}
+LOSSES.update({fn.__name__: fn.loss_class for fn in FUNCTIONS})
+LOSSES.update({alias: cls for cls, aliases in [
+    (BinaryCrossentropy, ("bce", "BCE")), (KLDivergence, ("kld", "KLD")), (MeanAbsoluteError, ("mae", "MAE")),
+    (MeanSquaredError, ("mse", "MSE")), (MeanAbsolutePercentageError, ("mape", "MAPE")),
+    (MeanSquaredLogarithmicError, ("msle", "MSLE"))] for alias in aliases})
+
+
+def check_has_gradient(loss):
+    """Refuse a Loss whose gradient gpudl cannot know: one that writes only Keras's `call`."""
+    cls = type(loss)
+
+    def owner(attribute):
+        return next(c for c in cls.__mro__ if attribute in c.__dict__)
+
+    gradient_owner, call_owner = owner("value_and_gradient"), owner("call")
+    if gradient_owner is Loss or (call_owner is not gradient_owner and issubclass(call_owner, gradient_owner)):
+        raise ValueError(f"The loss {cls.__name__} defines `call` but no `value_and_gradient`. {CUSTOM_LOSS_HELP}")
+    return loss
 
 
 def get(identifier):
+    """A Loss from a name ("mse", "CategoricalCrossentropy"), a Loss object or class,
+    one of this module's functions, or a serialized dict."""
     if isinstance(identifier, Loss):
-        return identifier
-    if isinstance(identifier, str) and identifier in LOSSES:
-        return LOSSES[identifier]()
-    raise unknown_name("loss", identifier, LOSSES)
+        return check_has_gradient(identifier)
+    if inspect.isclass(identifier) and issubclass(identifier, Loss):
+        return check_has_gradient(identifier())
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if isinstance(identifier, str):
+        if identifier in LOSSES:
+            return LOSSES[identifier]()
+        raise unknown_name("loss", identifier, LOSSES)
+    if callable(getattr(identifier, "loss_class", None)):
+        return identifier.loss_class()
+    if callable(identifier):
+        name = getattr(identifier, "__name__", repr(identifier))
+        raise ValueError(f"The loss {name!r} is a plain function. {CUSTOM_LOSS_HELP}")
+    raise invalid_value("loss", "a loss name, a gpudl.losses.Loss object or class", identifier)
 
 
 def serialize(loss):
     return {"class_name": type(loss).__name__, "config": loss.get_config()}
 
 
-def deserialize(config):
-    classes = {cls.__name__: cls for cls in LOSSES.values()}
+def deserialize(config, custom_objects=None):
+    """The Loss of `serialize(loss)`; custom Loss classes come from `custom_objects`."""
+    classes = {cls.__name__: cls for cls in CLASSES}
+    classes.update(custom_objects or {})
     if config["class_name"] not in classes:
         raise unknown_name("loss", config["class_name"], classes)
-    return classes[config["class_name"]](**config["config"])
+    return check_has_gradient(classes[config["class_name"]].from_config(config["config"]))

@@ -1,67 +1,821 @@
-"""Accuracy metrics, accumulated as (correct, count) over an epoch.
+"""Metrics: Keras 3's names, arguments and results, accumulated on the device.
 
-    categorical_accuracy         argmax(y_pred) == argmax(y_true)
-    sparse_categorical_accuracy  argmax(y_pred) == y_true
-    binary_accuracy              (y_pred > 0.5) == y_true   (logits: z > 0)
-"accuracy" picks one from the loss, like Keras.
+`update_state` (and the model's `update`) adds a batch to float64 backend arrays and
+never reads the device; `result()` is the one host read and returns a Python float
+(a NumPy array for several thresholds). With weights w_i (1 when none are given):
+
+    Mean                sum_i w_i v_i / sum_i w_i       (v_i: the mean over a sample's values)
+    Sum                 sum_i w_i v_i
+    MeanMetricWrapper   Mean of fn(y_true, y_pred) per sample: the accuracies, mae, mse,
+                        mape, msle, logcosh, cosine_similarity, hinges, cross-entropies,
+                        kl_divergence, poisson (the formulas of gpudl.losses)
+    RootMeanSquaredError  sqrt(Mean of (p - y)^2)
+    TruePositives ...   sum of w over [y != 0] [p > t], one count per threshold t
+    Precision           TP / (TP + FP),   Recall  TP / (TP + FN)   (0 when the denominator is)
+    AUC                 Keras's Riemann sum over num_thresholds buckets (see AUC.result)
+"accuracy" picks binary/sparse/categorical accuracy from the output width and the loss.
 """
 
-from gpudl.errors import unknown_name
+import inspect
+import math
+
+import numpy as np
+
+from gpudl.backend import floatx, get_backend
+from gpudl.errors import invalid_value, unknown_name
+from gpudl.frontend import activations, losses
+from gpudl.frontend.losses import EPSILON, snake_case
+from gpudl.frontend.losses import (  # noqa: F401  (Keras's keras.metrics.* functions)
+    binary_crossentropy, categorical_crossentropy, categorical_hinge, hinge, huber, kl_divergence, log_cosh,
+    mean_absolute_error, mean_absolute_percentage_error, mean_squared_error, mean_squared_logarithmic_error, poisson,
+    sparse_categorical_crossentropy, squared_hinge)
+
+NEG_INF = -1e10  # Keras's metrics_utils.NEG_INF
 
 
-class Accuracy:
-    """Base: `update(y_true, y_pred, logits)` adds a batch; `result()` is the mean so far."""
+def _xp():
+    return get_backend().xp
 
-    def __init__(self, name):
+
+def _predictions(y_pred):
+    """y_pred as a floating backend array (lists and integers as floatx)."""
+    y_pred = get_backend().asarray(y_pred)
+    return y_pred if y_pred.dtype.kind == "f" else y_pred.astype(floatx())
+
+
+def _sample_weights(sample_weight, count, dtype):
+    """None, or weights of shape (count,) (a scalar or an (m, 1) column is accepted)."""
+    if sample_weight is None:
+        return None
+    weights = get_backend().asarray(sample_weight, dtype=dtype).reshape(-1)
+    return _xp().broadcast_to(weights, (count,)) if weights.size == 1 else weights
+
+
+class Variable:
+    """A metric's state (Keras's metric variable): a backend array with `assign`,
+    `assign_add` (in place, on the device) and `numpy()` (a host read)."""
+
+    def __init__(self, shape, dtype, name):
+        self.value = _xp().zeros(shape, dtype=dtype)
         self.name = name
-        self.reset()
 
-    def reset(self):
-        self.correct, self.count = 0, 0
+    def assign(self, value):
+        self.value[...] = value
 
-    def update(self, y_true, y_pred, logits=False):
-        hits = self.hits(y_true, y_pred, logits)
-        self.correct += int(hits.sum())
-        self.count += int(hits.size)
+    def assign_add(self, value):
+        self.value += value
+
+    def numpy(self):
+        return get_backend().to_numpy(self.value)
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.numpy(), dtype=dtype)
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    def __repr__(self):
+        return f"<Variable {self.name} shape={self.shape}>"
+
+
+class Metric:
+    """Base class of metrics (Keras's `keras.metrics.Metric`).
+
+    A subclass writes `update_state(y_true, y_pred, sample_weight=None)`, `result()` and,
+    when it keeps its own state, `reset_state()`; state made with `add_variable` is reset
+    by the base class. y_true and y_pred are backend arrays (gpudl.backend.get_backend().xp
+    computes on them); keep the state there too, so that updates never wait for the device.
+
+    Args:
+        name: the metric's name (default: the class name in snake_case).
+        dtype: Keras's metric dtype, kept for get_config (accumulators are float64).
+
+    Model-facing: `update(y_true, y_pred, logits=False, sample_weight=None)`, where
+    logits=True means y_pred is the input of the loss's fused output activation
+    (`self.output_activation`, set by `get`), and `reset()`.
+    """
+
+    output_activation = None
+
+    def __init__(self, name=None, dtype=None):
+        self.name = name or snake_case(type(self).__name__)
+        self._dtype = dtype
+        self._variables = []
+
+    @property
+    def dtype(self):
+        return self._dtype or floatx()
+
+    @property
+    def variables(self):
+        return list(self._variables)
+
+    def add_variable(self, shape=(), initializer="zeros", dtype=None, aggregation="sum", name=None):
+        """A zero-initialized state array (float64 unless `dtype` says otherwise)."""
+        if initializer not in ("zeros", None):
+            raise invalid_value("initializer", '"zeros" (metric state starts at zero)', initializer, self.name)
+        variable = Variable(tuple(shape), dtype or np.float64, name or f"variable_{len(self._variables)}")
+        self._variables.append(variable)
+        return variable
+
+    def add_weight(self, shape=(), initializer=None, dtype=None, name=None):
+        return self.add_variable(shape=shape, initializer=initializer, dtype=dtype, name=name)
+
+    def update_state(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define update_state(y_true, y_pred, sample_weight=None).")
 
     def result(self):
-        return self.correct / max(self.count, 1)
+        raise NotImplementedError(f"{type(self).__name__} must define result().")
+
+    def reset_state(self):
+        for variable in self._variables:
+            variable.assign(0)
+
+    def update(self, y_true, y_pred, logits=False, sample_weight=None):
+        """The model's call: one batch of device arrays (logits: see the class docstring)."""
+        if logits:
+            y_pred = self.activate(y_pred)
+        self.update_state(y_true, y_pred, sample_weight=sample_weight)
+
+    def activate(self, logits):
+        """The output activation applied to the logits the model hands over."""
+        return activations.get(self.output_activation)[0](logits)
+
+    def reset(self):
+        self.reset_state()
+
+    def __call__(self, *args, **kwargs):
+        self.update_state(*args, **kwargs)
+        return self.result()
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}>"
 
 
-class CategoricalAccuracy(Accuracy):
-    def hits(self, y_true, y_pred, logits):
-        return y_pred.argmax(axis=1) == y_true.argmax(axis=1)
+def _read(variable):
+    """The one host read of a metric: float64 NumPy."""
+    return variable.numpy().astype(np.float64)
 
 
-class SparseCategoricalAccuracy(Accuracy):
-    def hits(self, y_true, y_pred, logits):
-        return y_pred.argmax(axis=1) == y_true
+def _divide_no_nan(numerator, denominator):
+    numerator, denominator = np.broadcast_arrays(np.asarray(numerator, float), np.asarray(denominator, float))
+    out = np.zeros_like(numerator)
+    np.divide(numerator, denominator, out=out, where=denominator != 0)
+    return out
 
 
-class BinaryAccuracy(Accuracy):
-    def hits(self, y_true, y_pred, logits):
-        return (y_pred > (0 if logits else 0.5)) == (y_true > 0.5)
+def _as_result(values):
+    """A float for one value, else a NumPy array (Keras: a scalar or a vector tensor)."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.reshape(-1)[0]) if values.size == 1 else values
 
 
-METRICS = {
-    "categorical_accuracy": CategoricalAccuracy,
-    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
-    "binary_accuracy": BinaryAccuracy,
-}
+class Sum(Metric):
+    """sum_i w_i v_i over everything passed to update_state(values, sample_weight)."""
+
+    def __init__(self, name="sum", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.total = self.add_variable(name="total")
+
+    def update_state(self, values, sample_weight=None):
+        values, weights = _samplewise(values, sample_weight, "sum")
+        self.total.assign_add((values if weights is None else values * weights).sum(dtype=np.float64))
+
+    def result(self):
+        return float(_read(self.total))
+
+
+class Mean(Metric):
+    """sum_i w_i v_i / sum_i w_i, v_i the mean of sample i's values (Keras's Mean)."""
+
+    def __init__(self, name="mean", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.total = self.add_variable(name="total")
+        self.count = self.add_variable(name="count")
+
+    def update_state(self, values, sample_weight=None):
+        values, weights = _samplewise(values, sample_weight, "mean")
+        if weights is None:
+            self.total.assign_add(values.sum(dtype=np.float64))
+            self.count.assign_add(values.shape[0] if values.ndim else 1)
+        else:
+            self.total.assign_add((values * weights).sum(dtype=np.float64))
+            self.count.assign_add(weights.sum(dtype=np.float64))
+
+    def result(self):
+        return float(_divide_no_nan(_read(self.total), _read(self.count)))
+
+
+def _samplewise(values, sample_weight, reduction):
+    """Values reduced (mean or sum) to one per sample, and the weights (None, or (m,))."""
+    values = _predictions(values)
+    if values.ndim > 1:
+        axes = tuple(range(1, values.ndim))
+        values = values.mean(axis=axes) if reduction == "mean" else values.sum(axis=axes)
+    count = values.shape[0] if values.ndim else 1
+    weights = _sample_weights(sample_weight, count, np.float64)
+    return values, None if weights is None else weights.reshape(values.shape)
+
+
+class MeanMetricWrapper(Mean):
+    """The Mean of `fn(y_true, y_pred, **kwargs)`, a function of backend arrays returning
+    one value per sample (or per sample and output)."""
+
+    def __init__(self, fn, name=None, dtype=None, **kwargs):
+        super().__init__(name=name or snake_case(type(self).__name__), dtype=dtype)
+        self._fn = fn
+        self._fn_kwargs = kwargs
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = _predictions(y_pred)
+        super().update_state(self._fn(get_backend().asarray(y_true), y_pred, **self._fn_kwargs),
+                             sample_weight=sample_weight)
+
+    def get_config(self):
+        config = {**super().get_config(), **self._fn_kwargs}
+        if type(self) is MeanMetricWrapper:
+            config["fn"] = getattr(self._fn, "__name__", repr(self._fn))
+        return config
+
+
+# Accuracy functions (Keras's keras.metrics.*_accuracy): 1.0 for a hit, 0.0 for a miss.
+
+def _matching_rank(y_true, y_pred):
+    """y_true as a column when y_pred is (m, 1) and y_true (m,) (Keras's squeeze_or_expand)."""
+    if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
+        return y_true[..., None]
+    if y_pred.ndim == y_true.ndim - 1 and y_true.shape[-1] == 1:
+        return y_true[..., 0]
+    return y_true
+
+
+def accuracy(y_true, y_pred):
+    y_pred = _predictions(y_pred)
+    y_true = _matching_rank(get_backend().asarray(y_true), y_pred)
+    return (y_true.astype(y_pred.dtype) == y_pred).astype(floatx())
+
+
+def binary_accuracy(y_true, y_pred, threshold=0.5):
+    y_pred = _predictions(y_pred)
+    y_true = _matching_rank(get_backend().asarray(y_true), y_pred)
+    return ((y_pred > threshold).astype(y_true.dtype) == y_true).astype(floatx())
+
+
+def categorical_accuracy(y_true, y_pred):
+    y_true = get_backend().asarray(y_true)
+    return (y_true.argmax(axis=-1) == _predictions(y_pred).argmax(axis=-1)).astype(floatx())
+
+
+def _labels(y_true):
+    y_true = get_backend().asarray(y_true)
+    return (y_true[..., 0] if y_true.ndim == 2 and y_true.shape[-1] == 1 else y_true).astype(np.int64)
+
+
+def sparse_categorical_accuracy(y_true, y_pred):
+    return (_labels(y_true) == _predictions(y_pred).argmax(axis=-1)).astype(floatx())
+
+
+def _in_top_k(labels, y_pred, k):
+    """Keras's in_top_k: 1 + (number of scores above the label's) <= k (ties count as hits)."""
+    xp = _xp()
+    at_label = xp.take_along_axis(y_pred, labels[:, None], axis=-1)
+    at_label = xp.where(xp.isnan(at_label), -xp.inf, at_label)
+    return (1 + (y_pred > at_label).sum(axis=-1) <= k).astype(floatx())
+
+
+def top_k_categorical_accuracy(y_true, y_pred, k=5):
+    return _in_top_k(get_backend().asarray(y_true).argmax(axis=-1), _predictions(y_pred), k)
+
+
+def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5, from_sorted_ids=False):
+    """from_sorted_ids: y_pred holds class ids sorted by score (its first k are the top k)."""
+    labels = _labels(y_true)
+    if from_sorted_ids:
+        return (labels[:, None] == get_backend().asarray(y_pred)[:, :k]).any(axis=-1).astype(floatx())
+    return _in_top_k(labels, _predictions(y_pred), k)
+
+
+class Accuracy(MeanMetricWrapper):
+    """How often y_pred equals y_true exactly."""
+
+    def __init__(self, name="accuracy", dtype=None):
+        super().__init__(accuracy, name=name, dtype=dtype)
+
+
+class BinaryAccuracy(MeanMetricWrapper):
+    """How often (y_pred > threshold) equals y_true. With sigmoid logits from the model,
+    z > log(t / (1 - t)) is the same test without computing the sigmoid."""
+
+    def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
+        super().__init__(binary_accuracy, name=name, dtype=dtype, threshold=threshold)
+        self.threshold = threshold
+
+    def update(self, y_true, y_pred, logits=False, sample_weight=None):
+        if logits and self.output_activation == "sigmoid" and 0 < self.threshold < 1:
+            logit_threshold = math.log(self.threshold / (1 - self.threshold))
+            Mean.update_state(self, binary_accuracy(y_true, y_pred, logit_threshold), sample_weight=sample_weight)
+        else:
+            super().update(y_true, y_pred, logits, sample_weight)
+
+
+class _RankMetric(MeanMetricWrapper):
+    """Accuracies decided by the order of the scores: the softmax/sigmoid of the logits
+    keeps their order, so logits are used as they are."""
+
+    def activate(self, logits):
+        return logits
+
+
+class CategoricalAccuracy(_RankMetric):
+    """How often argmax(y_pred) equals argmax(y_true) (one-hot targets)."""
+
+    def __init__(self, name="categorical_accuracy", dtype=None):
+        super().__init__(categorical_accuracy, name=name, dtype=dtype)
+
+
+class SparseCategoricalAccuracy(_RankMetric):
+    """How often argmax(y_pred) equals the integer label."""
+
+    def __init__(self, name="sparse_categorical_accuracy", dtype=None):
+        super().__init__(sparse_categorical_accuracy, name=name, dtype=dtype)
+
+
+class TopKCategoricalAccuracy(_RankMetric):
+    """How often the one-hot target is among the k highest scores."""
+
+    def __init__(self, k=5, name="top_k_categorical_accuracy", dtype=None):
+        super().__init__(top_k_categorical_accuracy, name=name, dtype=dtype, k=k)
+        self.k = k
+
+
+class SparseTopKCategoricalAccuracy(_RankMetric):
+    """How often the integer label is among the k highest scores."""
+
+    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy", dtype=None, from_sorted_ids=False):
+        super().__init__(sparse_top_k_categorical_accuracy, name=name, dtype=dtype, k=k,
+                         from_sorted_ids=from_sorted_ids)
+        self.k = k
+        self.from_sorted_ids = from_sorted_ids
+
+    def activate(self, logits):
+        if self.from_sorted_ids:
+            raise ValueError(f"{self.name}: from_sorted_ids=True needs class ids as y_pred, but the model "
+                             f"outputs scores; use from_sorted_ids=False.")
+        return logits
+
+
+# Regression, hinge and probabilistic metrics: the Mean of a gpudl.losses function.
+
+class MeanSquaredError(MeanMetricWrapper):
+    def __init__(self, name="mean_squared_error", dtype=None):
+        super().__init__(losses.mean_squared_error, name=name, dtype=dtype)
+
+
+class MeanAbsoluteError(MeanMetricWrapper):
+    def __init__(self, name="mean_absolute_error", dtype=None):
+        super().__init__(losses.mean_absolute_error, name=name, dtype=dtype)
+
+
+class MeanAbsolutePercentageError(MeanMetricWrapper):
+    def __init__(self, name="mean_absolute_percentage_error", dtype=None):
+        super().__init__(losses.mean_absolute_percentage_error, name=name, dtype=dtype)
+
+
+class MeanSquaredLogarithmicError(MeanMetricWrapper):
+    def __init__(self, name="mean_squared_logarithmic_error", dtype=None):
+        super().__init__(losses.mean_squared_logarithmic_error, name=name, dtype=dtype)
+
+
+class LogCoshError(MeanMetricWrapper):
+    def __init__(self, name="logcosh", dtype=None):
+        super().__init__(losses.log_cosh, name=name, dtype=dtype)
+
+
+def cosine_similarity(y_true, y_pred, axis=-1):
+    """sum_k y_k p_k / (|y| |p|) per sample (the loss's value with its sign flipped)."""
+    return -losses.cosine_similarity(y_true, y_pred, axis=axis)
+
+
+class CosineSimilarity(MeanMetricWrapper):
+    def __init__(self, name="cosine_similarity", dtype=None, axis=-1):
+        super().__init__(cosine_similarity, name=name, dtype=dtype, axis=axis)
+
+
+class Hinge(MeanMetricWrapper):
+    def __init__(self, name="hinge", dtype=None):
+        super().__init__(losses.hinge, name=name, dtype=dtype)
+
+
+class SquaredHinge(MeanMetricWrapper):
+    def __init__(self, name="squared_hinge", dtype=None):
+        super().__init__(losses.squared_hinge, name=name, dtype=dtype)
+
+
+class CategoricalHinge(MeanMetricWrapper):
+    def __init__(self, name="categorical_hinge", dtype=None):
+        super().__init__(losses.categorical_hinge, name=name, dtype=dtype)
+
+
+class KLDivergence(MeanMetricWrapper):
+    def __init__(self, name="kl_divergence", dtype=None):
+        super().__init__(losses.kl_divergence, name=name, dtype=dtype)
+
+
+class Poisson(MeanMetricWrapper):
+    def __init__(self, name="poisson", dtype=None):
+        super().__init__(losses.poisson, name=name, dtype=dtype)
+
+
+class BinaryCrossentropy(MeanMetricWrapper):
+    def __init__(self, name="binary_crossentropy", dtype=None, from_logits=False, label_smoothing=0):
+        super().__init__(losses.binary_crossentropy, name=name, dtype=dtype, from_logits=from_logits,
+                         label_smoothing=label_smoothing)
+
+
+class CategoricalCrossentropy(MeanMetricWrapper):
+    def __init__(self, name="categorical_crossentropy", dtype=None, from_logits=False, label_smoothing=0, axis=-1):
+        super().__init__(losses.categorical_crossentropy, name=name, dtype=dtype, from_logits=from_logits,
+                         label_smoothing=label_smoothing, axis=axis)
+
+
+class SparseCategoricalCrossentropy(MeanMetricWrapper):
+    def __init__(self, name="sparse_categorical_crossentropy", dtype=None, from_logits=False, ignore_class=None,
+                 axis=-1):
+        super().__init__(losses.sparse_categorical_crossentropy, name=name, dtype=dtype, from_logits=from_logits,
+                         ignore_class=ignore_class, axis=axis)
+
+
+class RootMeanSquaredError(Mean):
+    """sqrt(sum_i w_i mean_k (p_ik - y_ik)^2 / sum_i w_i)."""
+
+    def __init__(self, name="root_mean_squared_error", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = _predictions(y_pred)
+        error = y_pred - _matching_rank(get_backend().asarray(y_true), y_pred).astype(y_pred.dtype)
+        super().update_state(error * error, sample_weight=sample_weight)
+
+    def result(self):
+        return math.sqrt(super().result())
+
+
+# Confusion-matrix metrics.
+
+def _check_thresholds(thresholds, where):
+    values = [thresholds] if np.isscalar(thresholds) else list(thresholds)
+    if not values or any(t is None or not 0 <= t <= 1 for t in values):
+        raise invalid_value("thresholds", "a float or a list of floats in [0, 1]", thresholds, where)
+    return values
+
+
+def _evenly_spaced(thresholds):
+    """Keras's test for thresholds i / (T - 1), i = 0..T-1 (T >= 3), within eps."""
+    count = len(thresholds)
+    return count >= 3 and np.allclose(thresholds, np.arange(count) / (count - 1), atol=EPSILON)
+
+
+class _ConfusionCounter:
+    """Weighted counts, per threshold t_j, of positives (y != 0) and negatives with p > t_j.
+
+    Each prediction falls in one bucket b and is above t_j exactly for j <= b; a histogram
+    of buckets, summed from the top, gives every threshold's count in one pass:
+      evenly spaced thresholds (Keras's fast path, p clipped to [0, 1]):
+          b = ceil(p (T - 1)) - 1   (at least 0 when the end thresholds are -eps and 1 + eps)
+      any others: b = (number of thresholds below p) - 1.
+    multi_label keeps one histogram per output column."""
+
+    def __init__(self, thresholds, evenly, with_epsilon=False, multi_label=False):
+        self.thresholds = np.asarray(thresholds, dtype=np.float64)
+        self.order = np.argsort(self.thresholds, kind="stable")
+        self.evenly, self.with_epsilon, self.multi_label = evenly, with_epsilon, multi_label
+
+    def buckets(self, y_pred):
+        xp = _xp()
+        count = len(self.thresholds)
+        if self.evenly:
+            buckets = xp.ceil(xp.clip(y_pred, 0, 1) * (count - 1)) - 1
+            buckets = xp.maximum(buckets, 0) if self.with_epsilon else buckets
+            return buckets.astype(np.int64)
+        ascending = xp.asarray(self.thresholds[self.order], dtype=y_pred.dtype)
+        return xp.searchsorted(ascending, y_pred.reshape(-1), side="left").reshape(y_pred.shape) - 1
+
+    def counts(self, y_true, y_pred, weights):
+        """(above_positive, above_negative, positives, negatives): the first two (T,) or
+        (T, C) in the thresholds' order, the totals () or (C,)."""
+        xp = _xp()
+        columns = y_pred.shape[-1] if self.multi_label else 1
+        count = len(self.thresholds)
+        column = xp.arange(y_pred.size) % columns
+        bins = (column * (count + 1) + self.buckets(y_pred).reshape(-1) + 1)
+        positive = (y_true.reshape(-1) != 0).astype(np.float64)
+        weights = weights.reshape(-1)
+
+        def above(mass):
+            histogram = xp.bincount(bins, weights=mass, minlength=columns * (count + 1))
+            histogram = histogram.reshape(columns, count + 1)[:, 1:]
+            totals = xp.cumsum(histogram[:, ::-1], axis=1)[:, ::-1].T  # (T, C), sorted thresholds
+            unsorted = xp.empty_like(totals)
+            unsorted[xp.asarray(self.order)] = totals
+            return unsorted if self.multi_label else unsorted[:, 0]
+
+        def total(mass):
+            sums = xp.bincount(column, weights=mass, minlength=columns)
+            return sums if self.multi_label else sums[0]
+
+        return (above(positive * weights), above((1 - positive) * weights),
+                total(positive * weights), total((1 - positive) * weights))
+
+
+def _confusion_inputs(y_true, y_pred, sample_weight, class_id=None):
+    """Backend arrays of matching shape, and the weights broadcast over them (float64)."""
+    y_pred = _predictions(y_pred)
+    y_true = _matching_rank(get_backend().asarray(y_true), y_pred)
+    if class_id is not None:
+        y_true, y_pred = y_true[..., class_id:class_id + 1], y_pred[..., class_id:class_id + 1]
+    weights = _sample_weights(sample_weight, y_pred.shape[0], np.float64)
+    if weights is None:
+        weights = _xp().ones(y_pred.shape[0], dtype=np.float64)
+    weights = weights.reshape((-1,) + (1,) * (y_pred.ndim - 1))
+    return y_true, y_pred, _xp().broadcast_to(weights, y_pred.shape)
+
+
+class _ConfusionMetric(Metric):
+    """Accumulates TP, FP, TN, FN per threshold (only those in `kinds`)."""
+
+    kinds = ()
+
+    def __init__(self, thresholds, name, dtype, default_threshold=0.5, class_id=None):
+        super().__init__(name=name, dtype=dtype)
+        self.init_thresholds = thresholds
+        self.thresholds = _check_thresholds(default_threshold if thresholds is None else thresholds,
+                                            type(self).__name__)
+        self.class_id = class_id
+        self._counter = _ConfusionCounter(self.thresholds, _evenly_spaced(self.thresholds))
+        for kind in self.kinds:
+            setattr(self, kind, self.add_variable(shape=(len(self.thresholds),), name=kind))
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, y_pred, weights = _confusion_inputs(y_true, y_pred, sample_weight, self.class_id)
+        above_positive, above_negative, positives, negatives = self._counter.counts(y_true, y_pred, weights)
+        values = {"true_positives": above_positive, "false_positives": above_negative,
+                  "false_negatives": positives - above_positive, "true_negatives": negatives - above_negative}
+        for kind in self.kinds:
+            getattr(self, kind).assign_add(values[kind])
+
+    def get_config(self):
+        return {**super().get_config(), "thresholds": self.init_thresholds}
+
+
+class TruePositives(_ConfusionMetric):
+    """Weighted count of y != 0 with y_pred > threshold (per threshold; default 0.5)."""
+
+    kinds = ("true_positives",)
+
+    def __init__(self, thresholds=None, name=None, dtype=None):
+        super().__init__(thresholds, name, dtype)
+
+    def result(self):
+        return _as_result(_read(getattr(self, self.kinds[0])))
+
+
+class FalsePositives(TruePositives):
+    """Weighted count of y == 0 with y_pred > threshold."""
+
+    kinds = ("false_positives",)
+
+
+class TrueNegatives(TruePositives):
+    """Weighted count of y == 0 with y_pred <= threshold."""
+
+    kinds = ("true_negatives",)
+
+
+class FalseNegatives(TruePositives):
+    """Weighted count of y != 0 with y_pred <= threshold."""
+
+    kinds = ("false_negatives",)
+
+
+class Precision(_ConfusionMetric):
+    """TP / (TP + FP) at each threshold (default 0.5); class_id picks one output column.
+    top_k is not supported (None only)."""
+
+    kinds = ("true_positives", "false_positives")
+
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
+        if top_k is not None:
+            raise invalid_value("top_k", "None (gpudl does not support top_k)", top_k, type(self).__name__)
+        super().__init__(thresholds, name, dtype, class_id=class_id)
+        self.top_k = top_k
+
+    def result(self):
+        return _as_result(_divide_no_nan(_read(self.true_positives),
+                                         _read(self.true_positives) + _read(getattr(self, self.kinds[1]))))
+
+    def get_config(self):
+        return {**super().get_config(), "top_k": self.top_k, "class_id": self.class_id}
+
+
+class Recall(Precision):
+    """TP / (TP + FN) at each threshold (default 0.5)."""
+
+    kinds = ("true_positives", "false_negatives")
+
+
+AUC_CURVES = {"roc": "ROC", "pr": "PR", "prgain": "PRGAIN"}
+AUC_SUMMATIONS = ("interpolation", "majoring", "minoring")
+
+
+class AUC(Metric):
+    """Area under the ROC or PR curve, from TP/FP/TN/FN at num_thresholds thresholds
+    (i / (num_thresholds - 1) with the ends moved to -eps and 1 + eps), as Keras.
+
+    Args (Keras's): num_thresholds=200, curve="ROC"|"PR"|"PRGAIN",
+        summation_method="interpolation"|"majoring"|"minoring", name, dtype,
+        thresholds (instead of num_thresholds), multi_label, num_labels, label_weights,
+        from_logits (apply a sigmoid to y_pred first).
+    """
+
+    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name=None, dtype=None,
+                 thresholds=None, multi_label=False, num_labels=None, label_weights=None, from_logits=False):
+        if str(curve).lower() not in AUC_CURVES:
+            raise invalid_value("curve", f"one of {list(AUC_CURVES.values())}", curve, "AUC")
+        if str(summation_method).lower() not in AUC_SUMMATIONS:
+            raise invalid_value("summation_method", f"one of {list(AUC_SUMMATIONS)}", summation_method, "AUC")
+        if num_labels and not multi_label:
+            raise invalid_value("num_labels", "None unless multi_label=True", num_labels, "AUC")
+        super().__init__(name=name, dtype=dtype)
+        self._init_from_thresholds = thresholds is not None
+        if thresholds is not None:
+            inner = sorted(_check_thresholds(thresholds, "AUC"))
+            evenly = _evenly_spaced([0.0] + inner + [1.0])
+        else:
+            if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, (int, np.integer)) \
+                    or num_thresholds <= 1:
+                raise invalid_value("num_thresholds", "an integer > 1", num_thresholds, "AUC")
+            inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+            evenly = True
+        self.num_thresholds = len(inner) + 2
+        self._thresholds = [0.0 - EPSILON] + inner + [1.0 + EPSILON]
+        self.curve = AUC_CURVES[str(curve).lower()]
+        self.summation_method = str(summation_method).lower()
+        self.multi_label, self.num_labels = multi_label, num_labels
+        self.label_weights = None if label_weights is None else np.asarray(label_weights, dtype=np.float64)
+        self._from_logits = from_logits
+        self._counter = _ConfusionCounter(self._thresholds, evenly, with_epsilon=True, multi_label=multi_label)
+        self._counts = None  # TP, FP, TN, FN variables, shaped on the first batch when multi_label
+
+    @property
+    def thresholds(self):
+        return list(self._thresholds)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, y_pred, weights = _confusion_inputs(y_true, y_pred, sample_weight)
+        if self._from_logits:
+            y_pred = activations.sigmoid(y_pred)
+        if self.label_weights is not None and not self.multi_label:
+            weights = weights * _xp().asarray(self.label_weights)
+        if self._counts is None:
+            shape = (self.num_thresholds, y_pred.shape[-1]) if self.multi_label else (self.num_thresholds,)
+            self._counts = [self.add_variable(shape=shape, name=kind) for kind in
+                            ("true_positives", "false_positives", "true_negatives", "false_negatives")]
+        above_positive, above_negative, positives, negatives = self._counter.counts(y_true, y_pred, weights)
+        for variable, value in zip(self._counts, (above_positive, above_negative, negatives - above_negative,
+                                                  positives - above_positive)):
+            variable.assign_add(value)
+
+    def result(self):
+        """Keras's sums over consecutive thresholds i, i+1 (x descending as i grows):
+        ROC: sum (fpr_i - fpr_i+1) (tpr_i + tpr_i+1) / 2   ("interpolation"; min/max for
+        minoring/majoring); PR with interpolation (Davis & Goadrich): precision is
+        interpolated along TP as a function of P = TP + FP,
+            slope = dTP / dP,  intercept = TP_i+1 - slope P_i+1,
+            area_i = slope (dTP + intercept log(P_i / P_i+1)) / (TP_i+1 + FN_i+1)."""
+        if self._counts is None:
+            return 0.0
+        tp, fp, tn, fn = (_read(variable) for variable in self._counts)
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            d_tp = tp[:-1] - tp[1:]
+            p = tp + fp
+            d_p = p[:-1] - p[1:]
+            slope = _divide_no_nan(d_tp, np.maximum(d_p, 0))
+            intercept = tp[1:] - slope * p[1:]
+            ratio = np.where((p[:-1] > 0) & (p[1:] > 0), _divide_no_nan(p[:-1], np.maximum(p[1:], 0)), 1.0)
+            areas = _divide_no_nan(slope * (d_tp + intercept * np.log(ratio)), np.maximum(tp[1:] + fn[1:], 0))
+        else:
+            recall = _divide_no_nan(tp, tp + fn)
+            if self.curve == "ROC":
+                x, y = _divide_no_nan(fp, fp + tn), recall
+            elif self.curve == "PR":
+                x, y = recall, _divide_no_nan(tp, tp + fp)
+            else:  # PRGAIN
+                scale = _divide_no_nan(tp + fn, tn + fp)
+                x = np.maximum(np.where(tp == 0, 0.0, 1 - scale * _divide_no_nan(fn, tp)), 0)
+                y = np.where(tp == 0, 1.0, 1 - scale * _divide_no_nan(fp, tp))
+            if self.summation_method == "interpolation":
+                heights = (y[:-1] + y[1:]) / 2
+            elif self.summation_method == "minoring":
+                heights = np.minimum(y[:-1], y[1:])
+            else:
+                heights = np.maximum(y[:-1], y[1:])
+            areas = (x[:-1] - x[1:]) * heights
+        if not self.multi_label:
+            return float(areas.sum())
+        by_label = areas.sum(axis=0)
+        if self.label_weights is None:
+            return float(by_label.mean())
+        return float(_divide_no_nan((by_label * self.label_weights).sum(), self.label_weights.sum()))
+
+    def get_config(self):
+        config = {**super().get_config(), "num_thresholds": self.num_thresholds, "curve": self.curve,
+                  "summation_method": self.summation_method, "multi_label": self.multi_label,
+                  "num_labels": self.num_labels, "from_logits": self._from_logits,
+                  "label_weights": None if self.label_weights is None else self.label_weights.tolist()}
+        if self._init_from_thresholds:
+            config["thresholds"] = self._thresholds[1:-1]
+        return config
+
+
+CLASSES = [Mean, Sum, MeanMetricWrapper, Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
+           TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, MeanSquaredError, RootMeanSquaredError,
+           MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredLogarithmicError, CosineSimilarity,
+           LogCoshError, Hinge, SquaredHinge, CategoricalHinge, KLDivergence, Poisson, BinaryCrossentropy,
+           CategoricalCrossentropy, SparseCategoricalCrossentropy, AUC, Precision, Recall, TruePositives,
+           FalsePositives, TrueNegatives, FalseNegatives]
+
+# Keras's names of the metrics compile() takes: class names, their snake_case, the short
+# aliases; plus "rmse" and "logcosh".
+COMPILE_CLASSES = [cls for cls in CLASSES if cls not in (Mean, Sum, MeanMetricWrapper)]
+METRICS = {cls.__name__: cls for cls in COMPILE_CLASSES}
+METRICS.update({snake_case(cls.__name__): cls for cls in COMPILE_CLASSES})
+METRICS.update({alias: cls for cls, aliases in [
+    (BinaryCrossentropy, ("bce", "BCE")), (MeanSquaredError, ("mse", "MSE")), (MeanAbsoluteError, ("mae", "MAE")),
+    (MeanAbsolutePercentageError, ("mape", "MAPE")), (MeanSquaredLogarithmicError, ("msle", "MSLE")),
+    (RootMeanSquaredError, ("rmse",)), (LogCoshError, ("logcosh",))] for alias in aliases})
+
+FUNCTIONS = {fn.__name__: fn for fn in (accuracy, binary_accuracy, categorical_accuracy, sparse_categorical_accuracy,
+                                        top_k_categorical_accuracy, sparse_top_k_categorical_accuracy,
+                                        cosine_similarity)}
+FUNCTIONS.update({fn.__name__: fn for fn in losses.FUNCTIONS if fn.__name__ != "cosine_similarity"})
+
+
+def _accuracy_for(loss, output_units):
+    """Binary for one output unit or binary cross-entropy, sparse for integer labels,
+    else categorical."""
+    if isinstance(loss, losses.SparseCategoricalCrossentropy):
+        return SparseCategoricalAccuracy
+    if isinstance(loss, losses.BinaryCrossentropy) or output_units == 1:
+        return BinaryAccuracy
+    return CategoricalAccuracy
 
 
 def get(identifier, loss, output_units):
-    """A metric from its name; "accuracy"/"acc" is chosen from the loss and output width."""
-    if isinstance(identifier, Accuracy):
-        return identifier
-    if identifier in ("accuracy", "acc"):
-        if loss.name == "sparse_categorical_crossentropy":
-            cls = SparseCategoricalAccuracy
-        elif loss.name == "binary_crossentropy" or output_units == 1:
-            cls = BinaryAccuracy
-        else:
-            cls = CategoricalAccuracy
-        return cls(identifier)
-    if identifier in METRICS:
-        return METRICS[identifier](identifier)
-    raise unknown_name("metric", identifier, list(METRICS) + ["accuracy"])
+    """A Metric from a name (Keras's; the metric is named as written), a Metric object or
+    class, a function of (y_true, y_pred) (wrapped in MeanMetricWrapper) or a config dict;
+    it learns the loss's fused output activation (for the model's logits)."""
+    if isinstance(identifier, Metric):
+        metric = identifier
+    elif inspect.isclass(identifier) and issubclass(identifier, Metric):
+        metric = identifier()
+    elif isinstance(identifier, dict):
+        metric = deserialize(identifier)
+    elif isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
+        metric = _accuracy_for(loss, output_units)(name=identifier)
+    elif isinstance(identifier, str) and identifier in METRICS:
+        metric = METRICS[identifier](name=identifier)
+    elif isinstance(identifier, str):
+        raise unknown_name("metric", identifier, list(METRICS) + ["accuracy", "acc"])
+    elif callable(identifier):
+        metric = MeanMetricWrapper(identifier, name=getattr(identifier, "__name__", None))
+    else:
+        raise invalid_value("metrics", "metric names, Metric objects or functions", identifier)
+    metric.output_activation = loss.fused_activation
+    return metric
+
+
+def serialize(metric):
+    return {"class_name": type(metric).__name__, "config": metric.get_config()}
+
+
+def deserialize(config, custom_objects=None):
+    """The Metric of `serialize(metric)`; custom classes and functions come from custom_objects."""
+    classes = {cls.__name__: cls for cls in CLASSES}
+    classes.update(custom_objects or {})
+    name, arguments = config["class_name"], dict(config["config"])
+    if name not in classes:
+        raise unknown_name("metric", name, classes)
+    if name == "MeanMetricWrapper":
+        functions = {**FUNCTIONS, **(custom_objects or {})}
+        if arguments.get("fn") not in functions:
+            raise unknown_name("metric function", arguments.get("fn"), functions)
+        arguments["fn"] = functions[arguments["fn"]]
+    return classes[name].from_config(arguments)
