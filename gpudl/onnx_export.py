@@ -1,0 +1,225 @@
+"""ONNX export of a Sequential's inference graph, built with the `onnx` package.
+
+`export_onnx(model, path)` writes one graph: input "input" of shape (batch, features...)
+in the model's dtype, output "output". Opset 17 (IR version 8): the first opset with
+LayerNormalization, run by onnxruntime since 1.12 (2022) and by every current runtime.
+Each layer becomes the ops of its inference forward pass (LAYER_OPS):
+
+    Dense                Gemm(x, kernel, bias) (MatMul without a bias), then the activation
+    BatchNormalization   BatchNormalization(x, gamma, beta, moving_mean, moving_variance, epsilon)
+    Normalization        Sub(mean), Div(max(sqrt(variance), 1e-7)); the divisor is computed here
+                         in the model's dtype exactly as gpudl's forward computes it
+    LayerNormalization   LayerNormalization(x, gamma, beta, axis=-1, epsilon)
+    Activation, ReLU, LeakyReLU, ELU, PReLU, Softmax   the activation's ops (ACTIVATION_OPS)
+    Flatten, Reshape     Flatten(axis=1), Reshape(0, target_shape...)
+    Rescaling            Mul(scale), Add(offset)
+    Dropout and the noise layers   nothing: they are the identity at inference
+
+The exporter runs onnx.checker on the model before writing it.
+"""
+
+import math
+import os
+
+import numpy as np
+
+from gpudl.backend import get_backend
+
+OPSET = 17
+IR_VERSION = 8
+INSTALL_HINT = 'install onnx with: pip install "gpudl[onnx]"'
+NORMALIZATION_EPSILON = 1e-7  # gpudl.frontend.layers.normalization's floor of the standard deviation
+
+
+class _Graph:
+    """The nodes and constants of the graph being built; each op returns its output name."""
+
+    def __init__(self, onnx, dtype):
+        self.onnx, self.dtype = onnx, np.dtype(dtype)
+        self.nodes, self.initializers = [], []
+
+    def constant(self, name, value, dtype=None):
+        array = np.asarray(value, dtype=dtype or self.dtype)
+        tensor_name = f"{name}_{len(self.initializers)}"
+        self.initializers.append(self.onnx.numpy_helper.from_array(array, tensor_name))
+        return tensor_name
+
+    def op(self, op_type, inputs, **attributes):
+        output = f"{op_type.lower()}_{len(self.nodes)}"
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [output], **attributes))
+        return output
+
+
+def _gelu(g, x):
+    """x * (1 + erf(x / sqrt 2)) / 2 (Keras's exact gelu; ONNX's Gelu op needs opset 20)."""
+    erf = g.op("Erf", [g.op("Mul", [x, g.constant("inv_sqrt2", 1 / math.sqrt(2))])])
+    return g.op("Mul", [g.op("Mul", [x, g.constant("half", 0.5)]), g.op("Add", [erf, g.constant("one", 1.0)])])
+
+
+def _activation_ops():
+    from gpudl.frontend.activations import LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
+
+    return {
+        "linear": lambda g, x: x,
+        "relu": lambda g, x: g.op("Relu", [x]),
+        "relu6": lambda g, x: g.op("Clip", [x, g.constant("zero", 0.0), g.constant("six", 6.0)]),
+        "leaky_relu": lambda g, x: g.op("LeakyRelu", [x], alpha=LEAKY_RELU_SLOPE),
+        "elu": lambda g, x: g.op("Elu", [x], alpha=1.0),
+        "selu": lambda g, x: g.op("Selu", [x], alpha=SELU_ALPHA, gamma=SELU_SCALE),
+        "gelu": _gelu,
+        "tanh": lambda g, x: g.op("Tanh", [x]),
+        "sigmoid": lambda g, x: g.op("Sigmoid", [x]),
+        "hard_sigmoid": lambda g, x: g.op("HardSigmoid", [x], alpha=1 / 6, beta=0.5),
+        "swish": lambda g, x: g.op("Mul", [x, g.op("Sigmoid", [x])]),
+        "silu": lambda g, x: g.op("Mul", [x, g.op("Sigmoid", [x])]),
+        "softplus": lambda g, x: g.op("Softplus", [x]),
+        "softsign": lambda g, x: g.op("Softsign", [x]),
+        "exponential": lambda g, x: g.op("Exp", [x]),
+        "mish": lambda g, x: g.op("Mul", [x, g.op("Tanh", [g.op("Softplus", [x])])]),
+        "softmax": lambda g, x: g.op("Softmax", [x], axis=-1),
+        "log_softmax": lambda g, x: g.op("LogSoftmax", [x], axis=-1),
+    }
+
+
+ACTIVATION_OPS = _activation_ops()
+
+
+def _value(param):
+    return get_backend().to_numpy(param.value)
+
+
+def _activation(g, layer, x):
+    if layer.activation not in ACTIVATION_OPS:
+        raise ValueError(f"Layer '{layer.name}': activation {layer.activation!r} has no ONNX export; "
+                         f"exportable: {', '.join(sorted(ACTIVATION_OPS))}.")
+    return ACTIVATION_OPS[layer.activation](g, x)
+
+
+def _dense(g, layer, x):
+    kernel = g.constant(f"{layer.name}_kernel", _value(layer.kernel))
+    if layer.use_bias:
+        z = g.op("Gemm", [x, kernel, g.constant(f"{layer.name}_bias", _value(layer.bias))])
+    else:
+        z = g.op("MatMul", [x, kernel])
+    return _activation(g, layer, z)
+
+
+def _batch_normalization(g, layer, x):
+    inputs = [g.constant(f"{layer.name}_{p}", _value(getattr(layer, p)))
+              for p in ("gamma", "beta", "moving_mean", "moving_variance")]
+    return g.op("BatchNormalization", [x, *inputs], epsilon=layer.epsilon)
+
+
+def _normalization(g, layer, x):
+    variance = _value(layer.variance)
+    std = np.maximum(np.sqrt(variance), variance.dtype.type(NORMALIZATION_EPSILON))  # as the forward pass
+    centered = g.op("Sub", [x, g.constant(f"{layer.name}_mean", _value(layer.mean))])
+    return g.op("Div", [centered, g.constant(f"{layer.name}_std", std)])
+
+
+def _layer_normalization(g, layer, x):
+    if layer.axis not in (-1, [-1]):
+        raise ValueError(f"LayerNormalization '{layer.name}' normalizes over axis={layer.axis}; the ONNX export "
+                         f"supports axis=-1.")
+    features = layer.input_shape[-1]
+    gamma = _value(layer.gamma) if layer.scale else np.ones(features, g.dtype)
+    beta = _value(layer.beta) if layer.center else np.zeros(features, g.dtype)
+    return g.op("LayerNormalization", [x, g.constant(f"{layer.name}_gamma", gamma),
+                                       g.constant(f"{layer.name}_beta", beta)], axis=-1, epsilon=layer.epsilon)
+
+
+def _relu_layer(g, layer, x):
+    """Keras's ReLU(max_value, negative_slope, threshold) as Where(x >= t, x, slope (x - t)), capped."""
+    if (layer.max_value, layer.negative_slope, layer.threshold) == (None, 0.0, 0.0):
+        return g.op("Relu", [x])
+    threshold = g.constant(f"{layer.name}_threshold", layer.threshold)
+    below = g.op("Mul", [g.op("Sub", [x, threshold]), g.constant(f"{layer.name}_slope", layer.negative_slope)])
+    y = g.op("Where", [g.op("GreaterOrEqual", [x, threshold]), x, below])
+    return y if layer.max_value is None else g.op("Min", [y, g.constant(f"{layer.name}_max", layer.max_value)])
+
+
+def _softmax_layer(g, layer, x):
+    axis = getattr(layer, "axis", -1)
+    return g.op("Softmax", [x], axis=axis[0] if isinstance(axis, list) and len(axis) == 1 else axis)
+
+
+def _reshape(g, layer, x):
+    shape = g.constant(f"{layer.name}_shape", [0, *layer.target_shape], np.int64)  # 0: keep the batch size
+    return g.op("Reshape", [x, shape])
+
+
+def _rescaling(g, layer, x):
+    scaled = g.op("Mul", [x, g.constant(f"{layer.name}_scale", layer.scale)])
+    return g.op("Add", [scaled, g.constant(f"{layer.name}_offset", layer.offset)])
+
+
+def _identity(g, layer, x):
+    return x
+
+
+LAYER_OPS = {
+    "Dense": _dense,
+    "BatchNormalization": _batch_normalization,
+    "Normalization": _normalization,
+    "LayerNormalization": _layer_normalization,
+    "Activation": _activation,
+    "ReLU": _relu_layer,
+    "LeakyReLU": lambda g, layer, x: g.op("LeakyRelu", [x], alpha=float(layer.negative_slope)),
+    "ELU": lambda g, layer, x: g.op("Elu", [x], alpha=float(layer.alpha)),
+    "PReLU": lambda g, layer, x: g.op("PRelu", [x, g.constant(f"{layer.name}_alpha", _value(layer.alpha))]),
+    "Softmax": _softmax_layer,
+    "Flatten": lambda g, layer, x: g.op("Flatten", [x], axis=1),
+    "Reshape": _reshape,
+    "Rescaling": _rescaling,
+    "Dropout": _identity,
+    "GaussianNoise": _identity,
+    "GaussianDropout": _identity,
+    "AlphaDropout": _identity,
+    "ActivityRegularization": _identity,
+}
+
+
+def _leaves(model):
+    return model._leaves() if hasattr(model, "_leaves") else list(model.layers)
+
+
+def build_onnx_model(model):
+    """The onnx.ModelProto of `model`'s inference graph (see the module docstring)."""
+    try:
+        import onnx
+        import onnx.numpy_helper  # noqa: F401  (the submodule _Graph uses)
+    except ImportError:
+        raise ImportError(f"ONNX export needs the onnx package, which is not installed; {INSTALL_HINT}") from None
+    if not model.built:
+        raise ValueError(f"Model '{model.name}' must be built before export (give it an Input or call "
+                         f"build, fit or predict).")
+    layers = _leaves(model)
+    missing = sorted({type(layer).__name__ for layer in layers if type(layer).__name__ not in LAYER_OPS})
+    if missing:
+        raise ValueError(f"Model '{model.name}' cannot be exported to ONNX: no export for layer class(es) "
+                         f"{', '.join(missing)}. Exportable: {', '.join(sorted(LAYER_OPS))}.")
+    g = _Graph(onnx, model.dtype)
+    x = "input"
+    for layer in layers:
+        x = LAYER_OPS[type(layer).__name__](g, layer, x)
+    g.nodes.append(onnx.helper.make_node("Identity", [x], ["output"]))
+    element = onnx.helper.np_dtype_to_tensor_dtype(g.dtype)
+    shape = model.input_shape[1:] if model.input_shape[0] is None else model.input_shape
+    output_shape = layers[-1].compute_output_shape(layers[-1].input_shape)
+    graph = onnx.helper.make_graph(
+        g.nodes, model.name,
+        [onnx.helper.make_tensor_value_info("input", element, ["batch", *shape])],
+        [onnx.helper.make_tensor_value_info("output", element, ["batch", *output_shape])],
+        initializer=g.initializers)
+    proto = onnx.helper.make_model(graph, producer_name="gpudl", opset_imports=[onnx.helper.make_opsetid("", OPSET)])
+    proto.ir_version = IR_VERSION
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def export_onnx(model, path):
+    """Write `model`'s inference graph to `path` as an ONNX file (atomically)."""
+    from gpudl.saving import write_atomically
+
+    data = build_onnx_model(model).SerializeToString()
+    write_atomically(os.fspath(path), lambda f: f.write(data))
