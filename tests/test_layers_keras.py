@@ -46,6 +46,17 @@ def test_calling_a_layer_builds_it_from_the_input_and_returns_a_numpy_array():
         layer(RNG.normal(size=(4, 5)))
 
 
+@pytest.mark.parametrize("make", [
+    lambda: gpudl.layers.Dropout(0.5), lambda: gpudl.layers.BatchNormalization(), lambda: LayerNormalization(),
+    lambda: PReLU(), lambda: AlphaDropout(0.2), lambda: Normalization(), lambda: Reshape((2, 3)), lambda: Flatten(),
+])
+@pytest.mark.parametrize("training", [False, True])
+def test_every_layer_runs_on_its_own_in_both_modes(make, training):
+    x = RNG.normal(size=(4, 6))
+    y = np.asarray(make()(x, training=training))
+    assert y.shape[0] == 4 and y.dtype == np.float32 and np.isfinite(y).all()
+
+
 @pytest.mark.parametrize("shape", [(None, 6), (6,)])
 def test_build_accepts_keras_batch_axis_and_feature_shape(shape):
     layer = Dense(4, dtype="float64")
