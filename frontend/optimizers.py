@@ -1,41 +1,155 @@
-"""Optimizers over the flat parameter arena: one update per contiguous run of
-trainable parameters (one run, hence one launch, unless layers are frozen).
-The formulas are in gpudl.kernels.optimizer_updates."""
+"""Optimizers with Keras 3's names, arguments and defaults, over flat buffers.
+
+A model's trainable parameters live in one flat arena (gpudl/arena.py), so a step is one
+update per contiguous run of it (one run, hence one launch, unless layers are frozen).
+Two kinds of update rule:
+  fused  SGD, Momentum, RMSprop (momentum=0, centered=False), Adam and AdamW (amsgrad=False):
+         one kernel per run, in gpudl.kernels.optimizer_updates (the formulas are there);
+  xp     Adagrad, Adadelta, Adamax, Nadam, Lion, Adam(amsgrad=True), RMSprop(momentum>0 or
+         centered=True): written once over the backend's array namespace, on every backend.
+Either way the scalars that change from step to step (learning rate, bias corrections) are
+computed on the host in float64, uploaded in a step table, and read on the device through
+the step counter, so a step needs no host-to-device transfer.
+
+Around the rule, as Keras's base optimizer does (keras/src/optimizers/base_optimizer.py),
+in this order:
+  1. clip the gradients, at most one of:
+       clipnorm         g *= clipnorm / max(||g||, clipnorm), for each variable's gradient
+       global_clipnorm  the same with the norm of all the gradients together (one reduction)
+       clipvalue        g = clip(g, -clipvalue, clipvalue)
+  2. weight decay (decoupled): w *= 1 - lr * weight_decay
+  3. the update rule, then the step counter advances.
+
+Custom training loops (Keras 3): `optimizer.apply(grads, variables)` or
+`optimizer.apply_gradients(zip(grads, variables))`, where the variables are either a model's
+Parameters (model.trainable_weights: the gradients are copied into the model's arena and one
+step runs over it) or plain arrays of the active backend that belong to no model (updated in
+place; the optimizer keeps their slots, keyed by identity). Read the state back with
+`optimizer.get_slot(variable, name)` (names in each class's docstring) and
+`optimizer.variables`; `optimizer.iterations = t` sets the step counter.
+
+The course's conventions (not Keras's) for Adam and RMSprop: epsilon added outside the square
+root of the bias-corrected second moment, default 1e-8 (Kingma & Ba, PyTorch). The optimizers
+without a fused kernel use Keras's formulas and defaults exactly.
+"""
+
+import math
+import warnings
 
 import numpy as np
 
 from gpudl.backend import get_backend
 from gpudl.errors import check_positive, check_rate, invalid_value, unknown_name
+from gpudl.frontend import schedules
+from gpudl.frontend.layers.base import Parameter, snake_case, unique_name
 from gpudl.kernels.optimizer_updates import adam_step_table
+
+UNSUPPORTED = {  # Keras arguments gpudl does not implement: only their "off" value is accepted
+    "use_ema": (False, "False: gpudl keeps no moving average of the weights"),
+    "ema_overwrite_frequency": (None, "None: gpudl keeps no moving average of the weights"),
+    "loss_scale_factor": (None, "None: gpudl has no loss scaling (no mixed precision)"),
+    "gradient_accumulation_steps": (None, "None: gpudl does not accumulate gradients over steps"),
+}
+
+
+def _optional_positive(argument, value, where):
+    return None if value is None else check_positive(argument, value, where)
+
+
+def _optional_non_negative(argument, value, where):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not (math.isfinite(value) and value >= 0):
+        raise invalid_value(argument, "a non-negative float or None", value, where)
+    return float(value)
+
+
+class LearningRate(float):
+    """What `optimizer.learning_rate` reads: the rate of the coming step as a float (it
+    prints, compares and converts like one; a schedule is evaluated at the current step),
+    with Keras's `assign(value)`, which sets the optimizer's rate, and `numpy()`."""
+
+    def __new__(cls, value, optimizer):
+        rate = super().__new__(cls, value)
+        rate._optimizer = optimizer
+        return rate
+
+    def assign(self, value):
+        self._optimizer.learning_rate = value
+
+    def numpy(self):
+        return np.float64(self)
 
 
 class Optimizer:
-    """Base: holds the learning rate (a float or a schedule `lr(step)` of the 0-based
-    step), the slot buffers (arena twins) and the step state that the update kernels
-    read in device memory, so a step needs no host-to-device transfer (a captured
-    CUDA graph can replay it):
+    """Base class: the learning rate, clipping, weight decay, the step state and the slots.
+
+    Args (every optimizer, as in Keras):
+        learning_rate: a positive float, a gpudl.schedules.LearningRateSchedule, or a callable
+            `lr(step)` of the 0-based step.
+        weight_decay: None, or w *= 1 - lr * weight_decay before each update (decoupled).
+        clipnorm, clipvalue, global_clipnorm: None, or gradient clipping (at most one; see the
+            module docstring).
+        name: default the class name in snake_case, numbered ("adam", "adam_1", ...).
+        use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
+        gradient_accumulation_steps: accepted at Keras's defaults only; other values raise.
+
+    The step state in device memory, read by the update kernels (a captured CUDA graph can
+    replay a step):
         step_counter  int64 (1,): steps done; advanced on the device after each step
-        step_table    float64 (rows, columns): the host-computed scalars of the coming
-                      steps (learning rate, Adam's bias corrections), step t in row t % rows,
-                      uploaded once per prepare_steps (fit: once per epoch)
-    `iterations` reads the counter back (a sync); the steps themselves never do.
-    `apply` counts only its own steps against the table: code that advances the counter
-    otherwise (a replayed CUDA graph) calls prepare_steps before the next `apply`.
+        step_table    float64 (rows, columns): the host-computed scalars of the coming steps
+                      (learning rate, bias corrections), step t in row t % rows, uploaded
+                      once per prepare_steps (fit: once per epoch)
+    `iterations` reads the counter back (a sync); the steps themselves never do. A step counts
+    only its own steps against the table: code that advances the counter otherwise (a replayed
+    CUDA graph) calls prepare_steps before the next step.
     """
 
     slot_names = ()
     steps_per_upload = 64  # how far one upload reaches when fit has not prepared an epoch
 
-    def __init__(self, learning_rate):
+    def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
+                 gradient_accumulation_steps=None, name=None, **kwargs):
+        where = type(self).__name__
+        if kwargs.pop("decay", None) is not None:
+            warnings.warn("Argument `decay` is no longer supported and will be ignored (as in Keras 3); "
+                          "use a learning-rate schedule.", stacklevel=3)
+        if kwargs:
+            raise ValueError(f"{where}: Argument(s) not recognized: {kwargs}")
+        received = {"use_ema": use_ema, "ema_overwrite_frequency": ema_overwrite_frequency,
+                    "loss_scale_factor": loss_scale_factor, "gradient_accumulation_steps": gradient_accumulation_steps}
+        for argument, (default, expected) in UNSUPPORTED.items():
+            if received[argument] != default:
+                raise invalid_value(argument, expected, received[argument], where)
+        if sum(value is not None for value in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError(f"{where}: Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. "
+                             f"Received: clipnorm={clipnorm}, clipvalue={clipvalue}, global_clipnorm={global_clipnorm}")
+        if name is not None and not isinstance(name, str):
+            raise invalid_value("name", "a string or None", name, where)
+        self.weight_decay = _optional_non_negative("weight_decay", weight_decay, where)
+        self.clipnorm = _optional_positive("clipnorm", clipnorm, where)
+        self.clipvalue = _optional_positive("clipvalue", clipvalue, where)
+        self.global_clipnorm = _optional_positive("global_clipnorm", global_clipnorm, where)
+        self.use_ema, self.ema_momentum = use_ema, ema_momentum
+        self.ema_overwrite_frequency, self.loss_scale_factor = ema_overwrite_frequency, loss_scale_factor
+        self.gradient_accumulation_steps = gradient_accumulation_steps
         self.step_counter = get_backend().xp.zeros(1, dtype=np.int64)
         self.step_table = None
         self._steps_prepared = 0  # coming steps whose rows the table holds
         self.learning_rate = learning_rate
-        self.slots = {}
+        self.name = name if name is not None else unique_name(snake_case(where))
+        self.slots = {}  # slot name -> flat buffer over the arena
+        self._arena = None  # the model arena the slots cover
+        self._variable_slots = {}  # id(plain array) -> (array, {slot name: flat buffer})
+        self._trainable_variables = None  # what apply(grads) without variables updates
 
+    # -- learning rate and step counter ---------------------------------------------
     @property
     def learning_rate(self):
-        return self._learning_rate
+        """The rate of the coming step, a float-like LearningRate (settable; `.assign(v)`)."""
+        return LearningRate(self.current_learning_rate(), self)
 
     @learning_rate.setter
     def learning_rate(self, value):
@@ -46,11 +160,13 @@ class Optimizer:
 
     @property
     def iterations(self):
-        """Steps done, read back from the device counter (a sync on a GPU)."""
+        """Steps done, read back from the device counter (a sync on a GPU); settable."""
         return int(get_backend().to_numpy(self.step_counter)[0])
 
     @iterations.setter
     def iterations(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise invalid_value("iterations", "a non-negative integer", value, type(self).__name__)
         self.step_counter[...] = int(value)
         self._steps_prepared = 0  # the table's rows belong to other steps
 
@@ -65,11 +181,35 @@ class Optimizer:
         return lr
 
     def current_learning_rate(self):
-        """The rate of the next step."""
-        return self.learning_rate_at(self.iterations)
+        """The rate of the next step, a Python float."""
+        return self.learning_rate_at(self.iterations) if callable(self._learning_rate) else self._learning_rate
+
+    # -- slots and the step table -----------------------------------------------------
+    def slot_initial_value(self, name):
+        """The value a fresh slot holds (Adagrad's accumulator starts above 0)."""
+        return 0.0
+
+    def _new_slots(self, like):
+        slots = {}
+        for name in self.slot_names:
+            slot = get_backend().xp.zeros_like(like)
+            if self.slot_initial_value(name):
+                slot.fill(self.slot_initial_value(name))
+            slots[name] = slot
+        return slots
 
     def build(self, arena):
-        self.slots = {name: arena.new_twin() for name in self.slot_names}
+        """Create the slots over a model's ParameterArena (what compile and fit call). A list of
+        variables (Keras's optimizer.build(model.trainable_weights)) is accepted too."""
+        if not hasattr(arena, "new_twin"):
+            variables = list(arena)
+            model_arena, _ = self._resolve(variables, [None] * len(variables))
+            self._trainable_variables = variables
+            if model_arena is not None and model_arena is not self._arena:
+                self.build(model_arena)
+            return
+        self._arena = arena
+        self.slots = self._new_slots(arena.params)
 
     def prepare_steps(self, count):
         """Compute the step-table rows of the next `count` steps on the host (float64, as each
@@ -99,41 +239,238 @@ class Optimizer:
         """Step-table rows of steps first_step, first_step + 1, ...: the learning rate."""
         return np.array(rates, dtype=np.float64).reshape(-1, 1)
 
-    def apply(self, arena, runs):
-        """One step over `runs` of the arena: the kernels read the step's row of the table
-        through the device counter, which then advances on the device."""
+    def step_row(self, dtype):
+        """This step's row of the step table, read on the device (no sync) and rounded once to
+        `dtype`, as the fused kernels round it."""
+        table = self.step_table
+        return get_backend().xp.take(table, self.step_counter % len(table), axis=0)[0].astype(dtype)
+
+    # -- one step ---------------------------------------------------------------------
+    def apply_to_arena(self, arena, runs):
+        """One step over `runs` (contiguous [start, stop) ranges) of a model's arena, whose
+        gradient buffer holds the gradients (clipping scales it in place)."""
+        pieces = [(arena.params[start:stop], arena.grads[start:stop],
+                   {name: buffer[start:stop] for name, buffer in self.slots.items()}) for start, stop in runs]
+        variable_grads = None
+        if self.clipnorm:  # each parameter's gradient on its own
+            bounds = zip(arena.offsets[:-1], arena.offsets[1:])
+            variable_grads = [arena.grads[a:b] for a, b in bounds if any(s <= a and b <= e for s, e in runs)]
+        self._step(pieces, variable_grads)
+
+    def _step(self, pieces, variable_grads=None):
+        """Clip, decay, update each (param, grad, slots) piece of flat buffers; advance the counter."""
         if self._steps_prepared == 0:
             self.prepare_steps(self.steps_per_upload)
-        for start, stop in runs:
-            slots = {name: buffer[start:stop] for name, buffer in self.slots.items()}
-            self.update(arena.params[start:stop], arena.grads[start:stop], slots)
+        self.clip_gradients([grad for _, grad, _ in pieces], variable_grads)
+        for param, grad, slots in pieces:
+            self.decay_weights(param)
+            self.update(param, grad, slots)
         self.step_counter += 1
         self._steps_prepared -= 1
 
-    def variables(self):
-        """[iterations, slot buffers...] for saving."""
-        return [self.iterations] + [self.slots[name] for name in self.slot_names]
+    def clip_gradients(self, grads, variable_grads=None):
+        """Keras's clipping, in place on the flat gradient buffers `grads`; clipnorm works on
+        `variable_grads` (one buffer per variable; default `grads`)."""
+        xp = get_backend().xp
+        if self.clipnorm:
+            for grad in grads if variable_grads is None else variable_grads:
+                norm = xp.sqrt(xp.vdot(grad, grad))
+                grad *= (self.clipnorm / xp.maximum(norm, self.clipnorm)).astype(grad.dtype)
+        elif self.global_clipnorm:
+            norm = xp.sqrt(sum(xp.vdot(grad, grad) for grad in grads))
+            # a non-finite norm makes the scale NaN, as in Keras's clip_by_global_norm
+            scale = self.global_clipnorm / xp.maximum(norm, self.global_clipnorm) + (norm - norm)
+            for grad in grads:
+                grad *= scale.astype(grad.dtype)
+        elif self.clipvalue:
+            for grad in grads:
+                xp.clip(grad, -self.clipvalue, self.clipvalue, out=grad)
 
+    def decay_weights(self, param):
+        """Decoupled weight decay before the update: w *= 1 - lr * weight_decay (Keras:
+        w -= w * weight_decay * lr), the factor computed in float64 on the device."""
+        if self.weight_decay:
+            lr = self.step_row(np.float64)[0]
+            param *= (1.0 - lr * self.weight_decay).astype(param.dtype)
+
+    # -- custom training loops (Keras 3) -------------------------------------------------
+    def apply_gradients(self, grads_and_vars):
+        """Keras's apply_gradients(zip(grads, variables)): one step; returns the step counter."""
+        pairs = list(grads_and_vars)
+        if pairs:
+            grads, variables = zip(*pairs)
+            self.apply(list(grads), list(variables))
+        return self.step_counter
+
+    def apply(self, grads, trainable_variables=None):
+        """One step: `grads[i]` is the gradient of `trainable_variables[i]`, a model's Parameter
+        or a plain backend array (updated in place). Without variables, those of the first
+        call (or of build) are updated. A None gradient skips its variable, with a warning."""
+        where = f"{type(self).__name__} '{self.name}'"
+        grads = list(grads)
+        if not grads:
+            return
+        if trainable_variables is None:
+            if self._trainable_variables is None and self._arena is None:
+                raise ValueError(f"{where}: when passing `grads` without `variables`, the optimizer must already "
+                                 f"be built on a list of variables: call optimizer.apply(grads, variables) once, "
+                                 f"or optimizer.build(variables).")
+            variables = self._trainable_variables or [p for p in self._arena.parameters if p.trainable]
+        else:
+            variables = list(trainable_variables)
+        if len(grads) != len(variables):
+            raise ValueError(f"{where}: received {len(grads)} gradients for {len(variables)} variables; "
+                             f"expected one gradient per variable.")
+        missing = [i for i, grad in enumerate(grads) if grad is None]
+        if len(missing) == len(grads):
+            raise ValueError(f"{where}: No gradients provided for any variable.")
+        if missing:
+            warnings.warn(f"Gradients do not exist for variables {missing} (by position); they are not updated.",
+                          stacklevel=2)
+        kept = [i for i, grad in enumerate(grads) if grad is not None]
+        grads, variables = [grads[i] for i in kept], [variables[i] for i in kept]
+        arena, pieces = self._resolve(variables, grads)
+        if self._trainable_variables is None and self._arena is None and trainable_variables is not None:
+            self._trainable_variables = variables
+        if arena is not None:
+            if self._arena is not arena:
+                self.build(arena)
+            for parameter, grad in zip(variables, pieces):
+                parameter.grad[...] = grad
+            ids = {id(p) for p in variables}
+            self.apply_to_arena(arena, arena.runs(lambda p: id(p) in ids))
+            for parameter in variables:  # Keras: constraints after the update
+                if getattr(parameter, "constraint", None) is not None:
+                    parameter.value[...] = parameter.constraint(parameter.value)
+            return
+        self._step(pieces)
+        for variable, (flat, _, _) in zip(variables, pieces):
+            if not variable.flags.c_contiguous:  # the update ran on a flat copy
+                variable[...] = flat.reshape(variable.shape)
+
+    def _resolve(self, variables, grads):
+        """Check `variables` and their gradients (None: no gradient, for build) before any state
+        changes. Returns (arena, gradients as backend arrays) for a model's Parameters, or
+        (None, [(flat variable, flat gradient copy, slots), ...]) for plain arrays, creating the
+        slots of arrays seen for the first time."""
+        where = f"{type(self).__name__} '{self.name}'"
+        backend = get_backend()
+        is_parameter = [isinstance(v, Parameter) for v in variables]
+        if any(is_parameter) and not all(is_parameter):
+            raise TypeError(f"{where}: the variables mix a model's Parameters and plain arrays; update them in "
+                            f"separate calls.")
+        converted = []
+        for index, (variable, grad) in enumerate(zip(variables, grads)):
+            if not is_parameter[index] and (not isinstance(variable, backend.xp.ndarray)
+                                            or variable.dtype.kind != "f"):
+                raise TypeError(f"{where}: variable {index} must be a floating-point {backend.xp.__name__}.ndarray "
+                                f"(the active backend's arrays) or a model's Parameter; received "
+                                f"{type(variable).__name__} of dtype {getattr(variable, 'dtype', None)}.")
+            if grad is not None:
+                grad = backend.asarray(grad)
+                if tuple(grad.shape) != tuple(variable.shape):
+                    raise ValueError(f"{where}: gradient {index} has shape {tuple(grad.shape)}; its variable has "
+                                     f"shape {tuple(variable.shape)}.")
+            converted.append(grad)
+        if all(is_parameter):
+            return self._arena_of(variables, where), converted
+        pieces = []
+        for variable, grad in zip(variables, converted):
+            if id(variable) not in self._variable_slots:
+                self._variable_slots[id(variable)] = (variable, self._new_slots(backend.xp.zeros(
+                    variable.size, variable.dtype)))
+            grad_copy = None if grad is None else backend.xp.array(grad, dtype=variable.dtype).reshape(-1)
+            pieces.append((variable.reshape(-1), grad_copy, self._variable_slots[id(variable)][1]))
+        return None, pieces
+
+    def _arena_of(self, parameters, where):
+        """The one model arena that holds every Parameter in `parameters`."""
+        arenas = {id(getattr(p, "arena", None)): getattr(p, "arena", None) for p in parameters}
+        if len(arenas) != 1 or None in arenas.values():
+            raise ValueError(f"{where}: the Parameters must all be trainable weights of one built model; received "
+                             f"{[getattr(p, 'path', p.name) for p in parameters]}.")
+        (arena,) = arenas.values()
+        if self._arena is not None and self._arena is not arena:
+            raise ValueError(f"{where}: this optimizer was built for the weights of another model; use one "
+                             f"optimizer per model.")
+        return arena
+
+    def get_slot(self, variable, name):
+        """The optimizer's slot `name` (see the class docstring) of `variable`, a model's Parameter
+        or a plain array it has updated, shaped like the variable: a view of the live state."""
+        where = f"{type(self).__name__} '{self.name}'"
+        if name not in self.slot_names:
+            raise invalid_value("name", f"one of the slots of {type(self).__name__}: {list(self.slot_names)}", name,
+                                f"{where}.get_slot")
+        if isinstance(variable, Parameter):
+            arena = getattr(variable, "arena", None)
+            if arena is None or arena is not self._arena or not self.slots:
+                raise ValueError(f"{where}: no slots for {variable!r}: the optimizer has not stepped on its model.")
+            index = next(i for i, p in enumerate(arena.parameters) if p is variable)
+            start, stop = arena.offsets[index], arena.offsets[index + 1]
+            return self.slots[name][start:stop].reshape(variable.shape)
+        if id(variable) not in self._variable_slots:
+            raise ValueError(f"{where}: no slots for this array: pass it to optimizer.apply first.")
+        return self._variable_slots[id(variable)][1][name].reshape(variable.shape)
+
+    @property
+    def variables(self):
+        """The optimizer's state, as Keras lists it: the step counter (int64, shape (1,)), then the
+        slots: the arena's flat buffers (in slot_names order), then each plain array's, in the
+        order they were first seen, shaped like the array. Views of the live state."""
+        state = [self.step_counter] + [self.slots[name] for name in self.slot_names if name in self.slots]
+        for variable, slots in self._variable_slots.values():
+            state += [slots[name].reshape(variable.shape) for name in self.slot_names]
+        return state
+
+    # -- configuration ------------------------------------------------------------------
     def get_config(self):
-        lr = self._learning_rate
-        return {"learning_rate": lr if not callable(lr) else None, **self.hyperparameters()}
+        """Keras's config: name, learning_rate (a schedule as schedules.serialize gives it; a plain
+        callable as itself), weight decay and clipping, the EMA arguments, then the rule's."""
+        learning_rate = self._learning_rate
+        if isinstance(learning_rate, schedules.LearningRateSchedule):
+            learning_rate = schedules.serialize(learning_rate)
+        return {"name": self.name, "learning_rate": learning_rate, "weight_decay": self.weight_decay,
+                "clipnorm": self.clipnorm, "global_clipnorm": self.global_clipnorm, "clipvalue": self.clipvalue,
+                "use_ema": self.use_ema, "ema_momentum": self.ema_momentum,
+                "ema_overwrite_frequency": self.ema_overwrite_frequency, "loss_scale_factor": self.loss_scale_factor,
+                "gradient_accumulation_steps": self.gradient_accumulation_steps}
 
     def hyperparameters(self):
-        return {}
+        """get_config() without the name and the learning rate."""
+        config = self.get_config()
+        del config["name"], config["learning_rate"]
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = schedules.deserialize(config["learning_rate"], custom_objects)
+        return cls(**config)
 
     @property
     def ops(self):
         return get_backend().ops
 
+    @property
+    def xp(self):
+        return get_backend().xp
+
 
 class SGD(Optimizer):
-    """w -= lr * g; with momentum mu: v = mu*v + g, w -= lr*v (nesterov: lr*(g + mu*v))."""
+    """Gradient descent: w -= lr * g; with momentum mu (PyTorch's form, equal to Keras's at a
+    constant rate): v = mu*v + g, w -= lr*v; nesterov: w -= lr*(g + mu*v). Fused. Slot: "velocity"
+    (with momentum).
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
+    Args: learning_rate=0.01, momentum=0.0 in [0, 1), nesterov=False, and the base arguments.
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         self.momentum = check_rate("momentum", momentum, "SGD")
         self.nesterov = bool(nesterov)
         self.slot_names = ("velocity",) if self.momentum else ()
-        super().__init__(learning_rate)
+        super().__init__(learning_rate, **kwargs)
 
     def update(self, param, grad, slots):
         if self.momentum:
@@ -142,87 +479,350 @@ class SGD(Optimizer):
         else:
             self.ops.sgd(param, grad, self.step_table, self.step_counter)
 
-    def hyperparameters(self):
-        return {"momentum": self.momentum, "nesterov": self.nesterov}
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
 class Momentum(Optimizer):
-    """The course's gradient descent with momentum: v = beta*v + (1-beta)*g; w -= lr*v."""
+    """The course's gradient descent with momentum: v = beta*v + (1-beta)*g; w -= lr*v. Fused.
+    Slot: "velocity". (gpudl's own; Keras's SGD(momentum=) is the other form.)
+
+    Args: learning_rate=0.01, beta=0.9 in [0, 1), and the base arguments.
+    """
 
     slot_names = ("velocity",)
 
-    def __init__(self, learning_rate=0.01, beta=0.9):
+    def __init__(self, learning_rate=0.01, beta=0.9, **kwargs):
         self.beta = check_rate("beta", beta, "Momentum")
-        super().__init__(learning_rate)
+        super().__init__(learning_rate, **kwargs)
 
     def update(self, param, grad, slots):
         self.ops.ema_momentum(param, grad, slots["velocity"], self.step_table, self.step_counter, self.beta)
 
-    def hyperparameters(self):
-        return {"beta": self.beta}
+    def get_config(self):
+        return {**super().get_config(), "beta": self.beta}
 
 
 class RMSprop(Optimizer):
-    """s = rho*s + (1-rho)*g^2; w -= lr * g / (sqrt(s) + eps)."""
+    """RMSprop, epsilon outside the square root (the course's and PyTorch's; Keras adds it inside):
+        s = rho*s + (1-rho)*g^2
+        centered: a = rho*a + (1-rho)*g;  denominator = sqrt(s - a^2) + eps;  else sqrt(s) + eps
+        increment = lr * g / denominator
+        momentum mu > 0 (Keras's form): b = mu*b + increment; w -= b;  else w -= increment
+    Fused when momentum=0 and centered=False. Slots: "mean_square", "momentum" (momentum > 0),
+    "average_gradient" (centered).
 
-    slot_names = ("mean_square",)
+    Args: learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-8, centered=False, and the
+    base arguments.
+    """
 
-    def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-8):
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-8, centered=False, **kwargs):
         self.rho = check_rate("rho", rho, "RMSprop")
+        self.momentum = check_rate("momentum", momentum, "RMSprop")
         self.epsilon = check_positive("epsilon", epsilon, "RMSprop")
-        super().__init__(learning_rate)
+        self.centered = bool(centered)
+        self.slot_names = ("mean_square",) + ("momentum",) * bool(self.momentum) + ("average_gradient",) * self.centered
+        super().__init__(learning_rate, **kwargs)
 
     def update(self, param, grad, slots):
-        self.ops.rmsprop(param, grad, slots["mean_square"], self.step_table, self.step_counter, self.rho,
-                         self.epsilon)
+        if not (self.momentum or self.centered):
+            self.ops.rmsprop(param, grad, slots["mean_square"], self.step_table, self.step_counter, self.rho,
+                             self.epsilon)
+            return
+        xp = self.xp
+        (lr,) = self.step_row(param.dtype)
+        mean_square = slots["mean_square"]
+        mean_square *= self.rho
+        mean_square += (1.0 - self.rho) * (grad * grad)
+        if self.centered:
+            average = slots["average_gradient"]
+            average *= self.rho
+            average += (1.0 - self.rho) * grad
+            variance = xp.maximum(mean_square - average * average, 0.0)  # never below 0 by rounding
+            denominator = xp.sqrt(variance) + self.epsilon
+        else:
+            denominator = xp.sqrt(mean_square) + self.epsilon
+        increment = lr * grad / denominator
+        if self.momentum:
+            buffer = slots["momentum"]
+            buffer *= self.momentum
+            buffer += increment
+            increment = buffer
+        param -= increment
 
-    def hyperparameters(self):
-        return {"rho": self.rho, "epsilon": self.epsilon}
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon,
+                "centered": self.centered}
 
 
 class Adam(Optimizer):
-    """Adam with bias correction, epsilon outside the square root (Kingma & Ba, PyTorch)."""
+    """Adam with bias correction, epsilon outside the square root of the bias-corrected second
+    moment (Kingma & Ba, PyTorch; Keras adds it before the correction):
+        m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2
+        w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+    amsgrad: v_max = max(v_max, v) replaces v in the update. weight_decay (decoupled) is fused
+    in the kernel. Fused unless amsgrad. Slots: "m", "v", "v_max" (amsgrad).
 
-    slot_names = ("m", "v")
+    Args: learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, amsgrad=False, and the
+    base arguments.
+    """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
-        self.beta_1 = check_rate("beta_1", beta_1, type(self).__name__)
-        self.beta_2 = check_rate("beta_2", beta_2, type(self).__name__)
-        self.epsilon = check_positive("epsilon", epsilon, type(self).__name__)
-        self.weight_decay = 0.0
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, amsgrad=False, **kwargs):
+        where = type(self).__name__
+        self.beta_1 = check_rate("beta_1", beta_1, where)
+        self.beta_2 = check_rate("beta_2", beta_2, where)
+        self.epsilon = check_positive("epsilon", epsilon, where)
+        self.amsgrad = bool(amsgrad)
+        self.slot_names = ("m", "v", "v_max") if self.amsgrad else ("m", "v")
+        super().__init__(learning_rate, **kwargs)
 
     def step_table_rows(self, first_step, rates):
         """Rows (decay, step_size, sqrt_bias_correction2): see adam_step_table."""
-        return adam_step_table(rates, first_step, self.beta_1, self.beta_2, self.weight_decay)
+        return adam_step_table(rates, first_step, self.beta_1, self.beta_2, self.weight_decay or 0.0)
+
+    def decay_weights(self, param):
+        """The decay is the first column of Adam's step table, applied in update."""
 
     def update(self, param, grad, slots):
-        self.ops.adam(param, grad, slots["m"], slots["v"], self.step_table, self.step_counter, self.beta_1,
-                      self.beta_2, self.epsilon)
+        if not self.amsgrad:
+            self.ops.adam(param, grad, slots["m"], slots["v"], self.step_table, self.step_counter, self.beta_1,
+                          self.beta_2, self.epsilon)
+            return
+        decay, step_size, sqrt_bias_correction2 = self.step_row(param.dtype)
+        m, v, v_max = slots["m"], slots["v"], slots["v_max"]
+        param *= decay
+        m *= self.beta_1
+        m += (1.0 - self.beta_1) * grad
+        v *= self.beta_2
+        v += (1.0 - self.beta_2) * (grad * grad)
+        self.xp.maximum(v_max, v, out=v_max)
+        param -= step_size * (m / (self.xp.sqrt(v_max) / sqrt_bias_correction2 + self.epsilon))
 
-    def hyperparameters(self):
-        return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                "amsgrad": self.amsgrad}
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay: w *= 1 - lr * weight_decay before each step."""
+    """Adam with decoupled weight decay: w *= 1 - lr * weight_decay before each step (Keras's
+    AdamW is Adam with weight_decay=0.004).
 
-    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
-        super().__init__(learning_rate, beta_1, beta_2, epsilon)
-        if not float(weight_decay) >= 0:
+    Args: learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+    amsgrad=False, and the base arguments.
+    """
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 amsgrad=False, **kwargs):
+        if weight_decay is None:
             raise invalid_value("weight_decay", "a non-negative float", weight_decay, "AdamW")
-        self.weight_decay = float(weight_decay)
-
-    def hyperparameters(self):
-        return {**super().hyperparameters(), "weight_decay": self.weight_decay}
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay=weight_decay, **kwargs)
 
 
-OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al.; Keras's form, epsilon inside the square root):
+        acc += g^2;  w -= lr * g / sqrt(acc + eps)
+    Slot: "accumulator" (starts at initial_accumulator_value).
+
+    Args: learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, and the base arguments.
+    """
+
+    slot_names = ("accumulator",)
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
+        self.initial_accumulator_value = _optional_non_negative(
+            "initial_accumulator_value", initial_accumulator_value, "Adagrad")
+        if self.initial_accumulator_value is None:
+            raise invalid_value("initial_accumulator_value", "a non-negative float", None, "Adagrad")
+        self.epsilon = check_positive("epsilon", epsilon, "Adagrad")
+        super().__init__(learning_rate, **kwargs)
+
+    def slot_initial_value(self, name):
+        return self.initial_accumulator_value
+
+    def update(self, param, grad, slots):
+        (lr,) = self.step_row(param.dtype)
+        accumulator = slots["accumulator"]
+        accumulator += grad * grad
+        param -= lr * grad / self.xp.sqrt(accumulator + self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler; Keras's form):
+        Eg = rho*Eg + (1-rho)*g^2
+        delta = sqrt(Edx + eps) / sqrt(Eg + eps) * g
+        Edx = rho*Edx + (1-rho)*delta^2;  w -= lr * delta
+    Slots: "accumulated_grad" (Eg), "accumulated_delta_var" (Edx).
+
+    Args: learning_rate=0.001, rho=0.95, epsilon=1e-7, and the base arguments.
+    """
+
+    slot_names = ("accumulated_grad", "accumulated_delta_var")
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
+        self.rho = check_rate("rho", rho, "Adadelta")
+        self.epsilon = check_positive("epsilon", epsilon, "Adadelta")
+        super().__init__(learning_rate, **kwargs)
+
+    def update(self, param, grad, slots):
+        xp = self.xp
+        (lr,) = self.step_row(param.dtype)
+        accumulated_grad, accumulated_delta = slots["accumulated_grad"], slots["accumulated_delta_var"]
+        accumulated_grad *= self.rho
+        accumulated_grad += (1.0 - self.rho) * (grad * grad)
+        delta = xp.sqrt(accumulated_delta + self.epsilon) * grad / xp.sqrt(accumulated_grad + self.epsilon)
+        accumulated_delta *= self.rho
+        accumulated_delta += (1.0 - self.rho) * (delta * delta)
+        param -= lr * delta
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class Adamax(Optimizer):
+    """Adamax, Adam with the infinity norm (Kingma & Ba section 7; Keras's form):
+        m = b1*m + (1-b1)*g;  u = max(b2*u, |g|);  w -= lr / (1 - b1^t) * m / (u + eps)
+    Slots: "m", "u".
+
+    Args: learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, and the base arguments.
+    """
+
+    slot_names = ("m", "u")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        self.beta_1 = check_rate("beta_1", beta_1, "Adamax")
+        self.beta_2 = check_rate("beta_2", beta_2, "Adamax")
+        self.epsilon = check_positive("epsilon", epsilon, "Adamax")
+        super().__init__(learning_rate, **kwargs)
+
+    def step_table_rows(self, first_step, rates):
+        """Rows (lr, step_size = lr / (1 - b1^t)), t = step + 1."""
+        return np.array([(lr, lr / (1.0 - self.beta_1**t)) for t, lr in enumerate(rates, start=first_step + 1)],
+                        dtype=np.float64).reshape(-1, 2)
+
+    def update(self, param, grad, slots):
+        _, step_size = self.step_row(param.dtype)
+        m, u = slots["m"], slots["u"]
+        m *= self.beta_1
+        m += (1.0 - self.beta_1) * grad
+        self.xp.maximum(self.beta_2 * u, self.xp.abs(grad), out=u)
+        param -= step_size * m / (u + self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+class Nadam(Optimizer):
+    """Nadam, Adam with Nesterov momentum (Dozat; Keras's form, not PyTorch's NAdam):
+        mu_t = b1 * (1 - 0.5 * 0.96^t),  P_t = mu_1 * ... * mu_t
+        m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2
+        m_hat = mu_{t+1} * m / (1 - P_{t+1}) + (1 - mu_t) * g / (1 - P_t)
+        w -= lr * m_hat / (sqrt(v / (1 - b2^t)) + eps)
+    P_t is computed from t (Keras keeps it as a running product; they agree unless
+    `iterations` is set by hand). Slots: "m", "v".
+
+    Args: learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, and the base arguments.
+    """
+
+    slot_names = ("m", "v")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        self.beta_1 = check_rate("beta_1", beta_1, "Nadam")
+        self.beta_2 = check_rate("beta_2", beta_2, "Nadam")
+        self.epsilon = check_positive("epsilon", epsilon, "Nadam")
+        super().__init__(learning_rate, **kwargs)
+
+    def momentum_schedule(self, t):
+        """mu_t = b1 * (1 - 0.5 * 0.96^t)."""
+        return self.beta_1 * (1.0 - 0.5 * 0.96**t)
+
+    def step_table_rows(self, first_step, rates):
+        """Rows (lr, mu_{t+1} / (1 - P_{t+1}), (1 - mu_t) / (1 - P_t), 1 - b2^t), t = step + 1."""
+        product = 1.0  # P_{first_step}
+        for t in range(1, first_step + 1):
+            product *= self.momentum_schedule(t)
+            if product == 0.0:  # underflowed (b1^t): it stays 0
+                break
+        rows = []
+        for t, lr in enumerate(rates, start=first_step + 1):
+            mu, mu_next = self.momentum_schedule(t), self.momentum_schedule(t + 1)
+            product *= mu
+            rows.append((lr, mu_next / (1.0 - product * mu_next), (1.0 - mu) / (1.0 - product),
+                         1.0 - self.beta_2**t))
+        return np.array(rows, dtype=np.float64).reshape(-1, 4)
+
+    def update(self, param, grad, slots):
+        lr, momentum_coefficient, gradient_coefficient, bias_correction2 = self.step_row(param.dtype)
+        m, v = slots["m"], slots["v"]
+        m *= self.beta_1
+        m += (1.0 - self.beta_1) * grad
+        v *= self.beta_2
+        v += (1.0 - self.beta_2) * (grad * grad)
+        m_hat = momentum_coefficient * m + gradient_coefficient * grad
+        param -= lr * m_hat / (self.xp.sqrt(v / bias_correction2) + self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+class Lion(Optimizer):
+    """Lion, evolved sign momentum (Chen et al. 2023; Keras's form):
+        w -= lr * sign(b1*m + (1-b1)*g);  m = b2*m + (1-b2)*g
+    Slot: "m".
+
+    Args: learning_rate=0.001, beta_1=0.9 in (0, 1], beta_2=0.99 in [0, 1), and the base arguments.
+    """
+
+    slot_names = ("m",)
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, **kwargs):
+        numeric = isinstance(beta_1, (int, float, np.integer, np.floating)) and not isinstance(beta_1, bool)
+        if not (numeric and 0.0 < beta_1 <= 1.0):  # Keras: at 0 Lion degenerates to SignSGD
+            raise invalid_value("beta_1", "a float in (0, 1]", beta_1, "Lion")
+        self.beta_1 = float(beta_1)
+        self.beta_2 = check_rate("beta_2", beta_2, "Lion")
+        super().__init__(learning_rate, **kwargs)
+
+    def update(self, param, grad, slots):
+        (lr,) = self.step_row(param.dtype)
+        m = slots["m"]
+        param -= lr * self.xp.sign(self.beta_1 * m + (1.0 - self.beta_1) * grad)
+        m *= self.beta_2
+        m += (1.0 - self.beta_2) * grad
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
+
+
+OPTIMIZERS = {cls.__name__.lower(): cls
+              for cls in (SGD, Momentum, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax, Nadam, Lion)}
+
+
+def serialize(optimizer):
+    """Keras's dict: {"module", "class_name", "config", "registered_name"}."""
+    return {"module": "keras.optimizers", "class_name": type(optimizer).__name__, "config": optimizer.get_config(),
+            "registered_name": None}
+
+
+def deserialize(config, custom_objects=None):
+    """The optimizer that `serialize` (or Keras's) described."""
+    classes = {cls.__name__: cls for cls in OPTIMIZERS.values()}
+    classes.update(custom_objects or {})
+    name = config.get("class_name") if isinstance(config, dict) else None
+    if name not in classes:
+        raise unknown_name("optimizer", name, classes)
+    return classes[name].from_config(config.get("config", {}), custom_objects)
 
 
 def get(identifier):
+    """An optimizer from an instance, a name ("adam"; case-insensitive) or a serialized dict."""
     if isinstance(identifier, Optimizer):
         return identifier
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
     if isinstance(identifier, str) and identifier.lower() in OPTIMIZERS:
         return OPTIMIZERS[identifier.lower()]()
     raise unknown_name("optimizer", identifier, OPTIMIZERS)

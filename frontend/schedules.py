@@ -22,8 +22,13 @@ The course's schedules, through these classes (alpha0 = initial_learning_rate):
     halve every N epochs          StaircaseDecay(alpha0, epochs_per_drop=N, steps_per_epoch, factor=0.5)
 (staircase=False lets the rate fall smoothly inside an epoch instead.)
 
+Keras's schedules, with Keras's arguments, defaults and formulas: ExponentialDecay,
+InverseTimeDecay, PiecewiseConstantDecay, PolynomialDecay, CosineDecay (with warmup),
+CosineDecayRestarts; gpudl.optimizers.schedules is this module. They compute in float64
+(Keras in the rate's dtype, float32 by default).
+
 Every schedule describes itself with `get_config()` (a JSON-able dict) and is rebuilt
-with `Class.from_config(config)`; `serialize` / `deserialize` add the class name.
+with `Class.from_config(config)`; `serialize` / `deserialize` use Keras's dict form.
 """
 
 import math
@@ -76,11 +81,12 @@ class ExponentialDecay(LearningRateSchedule):
         staircase: floor the exponent (a piecewise-constant rate).
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
         self.initial_learning_rate = check_positive("initial_learning_rate", initial_learning_rate)
         self.decay_steps = check_positive("decay_steps", decay_steps)
         self.decay_rate = check_positive("decay_rate", decay_rate)
         self.staircase = bool(staircase)
+        self.name = name
 
     def __call__(self, step):
         exponent = step / self.decay_steps
@@ -94,6 +100,7 @@ class ExponentialDecay(LearningRateSchedule):
             "decay_steps": self.decay_steps,
             "decay_rate": self.decay_rate,
             "staircase": self.staircase,
+            "name": self.name,
         }
 
 
@@ -111,11 +118,12 @@ class InverseTimeDecay(LearningRateSchedule):
         staircase: floor step / decay_steps (a piecewise-constant rate).
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="InverseTimeDecay"):
         self.initial_learning_rate = check_positive("initial_learning_rate", initial_learning_rate)
         self.decay_steps = check_positive("decay_steps", decay_steps)
         self.decay_rate = check_positive("decay_rate", decay_rate)
         self.staircase = bool(staircase)
+        self.name = name
 
     def __call__(self, step):
         time = step / self.decay_steps
@@ -129,6 +137,7 @@ class InverseTimeDecay(LearningRateSchedule):
             "decay_steps": self.decay_steps,
             "decay_rate": self.decay_rate,
             "staircase": self.staircase,
+            "name": self.name,
         }
 
 
@@ -143,7 +152,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         values: len(boundaries) + 1 rates, each > 0.
     """
 
-    def __init__(self, boundaries, values):
+    def __init__(self, boundaries, values, name="PiecewiseConstant"):
         boundaries = list(boundaries)
         values = list(values)
         increasing = all(map(_is_number, boundaries)) and all(a < b for a, b in zip(boundaries, boundaries[1:]))
@@ -156,45 +165,173 @@ class PiecewiseConstantDecay(LearningRateSchedule):
                 raise invalid_value("values", "learning rates that are all positive numbers", values)
         self.boundaries = [b.item() if isinstance(b, np.generic) else b for b in boundaries]
         self.values = [float(v) for v in values]
+        self.name = name
 
     def __call__(self, step):
         return self.values[int(np.searchsorted(self.boundaries, step, side="left"))]
 
     def get_config(self):
-        return {"boundaries": self.boundaries, "values": self.values}
+        return {"boundaries": self.boundaries, "values": self.values, "name": self.name}
 
 
 class CosineDecay(LearningRateSchedule):
-    """lr = initial_learning_rate * ((1 - alpha) * 0.5 * (1 + cos(pi * s / decay_steps)) + alpha),
-    s = min(step, decay_steps)  (Keras, without warmup).
+    """Cosine decay with an optional linear warmup (Keras; Loshchilov & Hutter, SGDR).
 
-    The rate falls from initial_learning_rate to alpha * initial_learning_rate at
-    decay_steps and stays there. With alpha=0 (Keras's default) the rate is 0 from
-    step decay_steps on: use alpha > 0, or decay_steps beyond the last training step.
+    Without warmup (warmup_target=None), with s = min(step, decay_steps):
+        lr = initial_learning_rate * ((1 - alpha) * 0.5 * (1 + cos(pi * s / decay_steps)) + alpha)
+    With warmup, s = min(step, warmup_steps + decay_steps): the rate rises linearly from
+    initial_learning_rate to warmup_target over warmup_steps,
+        lr = initial_learning_rate + (warmup_target - initial_learning_rate) * s / warmup_steps,
+    then decays as above from warmup_target over decay_steps, with s - warmup_steps for s.
+    The rate ends at alpha times the decayed-from rate and stays there; with alpha=0 (Keras's
+    default) it is 0 from then on: use alpha > 0, or decay_steps beyond the last training step.
 
     Args:
         initial_learning_rate: > 0.
         decay_steps: steps to decay over, > 0.
-        alpha: the final rate as a fraction of the initial one, in [0, 1].
+        alpha: the final rate as a fraction of the decayed-from rate, in [0, 1].
+        name: Keras's name argument.
+        warmup_target: None (no warmup), or the rate reached after the warmup, > 0.
+        warmup_steps: steps of linear warmup, >= 0 (used only with warmup_target).
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0):
+    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay", warmup_target=None,
+                 warmup_steps=0):
         self.initial_learning_rate = check_positive("initial_learning_rate", initial_learning_rate)
         self.decay_steps = check_positive("decay_steps", decay_steps)
         if not (_is_number(alpha) and 0.0 <= alpha <= 1.0):
             raise invalid_value("alpha", "a float in [0, 1]", alpha)
         self.alpha = float(alpha)
+        self.name = name
+        self.warmup_target = None if warmup_target is None else check_positive("warmup_target", warmup_target)
+        if not (_is_number(warmup_steps) and math.isfinite(warmup_steps) and warmup_steps >= 0):
+            raise invalid_value("warmup_steps", "a non-negative number of steps", warmup_steps)
+        self.warmup_steps = warmup_steps
+
+    def _decay(self, step, decay_from):
+        cosine = 0.5 * (1.0 + math.cos(math.pi * step / self.decay_steps))
+        return decay_from * ((1.0 - self.alpha) * cosine + self.alpha)
 
     def __call__(self, step):
-        progress = min(step, self.decay_steps) / self.decay_steps
-        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
-        return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+        if self.warmup_target is None:
+            return self._decay(min(step, self.decay_steps), self.initial_learning_rate)
+        step = min(step, self.decay_steps + self.warmup_steps)
+        if step < self.warmup_steps:
+            rise = self.warmup_target - self.initial_learning_rate
+            return rise * (step / self.warmup_steps) + self.initial_learning_rate
+        return self._decay(step - self.warmup_steps, self.warmup_target)
 
     def get_config(self):
         return {
             "initial_learning_rate": self.initial_learning_rate,
             "decay_steps": self.decay_steps,
             "alpha": self.alpha,
+            "name": self.name,
+            "warmup_target": self.warmup_target,
+            "warmup_steps": self.warmup_steps,
+        }
+
+
+class PolynomialDecay(LearningRateSchedule):
+    """lr = (initial_learning_rate - end_learning_rate) * (1 - s / d) ** power + end_learning_rate
+    (Keras), with s = min(step, decay_steps) and d = decay_steps; the rate then stays at
+    end_learning_rate. With cycle=True, s = step and d = decay_steps * ceil(step / decay_steps)
+    (decay_steps at step 0): the decay restarts, over ever longer periods.
+
+    Args:
+        initial_learning_rate: > 0.
+        decay_steps: > 0.
+        end_learning_rate: the final rate, >= 0.
+        power: the polynomial's power, > 0 (1: linear decay).
+        cycle: restart the decay after decay_steps.
+        name: Keras's name argument.
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0, cycle=False,
+                 name="PolynomialDecay"):
+        self.initial_learning_rate = check_positive("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = check_positive("decay_steps", decay_steps)
+        if not (_is_number(end_learning_rate) and math.isfinite(end_learning_rate) and end_learning_rate >= 0):
+            raise invalid_value("end_learning_rate", "a non-negative number", end_learning_rate)
+        self.end_learning_rate = float(end_learning_rate)
+        self.power = check_positive("power", power)
+        self.cycle = bool(cycle)
+        self.name = name
+
+    def __call__(self, step):
+        if self.cycle:
+            decay_steps = self.decay_steps * (1.0 if step == 0 else math.ceil(step / self.decay_steps))
+        else:
+            decay_steps, step = self.decay_steps, min(step, self.decay_steps)
+        fraction_left = 1.0 - step / decay_steps
+        return (self.initial_learning_rate - self.end_learning_rate) * fraction_left**self.power \
+            + self.end_learning_rate
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "end_learning_rate": self.end_learning_rate,
+            "power": self.power,
+            "cycle": self.cycle,
+            "name": self.name,
+        }
+
+
+class CosineDecayRestarts(LearningRateSchedule):
+    """Cosine decay with warm restarts (SGDR, Loshchilov & Hutter; Keras's formula).
+
+    Period i (i = 0, 1, ...) lasts first_decay_steps * t_mul**i steps and starts at the rate
+    initial_learning_rate * m_mul**i. With f = step / first_decay_steps:
+        t_mul == 1:  i = floor(f),  x = f - i
+        else:        i = floor(log(1 - f * (1 - t_mul)) / log(t_mul)),
+                     x = (f - (1 - t_mul**i) / (1 - t_mul)) / t_mul**i
+        lr = initial_learning_rate * ((1 - alpha) * m_mul**i * 0.5 * (1 + cos(pi * x)) + alpha)
+    (x is the fraction of period i done).
+
+    Args:
+        initial_learning_rate: > 0.
+        first_decay_steps: steps of the first period, > 0.
+        t_mul: each period is t_mul times longer than the one before, > 0.
+        m_mul: each period starts m_mul times lower, >= 0.
+        alpha: the floor, a fraction of initial_learning_rate in [0, 1].
+        name: Keras's name argument.
+    """
+
+    def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0, name="SGDRDecay"):
+        self.initial_learning_rate = check_positive("initial_learning_rate", initial_learning_rate)
+        self.first_decay_steps = check_positive("first_decay_steps", first_decay_steps)
+        self.t_mul = check_positive("t_mul", t_mul)
+        if not (_is_number(m_mul) and math.isfinite(m_mul) and m_mul >= 0):
+            raise invalid_value("m_mul", "a non-negative number", m_mul)
+        self.m_mul = float(m_mul)
+        if not (_is_number(alpha) and 0.0 <= alpha <= 1.0):
+            raise invalid_value("alpha", "a float in [0, 1]", alpha)
+        self.alpha = float(alpha)
+        self.name = name
+
+    def __call__(self, step):
+        fraction = step / self.first_decay_steps
+        if self.t_mul == 1.0:
+            restart = math.floor(fraction)
+            fraction -= restart
+        else:
+            argument = 1.0 - fraction * (1.0 - self.t_mul)
+            if argument <= 0:  # t_mul < 1: every period together last first_decay_steps / (1 - t_mul)
+                return math.nan
+            restart = math.floor(math.log(argument) / math.log(self.t_mul))
+            fraction = (fraction - (1.0 - self.t_mul**restart) / (1.0 - self.t_mul)) / self.t_mul**restart
+        cosine = 0.5 * self.m_mul**restart * (1.0 + math.cos(math.pi * fraction))
+        return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "first_decay_steps": self.first_decay_steps,
+            "t_mul": self.t_mul,
+            "m_mul": self.m_mul,
+            "alpha": self.alpha,
+            "name": self.name,
         }
 
 
@@ -269,23 +406,28 @@ SCHEDULES = {
         ExponentialDecay,
         InverseTimeDecay,
         PiecewiseConstantDecay,
+        PolynomialDecay,
         CosineDecay,
+        CosineDecayRestarts,
         KSqrtEpochDecay,
         StaircaseDecay,
     )
 }
 
 
-def serialize(schedule):
-    """{"class_name": "ExponentialDecay", "config": {...}}: JSON-able, for saving."""
-    return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
+def serialize(learning_rate_schedule):
+    """Keras's dict form, JSON-able:
+    {"module": "keras.optimizers.schedules", "class_name": "ExponentialDecay", "config": {...},
+     "registered_name": None}."""
+    return {"module": "keras.optimizers.schedules", "class_name": type(learning_rate_schedule).__name__,
+            "config": learning_rate_schedule.get_config(), "registered_name": None}
 
 
-def deserialize(description):
-    """The schedule that `serialize` described."""
-    name = description.get("class_name") if isinstance(description, dict) else None
-    if name not in SCHEDULES:
-        raise invalid_value(
-            "description", f"a dict with 'class_name' one of {sorted(SCHEDULES)} and 'config'", description
-        )
-    return SCHEDULES[name].from_config(description["config"])
+def deserialize(config, custom_objects=None):
+    """The schedule that `serialize` (or Keras's) described; `custom_objects` maps the names of
+    user schedule classes to the classes."""
+    classes = {**SCHEDULES, **(custom_objects or {})}
+    name = config.get("class_name") if isinstance(config, dict) else None
+    if name not in classes:
+        raise invalid_value("config", f"a dict with 'class_name' one of {sorted(classes)} and 'config'", config)
+    return classes[name].from_config(config.get("config", {}))
