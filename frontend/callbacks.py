@@ -605,6 +605,25 @@ def check_count(argument, value, callback):
     return int(value)
 
 
+class BatchCounter:
+    """Keras's counting for save_freq=N: `due(batch)` is True every N training batches,
+    counted across epochs (a batch index not above the last one starts a new epoch)."""
+
+    def __init__(self, every):
+        self.every, self.since_last, self.last_batch = every, 0, None
+
+    def due(self, batch):
+        if self.last_batch is None or batch <= self.last_batch:
+            self.since_last += batch + 1  # batches are 0-based
+        else:
+            self.since_last += batch - self.last_batch
+        self.last_batch = batch
+        if self.since_last >= self.every:
+            self.since_last = 0
+            return True
+        return False
+
+
 def check_save_freq(save_freq, callback):
     """"epoch" or a positive number of batches."""
     if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, (int, np.integer))
@@ -828,7 +847,8 @@ class ModelCheckpoint(MonitorCallback):
         self.filepath = os.fspath(filepath)
         self.verbose, self.save_best_only, self.save_weights_only = verbose, save_best_only, save_weights_only
         self.save_freq = check_save_freq(save_freq, "ModelCheckpoint")
-        self._batches_seen_since_last_saving, self._last_batch_seen, self._current_epoch = 0, None, 0
+        self._batches = None if save_freq == "epoch" else BatchCounter(save_freq)
+        self._current_epoch = 0
         if save_weights_only and not self.filepath.endswith(".weights.h5"):
             raise ValueError("When using `save_weights_only=True` in `ModelCheckpoint`, the filepath provided "
                              "must end in `.weights.h5` (Keras weights format). Received: "
@@ -838,7 +858,7 @@ class ModelCheckpoint(MonitorCallback):
         self._current_epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        if self._should_save_on_batch(batch):
+        if self._batches is not None and self._batches.due(batch):
             self._save_model(self._current_epoch, batch, pythonify_logs(logs))
 
     def on_epoch_end(self, epoch, logs=None):
@@ -846,19 +866,6 @@ class ModelCheckpoint(MonitorCallback):
             self._set_monitor_op()
         if self.save_freq == "epoch":
             self._save_model(epoch, None, logs)
-
-    def _should_save_on_batch(self, batch):
-        if self.save_freq == "epoch":
-            return False
-        if self._last_batch_seen is None or batch <= self._last_batch_seen:
-            self._batches_seen_since_last_saving += batch + 1  # a new epoch: batches are 0-based
-        else:
-            self._batches_seen_since_last_saving += batch - self._last_batch_seen
-        self._last_batch_seen = batch
-        if self._batches_seen_since_last_saving >= self.save_freq:
-            self._batches_seen_since_last_saving = 0
-            return True
-        return False
 
     def _should_save(self, epoch, logs, filepath):
         if not self.save_best_only:
@@ -949,6 +956,8 @@ class BackupAndRestore(Callback):
         delete_checkpoint: delete `backup_dir` when fit completes.
     """
 
+    _reads_batch_logs_lazily = True  # counts batches, never reads their logs
+
     def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False, delete_checkpoint=True):
         super().__init__()
         if not backup_dir:
@@ -958,7 +967,8 @@ class BackupAndRestore(Callback):
         self.double_checkpoint, self.delete_checkpoint = double_checkpoint, delete_checkpoint
         self._model_path = os.path.join(self.backup_dir, "latest.npz")
         self._metadata_path = os.path.join(self.backup_dir, "training_metadata.json")
-        self._batches_seen_since_last_saving, self._last_batch_seen, self._current_epoch = 0, 0, 0
+        self._batches = None if save_freq == "epoch" else BatchCounter(save_freq)
+        self._current_epoch = 0
 
     def on_train_begin(self, logs=None):
         try:
@@ -986,18 +996,11 @@ class BackupAndRestore(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._current_epoch = epoch + 1
-        self._last_batch_seen = 0
-        if self.save_freq == "epoch":
+        if self._batches is None:
             self._save()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.save_freq == "epoch":
-            return
-        self._batches_seen_since_last_saving += batch + 1 if batch <= self._last_batch_seen else \
-            batch - self._last_batch_seen
-        self._last_batch_seen = batch
-        if self._batches_seen_since_last_saving >= self.save_freq:
-            self._batches_seen_since_last_saving = 0
+        if self._batches is not None and self._batches.due(batch):
             self._save()
 
     def _save(self):
@@ -1009,7 +1012,8 @@ class BackupAndRestore(Callback):
                 if os.path.exists(path):
                     shutil.copyfile(path, path + ".bkp")
         save_model(self.model, self._model_path)
-        metadata = json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}).encode("utf-8")
+        batch = self._batches.last_batch if self._batches is not None else 0
+        metadata = json.dumps({"epoch": self._current_epoch, "batch": batch}).encode("utf-8")
         write_atomically(self._metadata_path, lambda f: f.write(metadata))
 
     def on_train_end(self, logs=None):

@@ -7,6 +7,7 @@ callbacks with a small fake model, so they test the callbacks alone; the end-to-
 the bottom run gpudl.Sequential.fit.
 """
 
+import json
 import re
 import struct
 import sys
@@ -100,7 +101,8 @@ def test_early_stopping_restores_the_best_weights_and_says_so(capsys):
     stopper.on_train_end()
     np.testing.assert_array_equal(model.weights[0], np.full(3, 1.0))  # the weights of epoch 1, the best
     # Keras's texts (keras/src/callbacks/early_stopping.py, on_train_end)
-    assert capsys.readouterr().out == "Epoch 3: early stopping\nRestoring model weights from the end of the best epoch: 2.\n"
+    assert capsys.readouterr().out == ("Epoch 3: early stopping\n"
+                                       "Restoring model weights from the end of the best epoch: 2.\n")
 
 
 # Keras 3.15.1, k_traces.py: model.optimizer.learning_rate = 0.1; for e, v in enumerate(VALUES):
@@ -463,21 +465,28 @@ def test_history_records_params_epochs_and_sets_model_history():
 
 # -- TensorBoard: event files read back with a TFRecord reader written here --------
 
-def read_scalars(directory):
-    """{tag: [(step, value)]} of the scalar summaries in the event files under `directory`, read
-    from the TFRecord framing (length, masked CRC, Event proto, masked CRC) with tensorboardX's proto."""
+def read_summaries(directory):
+    """[(tag, step, Summary.Value)] of the event files under `directory`, read from the TFRecord
+    framing (length, masked CRC, Event proto, masked CRC) with tensorboardX's proto."""
     from tensorboardX.proto import event_pb2
 
-    scalars = {}
+    summaries = []
     for path in sorted(directory.glob("events.out.tfevents.*")):
         data, offset = path.read_bytes(), 0
         while offset < len(data):
             (length,) = struct.unpack("<Q", data[offset:offset + 8])
             event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
             offset += 12 + length + 4
-            for value in event.summary.value:
-                if value.HasField("simple_value"):
-                    scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+            summaries += [(value.tag, event.step, value) for value in event.summary.value]
+    return summaries
+
+
+def read_scalars(directory):
+    """{tag: [(step, value)]} of the scalar summaries under `directory`."""
+    scalars = {}
+    for tag, step, value in read_summaries(directory):
+        if value.HasField("simple_value"):
+            scalars.setdefault(tag, []).append((step, value.simple_value))
     return scalars
 
 
@@ -615,6 +624,32 @@ def test_fit_verbose_2_prints_one_keras_line_per_epoch(capsys):
     assert re.fullmatch(line, lines[1]) and re.fullmatch(line, lines[3])
 
 
+def test_fit_verbose_1_and_evaluate_default_draw_keras_bars(capsys):
+    model = small_model()
+    model.fit(X, Y, batch_size=8, epochs=2, validation_split=0.25, verbose=1)
+    model.evaluate(X, Y)  # verbose="auto": a bar, as Keras
+    out = capsys.readouterr().out
+    bars = [segment.rstrip("\b") for segment in out.split("\r")[1:]]
+    # Keras 3.15.1 (k_progbar.py fit1): the finished bar of an epoch, then of evaluate, each ending the line
+    final = r"\x1b\[1m4/4\x1b\[0m \x1b\[32m━{20}\x1b\[0m\x1b\[37m\x1b\[0m \x1b\[1m\d+s\x1b\[0m \d+(us|ms|s)/step - " \
+            r"accuracy: \d\.\d{4} - loss: \d\.\d{4} - val_accuracy: \d\.\d{4} - val_loss: \d\.\d{4}\nEpoch 2/2\n"
+    assert out.startswith("Epoch 1/2\n\r") and re.fullmatch(final, bars[out.count("\r", 0, out.index("Epoch 2/2")) - 1])
+    assert re.fullmatch(r"\x1b\[1m2/2\x1b\[0m \x1b\[32m━{20}\x1b\[0m\x1b\[37m\x1b\[0m \x1b\[1m\d+s\x1b\[0m "
+                        r"\d+(us|ms|s)/step - accuracy: \d\.\d{4} - loss: \d\.\d{4} *\n", bars[-1])
+
+
+def test_learning_curves_read_a_csv_log_with_keras_na_cells(tmp_path):
+    pytest.importorskip("matplotlib")
+    log = tmp_path / "log.csv"
+    callbacks = [CSVLogger(log), callbacks_module.LearningCurves(tmp_path / "curves.png", csv_log=log)]
+    small_model().fit(X, Y, batch_size=8, epochs=2, verbose=0, callbacks=callbacks)
+    curves = callbacks_module.LearningCurves(tmp_path / "again.png", csv_log=log)
+    curves.set_model(None)
+    curves.on_train_begin()  # a resumed run reads the earlier rows, "NA" as a missing value
+    assert curves.epochs == [1, 2] and all(np.isnan(curves.history["val_loss"]))
+    assert curves.history["loss"] == pytest.approx([float(r.split(",")[2]) for r in log.read_text().splitlines()[1:]])
+
+
 def test_default_monitor_without_validation_warns_and_all_callbacks_carry_on(tmp_path):
     model = small_model()
     callbacks = [EarlyStopping(patience=0), ReduceLROnPlateau(patience=0), CSVLogger(tmp_path / "log.csv"),
@@ -655,6 +690,42 @@ def test_backup_and_restore_resumes_a_crashed_run_bit_identically(tmp_path):
     assert not backup.exists()  # deleted after the completed fit (delete_checkpoint=True)
 
 
+def test_backup_every_n_batches_resumes_at_the_epoch_start_with_mid_epoch_weights(tmp_path):
+    snapshots = {}
+    model = small_model()
+    model.fit(X, Y, batch_size=8, epochs=1, verbose=0,
+              callbacks=[BackupAndRestore(tmp_path, save_freq=3, delete_checkpoint=False),
+                         LambdaCallback(on_train_batch_end=lambda b, logs: snapshots.setdefault(b,
+                                                                                               model.get_weights()))])
+    # Keras: 5 batches, save_freq=3 -> one backup, after batch index 2, recording epoch 0
+    assert json.loads((tmp_path / "training_metadata.json").read_text()) == {"epoch": 0, "batch": 2}
+    rerun = small_model(seed=7)
+    restored = {}
+    history = rerun.fit(X, Y, batch_size=8, epochs=1, verbose=0,
+                        callbacks=[BackupAndRestore(tmp_path, save_freq=3),
+                                   LambdaCallback(on_train_begin=lambda logs: restored.update(w=rerun.get_weights()))])
+    for a, b in zip(restored["w"], snapshots[2]):
+        np.testing.assert_array_equal(a, b)
+    assert history.epoch == [0]
+
+
+def test_backup_falls_back_to_the_previous_backup_when_the_latest_is_unreadable(tmp_path):
+    snapshots = {}
+    model = small_model()
+    model.fit(X, Y, batch_size=8, epochs=2, verbose=0,
+              callbacks=[BackupAndRestore(tmp_path, double_checkpoint=True, delete_checkpoint=False),
+                         LambdaCallback(on_epoch_end=lambda epoch, logs: snapshots.setdefault(epoch,
+                                                                                             model.get_weights()))])
+    (tmp_path / "latest.npz").write_bytes(b"torn write")
+    rerun, restored = small_model(), {}
+    history = rerun.fit(X, Y, batch_size=8, epochs=2, verbose=0,
+                        callbacks=[BackupAndRestore(tmp_path),
+                                   LambdaCallback(on_train_begin=lambda logs: restored.update(w=rerun.get_weights()))])
+    for a, b in zip(restored["w"], snapshots[0]):  # the .bkp copy: the backup of epoch 0
+        np.testing.assert_array_equal(a, b)
+    assert history.epoch == [1]
+
+
 def test_backup_and_restore_warns_when_the_seed_differs(tmp_path):
     crashed = small_model(seed=1)
     with pytest.raises(KeyboardInterrupt):
@@ -681,3 +752,22 @@ def test_model_checkpoint_and_tensorboard_in_a_real_fit(tmp_path):
     assert [s for s, _ in train["batch_loss"]] == list(range(1, 9))  # 4 batches an epoch, counted across epochs
     validation = read_scalars(tmp_path / "logs" / "validation")
     assert [v for _, v in validation["epoch_accuracy"]] == pytest.approx(history.history["val_accuracy"])
+
+
+def test_tensorboard_weight_histograms_and_steps_per_second(tmp_path):
+    pytest.importorskip("tensorboardX")
+    model = small_model(dropout=False)
+    model.fit(X, Y, batch_size=8, epochs=3, verbose=0,
+              callbacks=[TensorBoard(tmp_path, histogram_freq=2, write_steps_per_second=True)])
+    histograms = [(tag, step, value.histo) for tag, step, value in read_summaries(tmp_path / "train")
+                  if value.HasField("histo")]
+    weights = {f"{layer.name}/{p.name}/histogram": np.asarray(p.value, np.float64)
+               for layer in model.layers for p in layer.weights}
+    # Keras: a histogram of every weight, named by its path, at the epochs where epoch % histogram_freq == 0
+    assert sorted((tag, step) for tag, step, _ in histograms) == sorted((tag, s) for tag in weights for s in (0, 2))
+    for tag, step, histo in histograms:
+        if step == 2:  # after the last epoch: the model's weights now
+            assert (histo.num, histo.min, histo.max) == (weights[tag].size, weights[tag].min(), weights[tag].max())
+            assert histo.sum == pytest.approx(weights[tag].sum(), rel=1e-6, abs=1e-6)
+    rates = read_scalars(tmp_path / "train")["epoch_steps_per_second"]
+    assert [step for step, _ in rates] == [0, 1, 2] and all(rate > 0 for _, rate in rates)
