@@ -219,7 +219,8 @@ def _samplewise(values, sample_weight, reduction):
     values = _predictions(values)
     if values.ndim > 1:
         axes = tuple(range(1, values.ndim))
-        values = values.mean(axis=axes) if reduction == "mean" else values.sum(axis=axes)
+        reduce = values.mean if reduction == "mean" else values.sum
+        values = reduce(axis=axes, dtype=np.float64)
     count = values.shape[0] if values.ndim else 1
     weights = _sample_weights(sample_weight, count, np.float64)
     return values, None if weights is None else weights.reshape(values.shape)
