@@ -62,7 +62,7 @@ def gradient_check(model, x, y, epsilon=1e-7, custom_objects=None):
     work = model if model.dtype == "float64" else model.clone("float64", custom_objects)
     x, y = work._check_xy(x, y)
     saved = work.get_weights()
-    dropouts = [layer for layer in work.layers if isinstance(layer, Dropout)]
+    dropouts = [layer for layer in work._leaves() if isinstance(layer, Dropout) or hasattr(layer, "enabled")]
     for layer in dropouts:
         layer.enabled = False
     try:
@@ -72,7 +72,7 @@ def gradient_check(model, x, y, epsilon=1e-7, custom_objects=None):
             return work._loss_and_gradient(x, y, training=True)[0] + work.regularization_loss()
 
         _, d_output, _ = work._loss_and_gradient(x, y, training=True)
-        work._backward(d_output)
+        work.backward(d_output)
         analytic = get_backend().to_numpy(grads).astype(np.float64)
         approx = np.empty_like(analytic)
         for i in range(theta.size):
@@ -91,6 +91,6 @@ def gradient_check(model, x, y, epsilon=1e-7, custom_objects=None):
     for p, start, stop in zip(work.arena.parameters, work.arena.offsets[:-1], work.arena.offsets[1:]):
         a, g = approx[start:stop], analytic[start:stop]
         # floor: a gradient that is truly zero (a bias before batch norm) reads ~0, not 0/0
-        rows.append((p.name, relative_difference(a, g, floor=epsilon), float(np.abs(a - g).max())))
+        rows.append((p.path, relative_difference(a, g, floor=epsilon), float(np.abs(a - g).max())))
     difference = relative_difference(approx, analytic)
     return GradientCheckResult(difference, verdict(difference), rows)

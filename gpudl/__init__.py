@@ -7,15 +7,18 @@
 """
 
 import sys
+import types
 
-from gpudl.backend import floatx, get_backend, set_backend, set_floatx
+from gpudl import backend, models, saving
+from gpudl.backend import clear_session, floatx, get_backend, set_backend, set_floatx
 from gpudl.frontend import (activations, callbacks, data, initializers, layers, losses, metrics, optimizers,
                             regularizers, schedules, tuning, utils)
 from gpudl.frontend.diagnosis import diagnose
 from gpudl.frontend.gradient_check import gradient_check
 from gpudl.frontend.layers import Input
 from gpudl.frontend.models import Sequential
-from gpudl.saving import load_model
+from gpudl.models import Model
+from gpudl.saving import load_model, save_model
 
 __version__ = "0.1.0"
 
@@ -24,6 +27,24 @@ SUBMODULES = ("activations", "callbacks", "data", "initializers", "layers", "los
               "regularizers", "schedules", "tuning", "utils")
 for _name in SUBMODULES:
     sys.modules[f"gpudl.{_name}"] = globals()[_name]
+sys.modules["gpudl.optimizers.schedules"] = schedules
+optimizers.schedules = schedules
 
-__all__ = ["Input", "Sequential", "diagnose", "floatx", "get_backend", "gradient_check", "load_model",
-           "set_backend", "set_floatx", *SUBMODULES]
+
+class _NoOps(types.ModuleType):
+    """keras.ops (tensor operations for autodiff) is not part of gpudl."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise NotImplementedError(
+            f"gpudl has no keras.ops (no autodiff), so ops.{name} does not exist: use NumPy on arrays, and "
+            f"write a custom layer as a Layer with forward(x, training) and backward(dy), a custom loss as a "
+            f"Loss with value_and_gradient(y_true, y_pred, sample_weight=None).")
+
+
+ops = sys.modules["gpudl.ops"] = _NoOps("gpudl.ops")
+
+__all__ = ["Input", "Model", "Sequential", "backend", "clear_session", "diagnose", "floatx", "get_backend",
+           "gradient_check", "load_model", "models", "ops", "save_model", "saving", "set_backend", "set_floatx",
+           *SUBMODULES]

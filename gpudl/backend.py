@@ -48,11 +48,14 @@ def op_table(suffix=""):
     def pick(module, name):
         return getattr(module, name + suffix)
 
+    dropout_train, dropout_backward = _dropout_train_and_backward(dropout, suffix)
     return SimpleNamespace(
         batchnorm_forward_train=pick(batchnorm, "forward_train"),
         batchnorm_forward_infer=pick(batchnorm, "forward_infer"),
         batchnorm_backward=pick(batchnorm, "backward"),
         dropout=pick(dropout, "dropout"),
+        dropout_train=dropout_train,
+        dropout_backward=dropout_backward,
         softmax=pick(softmax_cross_entropy, "softmax"),
         softmax_cross_entropy=pick(softmax_cross_entropy, "softmax_cross_entropy"),
         sgd=pick(optimizer_updates, "sgd"),
@@ -61,6 +64,18 @@ def op_table(suffix=""):
         rmsprop=pick(optimizer_updates, "rmsprop"),
         adam=pick(optimizer_updates, "adam"),
     )
+
+
+def _dropout_train_and_backward(dropout, suffix):
+    """The training dropout ops: dropout_train(x, rate, seed, seed_counter) -> (y, saved) and
+    dropout_backward(dy, saved, rate, seed, seed_counter) -> dx. NumPy keeps the forward's
+    keep-mask for the backward (Philox in NumPy costs more than a byte per element); the GPU
+    kernels draw the mask again from the key, so they save nothing (no mask memory)."""
+    if not suffix:
+        return dropout.dropout_train, dropout.dropout_backward
+    kernel = getattr(dropout, "dropout" + suffix)
+    return (lambda x, rate, seed, seed_counter=None: (kernel(x, rate, seed, seed_counter), None),
+            lambda dy, saved, rate, seed, seed_counter=None: kernel(dy, rate, seed, seed_counter))
 
 
 def cuda_device_count():
@@ -143,3 +158,18 @@ def set_floatx(dtype):
     if dtype not in FLOAT_TYPES:
         raise invalid_value("dtype", f"one of {FLOAT_TYPES}", dtype)
     _state["floatx"] = dtype
+
+
+def epsilon():
+    """Keras's fuzz factor (1e-7), used where Keras clips probabilities."""
+    return 1e-7
+
+
+def clear_session(free_memory=True):
+    """Keras's reset: layer names count from zero again (dense, dense_1, ...) and, with
+    `free_memory`, the backend's cached device memory is released."""
+    from gpudl.frontend.layers import base
+
+    base._name_counts.clear()
+    if free_memory and _state["backend"] is not None:
+        _state["backend"].free_cached_memory()

@@ -10,7 +10,7 @@ from gpudl.layers import BatchNormalization, Dense, Dropout
 def compiled_model():
     model = gpudl.Sequential([gpudl.Input((4,)), Dense(5, name="hidden"), BatchNormalization(),
                               Dense(3, activation="softmax")])
-    model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
@@ -105,7 +105,7 @@ def test_unknown_names_list_the_known_ones(make, match):
 
 def test_unknown_metric_is_named():
     model = gpudl.Sequential([gpudl.Input((4,)), Dense(3, activation="softmax")])
-    model.compile("adam", "sparse_categorical_crossentropy", ["accuracyy"])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracyy"])
     with pytest.raises(ValueError, match="Unknown metric: 'accuracyy'"):
         model.fit(X, Y, verbose=0)
 

@@ -19,7 +19,7 @@ def model_with_everything(seed=3, learning_rate=None):
     model = gpudl.Sequential([gpudl.Input((6,)), Dense(8, kernel_regularizer=gpudl.regularizers.L2(0.01)),
                               BatchNormalization(), ReLU(), Dropout(0.3), Dense(3, activation="softmax")])
     learning_rate = learning_rate or gpudl.schedules.ExponentialDecay(0.01, 5, 0.9)
-    model.compile(gpudl.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile(gpudl.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
@@ -148,7 +148,7 @@ def test_saved_file_is_a_zip_of_npy_arrays_without_pickle(tmp_path):
         assert all(name.endswith(".npy") for name in archive.namelist())
     loaded = gpudl.load_model(path)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
-    assert isinstance(loaded.optimizer.learning_rate, gpudl.schedules.ExponentialDecay)
+    assert isinstance(loaded.optimizer._learning_rate, gpudl.schedules.ExponentialDecay)  # .learning_rate: its value
 
 
 def rewrite_config(source, target, edit):

@@ -29,7 +29,7 @@ def test_same_seed_gives_bit_identical_training_runs():
     for _ in range(2):
         gpudl.utils.set_random_seed(5)
         model = small_model(dropout=0.3)
-        model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
         history = model.fit(*data(), batch_size=8, epochs=3, verbose=0)
         runs.append((history.history["loss"], model.get_weights()))
     assert runs[0][0] == runs[1][0]
@@ -55,7 +55,7 @@ def test_epoch_loss_is_batch_size_weighted_mean_with_penalty_and_partial_batch()
 def test_evaluate_matches_a_float64_recomputation_from_weights():
     x, y = data()
     model = small_model(dtype="float64", l2=0.02)
-    model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=2, verbose=0)
     kernel1, bias1, gamma, beta, moving_mean, moving_var, kernel2, bias2 = model.get_weights()
     h = np.maximum(gamma * (x @ kernel1 + bias1 - moving_mean) / np.sqrt(moving_var + 1e-3) + beta, 0)
@@ -73,7 +73,7 @@ def test_evaluate_matches_a_float64_recomputation_from_weights():
 def test_validation_split_takes_the_last_samples_before_shuffling():
     x, y = data(40)
     model = small_model(dtype="float64")
-    model.compile("sgd", "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x, y, epochs=1, validation_split=0.25, verbose=0)
     val_loss, val_accuracy = model.evaluate(x[30:], y[30:])
     assert history.history["val_loss"][0] == pytest.approx(val_loss, rel=1e-12)
@@ -85,7 +85,7 @@ def test_fit_learns_a_separable_problem():
     gpudl.utils.set_random_seed(0)
     x, y = data(300)
     model = small_model()
-    model.compile(gpudl.optimizers.Adam(0.01), "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile(gpudl.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x, y, batch_size=32, epochs=30, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0] / 3
     assert model.evaluate(x, y)[1] > 0.9
@@ -159,7 +159,7 @@ def test_callbacks_see_hooks_in_order_and_can_stop_training():
         def on_train_end(self, logs=None): events.append("train_end")
 
     model = small_model()
-    model.compile("sgd", "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(*data(20), batch_size=10, epochs=5, verbose=0, callbacks=[Recorder()])
     assert events == ["train_begin", "epoch_begin 0", "batch_end 0", "batch_end 1",
                       "epoch_end 0 ['accuracy', 'loss']", "epoch_begin 1", "batch_end 0", "batch_end 1",
@@ -169,7 +169,7 @@ def test_callbacks_see_hooks_in_order_and_can_stop_training():
 
 def test_progress_bar_prints_keras_style_lines(capsys):
     model = small_model()
-    model.compile("sgd", "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(*data(20), batch_size=8, epochs=2, verbose=2, validation_split=0.2)
     out = capsys.readouterr().out
     assert "Epoch 1/2" in out and "Epoch 2/2" in out
@@ -195,7 +195,7 @@ def test_accuracy_string_follows_the_loss(loss, y, metric, expected):
     """Outputs fixed through weights: softmax of [[2, 1, 0], [0, 3, 1]] -> argmax 0, 1."""
     activation = "sigmoid" if loss == "binary_crossentropy" else "softmax"
     model = gpudl.Sequential([gpudl.Input((2,)), Dense(3, activation=activation, use_bias=False)], dtype="float64")
-    model.compile("sgd", loss, [metric])
+    model.compile("sgd", loss, metrics=[metric])
     model.set_weights([np.array([[2.0, 1.0, -1.0], [0.0, 3.0, 1.0]])])
     # x = [1, 0] -> z = [2, 1, -1];  x = [0, 1] -> z = [0, 3, 1]
     # binary: sigmoid(z) > 0.5 -> [1, 1, 0] and [0, 1, 1] (sigmoid(0) = 0.5 is not above)

@@ -91,7 +91,7 @@ def test_steps_from_the_device_table_are_bit_identical_to_host_scalar_formulas(n
     slots = {key: np.zeros_like(param) for key in optimizer.slot_names}
     for step in range(70):  # over two uploads of 64 steps
         arena.grads[...] = rng.standard_normal(arena.grads.size).astype(np.float32)
-        optimizer.apply(arena, [(0, 300), (300, 1100)])  # two runs, one step
+        optimizer.apply_to_arena(arena, [(0, 300), (300, 1100)])  # two runs, one step
         host_scalar_step(optimizer, param, arena.grads, slots, SCHEDULE(step), step + 1)
         np.testing.assert_array_equal(arena.params, param)
         for key in optimizer.slot_names:
@@ -112,13 +112,13 @@ def test_replaying_the_recorded_launches_advances_through_the_table_like_eager_s
     gradients = [rng.standard_normal(300).astype(np.float32) for _ in range(20)]
     for gradient in gradients:
         eager_arena.grads[...] = gradient
-        eager.apply(eager_arena, [(0, 300)])
+        eager.apply_to_arena(eager_arena, [(0, 300)])
     ops = gpudl.backend.get_backend().ops
     launches = []
     recording = SimpleNamespace(adam=lambda *args: (launches.append(args), ops.adam(*args)))
     monkeypatch.setattr(type(replayed), "ops", property(lambda self: recording))
     replayed_arena.grads[...] = gradients[0]
-    replayed.apply(replayed_arena, [(0, 300)])  # records the launch
+    replayed.apply_to_arena(replayed_arena, [(0, 300)])  # records the launch
     for gradient in gradients[1:]:
         replayed_arena.grads[...] = gradient
         ops.adam(*launches[0])

@@ -1,0 +1,38 @@
+"""gpudl.models, as keras.models: Sequential and whole-model saving."""
+
+import json
+
+from gpudl.frontend.models import Sequential
+from gpudl.saving import load_model, save_model
+
+
+def clone_model(model, input_tensors=None, clone_function=None):
+    """A new model with the same architecture and freshly initialized weights (Keras's rule:
+    the weights are not copied; use `model.clone()` for a copy with the same weights)."""
+    if input_tensors is not None or clone_function is not None:
+        raise ValueError("clone_model: `input_tensors` and `clone_function` belong to the functional API, "
+                         "which gpudl does not have.")
+    config = model.get_config()
+    config = {**config, "seed": None}
+    return Sequential.from_config(config, {type(layer).__name__: type(layer) for layer in model._leaves()})
+
+
+def model_from_json(json_string, custom_objects=None):
+    """The (unbuilt-weights) model described by `model.to_json()`."""
+    spec = json.loads(json_string)
+    if not isinstance(spec, dict) or spec.get("class_name") != "Sequential":
+        raise ValueError("model_from_json reads the JSON of gpudl's Sequential.to_json(); received a "
+                         f"description of {spec.get('class_name') if isinstance(spec, dict) else type(spec).__name__!r}.")
+    return Sequential.from_config(spec["config"], custom_objects)
+
+
+class Model:
+    """keras.Model (the functional API and subclassed models) is not part of gpudl."""
+
+    def __init__(self, *args, **kwargs):
+        raise NotImplementedError(
+            "gpudl has no functional API or subclassed Model (no autodiff): build a gpudl.Sequential of "
+            "layers, and write a custom layer as a Layer with forward(x, training) and backward(dy).")
+
+
+__all__ = ["Model", "Sequential", "clone_model", "load_model", "model_from_json", "save_model"]

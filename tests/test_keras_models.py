@@ -1,0 +1,367 @@
+"""Sequential's Keras 3 surface: namespaces, building, fit/evaluate/predict arguments,
+sample and class weights, batch sources, hook order, freezing, saving weights, and the
+boundary conversions; each against Keras's documented behaviour or a float64 recomputation."""
+
+import json
+
+import numpy as np
+import pytest
+
+import gpudl
+from gpudl.layers import BatchNormalization, Dense, Dropout, ReLU
+
+
+def data(n=50, features=6, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, features)).astype(np.float32)
+    return x, rng.integers(0, classes, n)
+
+
+def softmax_model(dtype=None, seed=0, hidden=8):
+    return gpudl.Sequential([gpudl.Input((6,)), Dense(hidden, activation="relu"), Dense(3, activation="softmax")],
+                            dtype=dtype, seed=seed)
+
+
+def per_sample_cross_entropy(model, x, y):
+    """-log softmax(z)[y] in float64 from the model's own weights (an independent forward)."""
+    kernel1, bias1, kernel2, bias2 = [w.astype(np.float64) for w in model.get_weights()]
+    z = np.maximum(x.astype(np.float64) @ kernel1 + bias1, 0) @ kernel2 + bias2
+    z -= z.max(axis=1, keepdims=True)
+    return -(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(axis=1)))
+
+
+# -- namespaces -----------------------------------------------------------------------------
+def test_keras_namespaces_import_as_in_keras():
+    import gpudl.layers as layers
+    from gpudl.models import Sequential, clone_model, load_model, model_from_json, save_model  # noqa: F401
+    from gpudl.optimizers import schedules
+    from gpudl.saving import (deserialize_keras_object, get_custom_objects, register_keras_serializable,  # noqa: F401
+                              serialize_keras_object)
+
+    assert Sequential is gpudl.Sequential and layers.Dense is gpudl.layers.Dense
+    assert schedules is gpudl.schedules and gpudl.optimizers.schedules.ExponentialDecay is gpudl.schedules.ExponentialDecay
+    gpudl.backend.clear_session()
+    assert Dense(2).name == "dense"  # names count from zero again, as after keras.backend.clear_session()
+
+
+def test_out_of_scope_keras_features_name_the_gpudl_way():
+    with pytest.raises(NotImplementedError, match="forward"):
+        gpudl.ops.mean
+    with pytest.raises(NotImplementedError, match="Sequential"):
+        gpudl.Model(inputs=None, outputs=None)
+
+
+# -- building -------------------------------------------------------------------------------
+def test_build_takes_keras_batch_axis_and_shapes_include_it():
+    model = gpudl.Sequential([Dense(4), Dense(2)])
+    assert model.input_shape is None and not model.built
+    model.build((None, 5))
+    assert model.built and model.input_shape == (None, 5) and model.output_shape == (None, 2)
+    legacy = gpudl.Sequential([Dense(4)])
+    legacy.build((5,))
+    assert legacy.input_shape == (None, 5)
+
+
+def test_add_after_input_builds_as_layers_arrive_and_pop_removes():
+    model = gpudl.Sequential()
+    model.add(gpudl.Input((5,)))
+    model.add(Dense(4, name="hidden"))
+    assert model.built and model.output_shape == (None, 4)
+    model.add(Dense(2, name="out"))
+    assert model.output_shape == (None, 2)
+    assert model.get_layer("hidden") is model.layers[0] and model.get_layer(index=1).name == "out"
+    assert model.pop().name == "out" and model.output_shape == (None, 4)
+    with pytest.raises(ValueError, match="No such layer: 'nope'"):
+        model.get_layer("nope")
+
+
+def test_first_layer_input_shape_argument_builds_the_model():
+    model = gpudl.Sequential([Dense(4, input_shape=(5,)), Dense(2)])
+    assert model.built and model.input_shape == (None, 5)
+    model = gpudl.Sequential([Dense(4, input_dim=7)])
+    assert model.built and model.input_shape == (None, 7)
+
+
+def test_nested_sequential_is_a_layer_and_trains_like_the_flat_model():
+    x, y = data()
+    gpudl.utils.set_random_seed(3)
+    inner = gpudl.Sequential([Dense(8, activation="relu"), BatchNormalization()], name="block")
+    nested = gpudl.Sequential([gpudl.Input((6,)), inner, Dense(3, activation="softmax")], dtype="float64", seed=1)
+    flat = gpudl.Sequential([gpudl.Input((6,)), Dense(8, activation="relu"), BatchNormalization(),
+                             Dense(3, activation="softmax")], dtype="float64", seed=1)
+    flat.set_weights(nested.get_weights())
+    for model in (nested, flat):
+        model.compile("adam", "sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=2, verbose=0)
+    assert nested.get_layer("block") is inner and len(nested.layers) == 2
+    for a, b in zip(nested.get_weights(), flat.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+# -- compile, fit, evaluate, predict -----------------------------------------------------------
+def test_fit_batch_size_none_is_32_and_epochs_may_be_a_numpy_integer():
+    x, y = data(n=70)
+    model = softmax_model()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    history = model.fit(x, y, epochs=np.int64(2), verbose=0)
+    assert history.params["steps"] == 3 and history.epoch == [0, 1] and model.history is history
+
+
+def test_train_on_batch_returns_loss_and_metrics_before_the_step():
+    x, y = data(n=20)
+    model = softmax_model(dtype="float64")
+    model.compile(gpudl.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    before = model.get_weights()
+    expected_loss = per_sample_cross_entropy(model, x, y).mean()
+    expected_accuracy = np.mean(model.predict(x, verbose=0).argmax(1) == y)
+    loss, accuracy = model.train_on_batch(x, y)
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    assert accuracy == pytest.approx(expected_accuracy, abs=1e-12)
+    assert not np.array_equal(before[0], model.get_weights()[0])
+    assert model.metrics_names == ["loss", "accuracy"]
+    assert isinstance(model.test_on_batch(x, y), list) and model.predict_on_batch(x).shape == (20, 3)
+    plain = softmax_model(dtype="float64")
+    plain.compile("sgd", "sparse_categorical_crossentropy")
+    assert isinstance(plain.train_on_batch(x, y), float)
+
+
+def test_evaluate_sample_weight_is_keras_sum_over_batch_size():
+    """Keras: each batch's loss is sum(w_i l_i) / batch size; the epoch's is the batch-size-weighted mean."""
+    x, y = data(n=50)
+    weights = np.linspace(0.1, 2.0, 50)
+    model = softmax_model(dtype="float64")
+    model.compile("adam", "sparse_categorical_crossentropy")
+    losses = per_sample_cross_entropy(model, x, y) * weights
+    batches = [losses[i:i + 16] for i in range(0, 50, 16)]
+    expected = sum(b.sum() / len(b) * len(b) for b in batches) / 50
+    assert model.evaluate(x, y, sample_weight=weights, batch_size=16, verbose=0) == pytest.approx(expected, rel=1e-12)
+
+
+def test_fit_with_class_weight_equals_fit_with_the_matching_sample_weight():
+    x, y = data(n=40)
+    class_weight = {0: 0.5, 1: 2.0, 2: 1.5}
+    results = []
+    for kwargs in ({"class_weight": class_weight}, {"sample_weight": np.array([class_weight[c] for c in y])}):
+        model = softmax_model(dtype="float64", seed=4)
+        gpudl.utils.set_random_seed(4)
+        model = softmax_model(dtype="float64", seed=4)
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        results.append((model.fit(x, y, batch_size=8, epochs=2, verbose=0, **kwargs).history, model.get_weights()))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bad_sample_and_class_weights_are_refused_before_training():
+    x, y = data(n=20)
+    model = softmax_model()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    before = model.get_weights()
+    for weights, match in ((np.ones(19), r"shape \(20,\)"), (-np.ones(20), "non-negative"),
+                           (np.full(20, np.nan), "NaN")):
+        with pytest.raises(ValueError, match=match):
+            model.fit(x, y, sample_weight=weights, verbose=0)
+    with pytest.raises(ValueError, match="no weight for class 2"):
+        model.fit(x, y, class_weight={0: 1.0, 1: 1.0}, verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_validation_freq_validates_only_on_the_chosen_epochs():
+    x, y = data()
+    model = softmax_model()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    seen = []
+    record = gpudl.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append("val_loss" in logs))
+    model.fit(x, y, epochs=4, validation_split=0.2, validation_freq=2, verbose=0, callbacks=[record])
+    assert seen == [False, True, False, True]
+
+
+class Batches(gpudl.utils.PyDataset):
+    def __init__(self, x, y, batch_size):
+        super().__init__()
+        self.x, self.y, self.batch_size, self.epochs_ended = x, y, batch_size, 0
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, index):
+        part = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.x[part], self.y[part]
+
+    def on_epoch_end(self):
+        self.epochs_ended += 1
+
+
+def test_fit_on_a_pydataset_and_on_a_generator_equals_fit_on_arrays_in_order():
+    x, y = data(n=48)
+    histories = []
+
+    def generator():
+        while True:
+            for i in range(0, 48, 16):
+                yield x[i:i + 16], y[i:i + 16]
+    dataset = Batches(x, y, 16)
+    for fit_args in ((x, y), (dataset,), (generator(),)):
+        model = softmax_model(dtype="float64", seed=2)
+        gpudl.utils.set_random_seed(2)
+        model = softmax_model(dtype="float64", seed=2)
+        model.compile("adam", "sparse_categorical_crossentropy")
+        extra = {"steps_per_epoch": 3} if not isinstance(fit_args[0], np.ndarray) and fit_args[0] is not dataset else {}
+        histories.append(model.fit(*fit_args, batch_size=None if len(fit_args) == 1 else 16, epochs=2,
+                                   shuffle=False, verbose=0, **extra).history["loss"])
+    assert histories[0] == pytest.approx(histories[1], rel=1e-12) == pytest.approx(histories[2], rel=1e-12)
+    assert dataset.epochs_ended == 2
+
+
+# -- callbacks: Keras's order of hooks ----------------------------------------------------------
+class Recorder(gpudl.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __getattribute__(self, name):
+        if name.startswith("on_") and not name.startswith("on_batch"):
+            calls = object.__getattribute__(self, "calls")
+            return lambda *args: calls.append((name, *args[:1]) if args and isinstance(args[0], int) else name)
+        return object.__getattribute__(self, name)
+
+
+def test_hook_order_of_fit_with_validation_is_keras_order():
+    """keras/src/trainers/*_trainer.py fit: train_begin; per epoch: epoch_begin, train batches, then
+    evaluate (test_begin, test batches, test_end), epoch_end; train_end."""
+    x, y = data(n=12)
+    model = softmax_model()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    recorder = Recorder()
+    model.fit(x[:8], y[:8], batch_size=4, epochs=1, validation_data=(x[8:], y[8:]), verbose=0,
+              callbacks=[recorder])
+    assert recorder.calls == [
+        "on_train_begin", ("on_epoch_begin", 0),
+        ("on_train_batch_begin", 0), ("on_train_batch_end", 0), ("on_train_batch_begin", 1), ("on_train_batch_end", 1),
+        "on_test_begin", ("on_test_batch_begin", 0), ("on_test_batch_end", 0), "on_test_end",
+        ("on_epoch_end", 0), "on_train_end"]
+    recorder.calls.clear()
+    model.evaluate(x, y, batch_size=12, callbacks=[recorder], verbose=0)
+    model.predict(x, batch_size=12, callbacks=[recorder], verbose=0)
+    assert recorder.calls == ["on_test_begin", ("on_test_batch_begin", 0), ("on_test_batch_end", 0), "on_test_end",
+                              "on_predict_begin", ("on_predict_batch_begin", 0), ("on_predict_batch_end", 0),
+                              "on_predict_end"]
+
+
+def test_on_batch_aliases_fire_and_train_end_gets_the_last_epoch_logs():
+    x, y = data(n=16)
+    model = softmax_model()
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    events = {}
+
+    class Aliases(gpudl.callbacks.Callback):
+        def on_batch_begin(self, batch, logs=None):
+            events.setdefault("begin", []).append(batch)
+
+        def on_batch_end(self, batch, logs=None):
+            events.setdefault("end", []).append(float(logs["loss"]))
+
+        def on_train_end(self, logs=None):
+            events["train_end"] = dict(logs)
+    history = model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[Aliases()])
+    assert events["begin"] == [0, 1, 0, 1] and len(events["end"]) == 4
+    assert events["train_end"] == {key: values[-1] for key, values in history.history.items()}
+
+
+def test_fit_reads_the_device_a_bounded_number_of_times_per_epoch(monkeypatch):
+    """No per-step host read: with no callback looking at batch logs, the loss and metrics
+    stay on the device until the epoch ends (the backend's to_numpy is the only way back)."""
+    x, y = data(n=256)
+    model = softmax_model()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    backend = gpudl.get_backend()
+    reads = []
+    original = type(backend).to_numpy
+    monkeypatch.setattr(type(backend), "to_numpy", lambda self, array: reads.append(1) or original(self, array))
+    for batch_size in (128, 8):  # 2 steps, then 32 steps per epoch
+        reads.clear()
+        model.fit(x, y, batch_size=batch_size, epochs=2, verbose=0)
+        assert len(reads) <= 2 * 2, f"{len(reads)} device reads for 2 epochs of {256 // batch_size} steps"
+    loss = model._train_step(*(backend.asarray(a) for a in (x[:8], y[:8])))
+    assert not isinstance(loss, float)  # a device scalar, read only when asked
+
+
+# -- freezing ---------------------------------------------------------------------------------
+def test_model_trainable_false_freezes_every_layer_and_true_restores_training():
+    x, y = data()
+    model = softmax_model()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.trainable = False
+    assert not any(layer.trainable for layer in model.layers) and model.trainable_weights == []
+    before = model.get_weights()
+    model.fit(x, y, epochs=1, verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    model.trainable = True
+    model.fit(x, y, epochs=1, verbose=0)
+    assert not np.array_equal(before[0], model.get_weights()[0])
+
+
+# -- describing and saving --------------------------------------------------------------------
+def test_to_json_and_model_from_json_rebuild_the_architecture():
+    model = softmax_model()
+    twin = gpudl.models.model_from_json(model.to_json())
+    assert json.loads(twin.to_json())["config"]["layers"] == json.loads(model.to_json())["config"]["layers"]
+    assert twin.input_shape == (None, 6) and twin.count_params() == model.count_params()
+
+
+def test_save_weights_follows_keras_suffix_rule_and_round_trips(tmp_path):
+    model = softmax_model(seed=1)
+    path = tmp_path / "model.weights.h5"
+    model.save_weights(path)
+    other = softmax_model(seed=2)
+    other.load_weights(path)
+    for a, b in zip(model.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"must end in `\.weights\.h5`"):
+        model.save_weights(tmp_path / "model.h5")
+
+
+def test_load_weights_with_wrong_shapes_names_the_weight_and_changes_nothing(tmp_path):
+    path = tmp_path / "wide.weights.h5"
+    softmax_model(hidden=9).save_weights(path)
+    model = softmax_model(hidden=8)
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=r"kernel.*\(6, 8\).*\(6, 9\)"):
+        model.load_weights(path)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_summary_prints_parameter_sizes_in_keras_units():
+    lines = []
+    model = gpudl.Sequential([gpudl.Input((784,)), Dense(512), Dense(10)])
+    model.summary(print_fn=lines.append)
+    params = 784 * 512 + 512 + 512 * 10 + 10
+    assert f" Total params: {params:,} ({params * 4 / 1024 ** 2:.2f} MB)" in lines
+    assert " Non-trainable params: 0 (0.00 B)" in lines
+
+
+# -- the model boundary ------------------------------------------------------------------------
+@pytest.mark.parametrize("backend_name", ["numpy", "triton"])
+def test_transposed_lists_and_torch_tensors_are_accepted_at_the_boundary(backend_name):
+    """The course keeps examples in columns: model(X.T) must work when batch-norm or dropout
+    follows the input, on every backend (the kernels keep their contiguity checks)."""
+    if backend_name == "triton":
+        pytest.importorskip("triton")
+    torch = pytest.importorskip("torch")
+    columns = np.asfortranarray(np.random.default_rng(0).normal(size=(5, 12)))  # (features, examples)
+    y = np.arange(12) % 3
+    gpudl.set_backend(backend_name)
+    try:
+        model = gpudl.Sequential([gpudl.Input((5,)), BatchNormalization(), Dropout(0.2), Dense(3, activation="softmax")],
+                                 seed=0)
+        model.compile("adam", "sparse_categorical_crossentropy")
+        expected = np.asarray(gpudl.get_backend().to_numpy(model(np.ascontiguousarray(columns.T), training=False)))
+        for x in (columns.T, columns.T.tolist(), torch.from_numpy(columns.T.copy())):
+            np.testing.assert_allclose(gpudl.get_backend().to_numpy(model(x)), expected, rtol=1e-6)
+        model(columns.T, training=True)
+        assert np.isfinite(model.train_on_batch(columns.T, y))
+    finally:
+        gpudl.set_backend("numpy")
