@@ -9,43 +9,57 @@ Backward, with dy already masked by y > 0 when relu:
     dbeta = sum_i dy_i      dgamma = sum_i dy_i * x_hat_i
     dx = gamma * rstd * (dy - dbeta / m - x_hat * dgamma / m)
 x_hat is recomputed from (x, mean, rstd), so nothing but two C-vectors is saved.
+The NumPy reference makes one pass over (N, C) per NumPy call, in place where it can
+(the output's buffer holds x - mu, then y; a per-thread scratch buffer holds the other
+temporary), and rounds exactly as np.mean, np.var and the formulas above written out.
 """
 
 import numpy as np
+
+from gpudl import threads
 
 
 def forward_train(x, gamma, beta, running_mean, running_var, momentum, epsilon, relu=False):
     """Returns (y, mean, rstd) and updates running_mean, running_var in place."""
     mean = x.mean(axis=0)
-    var = x.var(axis=0)
+    y = np.subtract(x, mean)  # x - mu, kept: it is also the start of y
+    squares = np.square(y, out=threads.scratch_like("batchnorm", y))
+    var = squares.mean(axis=0)  # = x.var(axis=0), the same operations
     rstd = 1.0 / np.sqrt(var + x.dtype.type(epsilon))
     running_mean *= momentum
     running_mean += (1.0 - momentum) * mean
     running_var *= momentum
     running_var += (1.0 - momentum) * var
-    return _scale_shift(x, mean, rstd, gamma, beta, relu), mean, rstd
+    return _scale_shift(y, rstd, gamma, beta, relu), mean, rstd
 
 
 def forward_infer(x, gamma, beta, running_mean, running_var, epsilon, relu=False):
     """y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta."""
     rstd = 1.0 / np.sqrt(running_var + x.dtype.type(epsilon))
-    return _scale_shift(x, running_mean, rstd, gamma, beta, relu)
+    return _scale_shift(np.subtract(x, running_mean), rstd, gamma, beta, relu)
 
 
 def backward(dy, x, gamma, beta, mean, rstd, relu=False):
     """Returns (dx, dgamma, dbeta) of the training forward."""
-    x_hat = (x - mean) * rstd
+    x_hat = np.subtract(x, mean)  # becomes dx
+    x_hat *= rstd
+    scratch = threads.scratch_like("batchnorm", x_hat)
     if relu:
-        dy = np.where(gamma * x_hat + beta > 0, dy, dy.dtype.type(0))
+        dy = np.where(np.greater(np.add(np.multiply(gamma, x_hat, out=scratch), beta, out=scratch), 0), dy,
+                      dy.dtype.type(0))
     m = x.shape[0]
     dbeta = dy.sum(axis=0)
-    dgamma = (dy * x_hat).sum(axis=0)
-    dx = (gamma * rstd) * (dy - dbeta / m - x_hat * (dgamma / m))
+    dgamma = np.multiply(dy, x_hat, out=scratch).sum(axis=0)
+    correction = np.multiply(x_hat, dgamma / m, out=x_hat)  # x_hat * dgamma / m
+    dx = np.subtract(np.subtract(dy, dbeta / m, out=scratch), correction, out=x_hat)
+    dx *= gamma * rstd
     return dx, dgamma, dbeta
 
 
-def _scale_shift(x, mean, rstd, gamma, beta, relu):
-    y = (x - mean) * (rstd * gamma)
+def _scale_shift(centered, rstd, gamma, beta, relu):
+    """y = (x - mean) * (rstd * gamma) + beta, in place over `centered` = x - mean."""
+    y = centered
+    y *= rstd * gamma
     y += beta
     if relu:
         np.maximum(y, 0, out=y)
@@ -266,10 +280,14 @@ def _reduction_grid(N, C, dtype):
     return BLOCK_N, BLOCK_C, rows_per_split, _util.cdiv(N, rows_per_split)
 
 
-def _elementwise_blocks(C):
-    """2-D tiles of 4096 elements (16 KiB float32): enough bytes in flight per program."""
+ELEMENTWISE_WARPS = 8  # 16 float32 or 8 float64 per thread in a 16 KiB tile
+
+
+def _elementwise_blocks(C, dtype):
+    """2-D tiles of 16 KiB (4096 float32 or 2048 float64): enough bytes in flight per
+    program. (The compile check found 4096-float64 tiles at 4 warps spilling registers.)"""
     BLOCK_C = min(128, _util.next_power_of_2(C))
-    return 4096 // BLOCK_C, BLOCK_C
+    return 16384 // np.dtype(dtype).itemsize // BLOCK_C, BLOCK_C
 
 
 # Shapes whose block choices the compile check covers: one narrow batch (the smallest
@@ -283,7 +301,7 @@ def triton_specializations():
     for dtype in _util.FLOAT_DTYPES:
         for N, C in SPECIALIZATION_SHAPES:
             BLOCK_N, BLOCK_C = _reduction_blocks(C, dtype)
-            EW_BLOCK_N, EW_BLOCK_C = _elementwise_blocks(C)
+            EW_BLOCK_N, EW_BLOCK_C = _elementwise_blocks(C, dtype)
             tiles = dict(BLOCK_N=BLOCK_N, BLOCK_C=BLOCK_C)
             yield _util.triton_spec(_partial_stats_kernel, dtype, tiles)
             yield _util.triton_spec(_finalize_stats_kernel, dtype, dict(BLOCK_C=BLOCK_C))
@@ -291,21 +309,23 @@ def triton_specializations():
             for relu in (False, True):
                 for from_variance in (False, True):
                     yield _util.triton_spec(_normalize_kernel, dtype, dict(
-                        FROM_VARIANCE=from_variance, RELU=relu, BLOCK_N=EW_BLOCK_N, BLOCK_C=EW_BLOCK_C))
+                        FROM_VARIANCE=from_variance, RELU=relu, BLOCK_N=EW_BLOCK_N, BLOCK_C=EW_BLOCK_C),
+                        ELEMENTWISE_WARPS)
                 yield _util.triton_spec(_backward_partial_kernel, dtype, dict(RELU=relu, **tiles))
                 yield _util.triton_spec(_backward_dx_kernel, dtype, dict(RELU=relu, BLOCK_N=EW_BLOCK_N,
-                                                                         BLOCK_C=EW_BLOCK_C))
+                                                                         BLOCK_C=EW_BLOCK_C), ELEMENTWISE_WARPS)
 
 
 def _normalize_triton(x, gamma, beta, mean, rstd_or_var, epsilon, from_variance, relu):
     N, C = x.shape
     y = _util.xp_of(x).empty_like(x)
-    BLOCK_N, BLOCK_C = _elementwise_blocks(C)
+    BLOCK_N, BLOCK_C = _elementwise_blocks(C, x.dtype)
     grid = (_util.cdiv(N, BLOCK_N), _util.cdiv(C, BLOCK_C))
     t = _util.as_triton
     with _util.launch_stream(x):
         _normalize_kernel[grid](t(x), t(y), t(mean), t(rstd_or_var), t(gamma), t(beta), N, C, float(epsilon),
-                                FROM_VARIANCE=from_variance, RELU=bool(relu), BLOCK_N=BLOCK_N, BLOCK_C=BLOCK_C)
+                                FROM_VARIANCE=from_variance, RELU=bool(relu), BLOCK_N=BLOCK_N, BLOCK_C=BLOCK_C,
+                                num_warps=ELEMENTWISE_WARPS)
     return y
 
 
@@ -351,7 +371,7 @@ def backward_triton(dy, x, gamma, beta, mean, rstd, relu=False):
     dgamma = xp.empty(C, x.dtype)
     dbeta = xp.empty(C, x.dtype)
     dx = xp.empty_like(x)
-    EW_BLOCK_N, EW_BLOCK_C = _elementwise_blocks(C)
+    EW_BLOCK_N, EW_BLOCK_C = _elementwise_blocks(C, x.dtype)
     t = _util.as_triton
     with _util.launch_stream(x):
         _backward_partial_kernel[(_util.cdiv(C, BLOCK_C), splits)](
@@ -361,7 +381,7 @@ def backward_triton(dy, x, gamma, beta, mean, rstd, relu=False):
             t(part_dgamma), t(part_dbeta), t(dgamma), t(dbeta), C, splits, BLOCK_C=BLOCK_C)
         _backward_dx_kernel[(_util.cdiv(N, EW_BLOCK_N), _util.cdiv(C, EW_BLOCK_C))](
             t(dy), t(x), t(mean), t(rstd), t(gamma), t(beta), t(dgamma), t(dbeta), t(dx), N, C,
-            RELU=bool(relu), BLOCK_N=EW_BLOCK_N, BLOCK_C=EW_BLOCK_C)
+            RELU=bool(relu), BLOCK_N=EW_BLOCK_N, BLOCK_C=EW_BLOCK_C, num_warps=ELEMENTWISE_WARPS)
     return dx, dgamma, dbeta
 
 

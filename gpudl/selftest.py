@@ -1,0 +1,526 @@
+"""`gpudl selftest`: the first command on a new machine; prints one table and a verdict.
+
+On a GPU: every fused kernel of both GPU backends (Triton, CuPy) against its NumPy
+reference on the device (awkward shapes, float32 and float64, dropout masks
+bit-identical), a 200-step fit on each GPU backend against the numpy backend, and each
+kernel's fraction of the measured device copy bandwidth.
+
+On a CPU: every Triton kernel compiled ahead of time for sm_80 and sm_90a and every CuPy
+kernel compiled with NVRTC for sm_80 and sm_90 (registers, spills, shared memory read
+from ptxas), then the same kernel checks on the CPU: Triton in its interpreter, CuPy's
+CUDA C through the CUDA-on-CPU harness of tests/cuda_cpu (a source checkout).
+
+Every row is (check, kernel, case, where, measure, result); the exit status is 0 only
+when no row failed.
+"""
+
+import argparse
+import concurrent.futures
+import glob
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+# compile targets: (name, compute capability); sm_90 compiles as sm_90a (wgmma, setmaxnreg)
+TRITON_TARGETS = (("sm_80", 80), ("sm_90a", 90))
+NVRTC_TARGETS = (("sm_80", 80), ("sm_90", 90))
+SM80_MAX_SHARED_BYTES = 163 * 1024  # opt-in shared memory per block on an A100
+KERNEL_MODULES = ("batchnorm", "dropout", "softmax_cross_entropy", "optimizer_updates")
+REPO_TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests")
+
+
+class Row(NamedTuple):
+    check: str  # "compile", "kernel", "fit", "bandwidth"
+    kernel: str
+    case: str
+    where: str  # target or device
+    measure: str
+    result: str  # "pass", "FAIL" or "skip"
+
+
+def kernel_module(name):
+    return importlib.import_module(f"gpudl.kernels.{name}")
+
+
+# ---------------------------------------------------------------------------
+# Resources from ptxas -v
+# ---------------------------------------------------------------------------
+
+def parse_ptxas(log):
+    """(registers, spill bytes (stores + loads), static shared bytes) from a ptxas -v log
+    of one kernel."""
+    registers = int(re.search(r"Used (\d+) registers", log).group(1))
+    spills = sum(int(n) for n in re.findall(r"(\d+) bytes spill (?:stores|loads)", log))
+    shared = re.search(r"(\d+) bytes smem", log)
+    return registers, spills, int(shared.group(1)) if shared else 0
+
+
+def resource_row(kernel, case, target, registers, spills, shared):
+    ok = spills == 0 and shared <= SM80_MAX_SHARED_BYTES
+    return Row("compile", kernel, case, target, f"{registers} regs, {spills} B spilled, {shared} B shared",
+               "pass" if ok else "FAIL")
+
+
+# ---------------------------------------------------------------------------
+# Section 1: every Triton specialization, ahead of time (no device needed)
+# ---------------------------------------------------------------------------
+
+def triton_specializations():
+    """[(module name, index, TritonSpec)] over every kernel module's launch table."""
+    return [(name, i, spec) for name in KERNEL_MODULES
+            for i, spec in enumerate(kernel_module(name).triton_specializations())]
+
+
+def compile_triton(module_name, index, target_name, capability):
+    """Compile one specialization for one target; its Row (run in a compiled-Triton process)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.backends.nvidia.compiler import get_ptxas
+
+    spec = list(kernel_module(module_name).triton_specializations())[index]
+    kernel_name = f"{module_name}.{spec.kernel.__name__}"
+    pointer_params = [i for i, t in enumerate(spec.signature.values()) if t.startswith("*")]
+    # the launchers' buffers are whole CuPy allocations: 16-byte aligned, as Triton assumes
+    attrs = {(i,): [["tt.divisibility", 16]] for i in pointer_params}
+    source = triton.compiler.ASTSource(spec.kernel, spec.signature, spec.constexprs, attrs)
+    try:
+        compiled = triton.compile(source, target=GPUTarget("cuda", capability, 32),
+                                  options={"num_warps": spec.num_warps})
+    except Exception as error:  # a kernel that stops compiling is a failed row, not a crash
+        return Row("compile", kernel_name, spec.label, target_name, f"{type(error).__name__}: {error}"[:200],
+                   "FAIL")
+    with tempfile.TemporaryDirectory() as directory:
+        ptx = os.path.join(directory, "kernel.ptx")
+        with open(ptx, "w") as f:
+            f.write(compiled.asm["ptx"])
+        gpu = "sm_90a" if capability == 90 else f"sm_{capability}"
+        done = subprocess.run([get_ptxas(capability).path, "-v", f"--gpu-name={gpu}", ptx, "-o",
+                               os.path.join(directory, "kernel.cubin")], capture_output=True, text=True)
+    if done.returncode != 0:
+        return Row("compile", kernel_name, spec.label, target_name, done.stderr.strip()[:200], "FAIL")
+    registers, spills, static_shared = parse_ptxas(done.stdout + done.stderr)
+    return resource_row(kernel_name, spec.label, target_name, registers, spills,
+                        static_shared + compiled.metadata.shared)
+
+
+def _compile_task(task):
+    return compile_triton(*task)
+
+
+def triton_compile_rows_here(workers):
+    """The compile table, computed in this process (Triton must not be interpreted here)."""
+    tasks = [(name, i, target, capability) for name, i, _ in triton_specializations()
+             for target, capability in TRITON_TARGETS]
+    if workers <= 1:
+        return [compile_triton(*task) for task in tasks]
+    import multiprocessing
+
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(_compile_task, tasks, chunksize=4))
+
+
+def run_section(section, workers=2, quick=False, interpret=False):
+    """Rows of one section, computed by `python -m gpudl.selftest --section ...` in a fresh
+    process: Triton picks compiled or interpreted mode once, at import."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    if interpret:
+        env["TRITON_INTERPRET"] = "1"
+    command = [sys.executable, "-m", "gpudl.selftest", "--section", section, "--workers", str(workers)]
+    done = subprocess.run(command + (["--quick"] if quick else []), capture_output=True, text=True, env=env)
+    rows = [Row(*json.loads(line[len("ROW "):])) for line in done.stdout.splitlines() if line.startswith("ROW ")]
+    if done.returncode != 0 or not rows:
+        rows.append(Row(section, "-", "-", "-", f"exit {done.returncode}: {done.stderr.strip()[-300:]}", "FAIL"))
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# Section 2: every CuPy kernel through NVRTC, with CuPy's options
+# ---------------------------------------------------------------------------
+
+def find_nvrtc():
+    """The NVRTC library of the nvidia-cuda-nvrtc wheel (or the system's); None if absent."""
+    import ctypes
+
+    spec = importlib.util.find_spec("nvidia")
+    candidates = [p for d in (spec.submodule_search_locations if spec else [])
+                  for p in sorted(glob.glob(os.path.join(d, "*", "lib", "libnvrtc.so*")), reverse=True)]
+    for path in candidates + ["libnvrtc.so"]:
+        try:
+            return ctypes.CDLL(path)
+        except OSError:
+            continue
+    return None
+
+
+def nvrtc_compile(nvrtc, source, name_expression, options):
+    """Compile with NVRTC to a cubin; (ok, log). CuPy compiles the same way: NVRTC with the
+    caller's options, then -ftz=true and -arch (sm_XX: a cubin)."""
+    import ctypes
+
+    program = ctypes.c_void_p()
+    nvrtc.nvrtcCreateProgram(ctypes.byref(program), source.encode(), b"kernel.cu", 0, None, None)
+    try:
+        if name_expression:
+            nvrtc.nvrtcAddNameExpression(program, name_expression.encode())
+        encoded = [o.encode() for o in options]
+        status = nvrtc.nvrtcCompileProgram(program, len(encoded), (ctypes.c_char_p * len(encoded))(*encoded))
+        size = ctypes.c_size_t()
+        nvrtc.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+        log = ctypes.create_string_buffer(size.value)
+        nvrtc.nvrtcGetProgramLog(program, log)
+        return status == 0, log.value.decode(errors="replace")
+    finally:
+        nvrtc.nvrtcDestroyProgram(ctypes.byref(program))
+
+
+def cupy_sources():
+    """[(kernel label, dtype name, source, name expression or None, user options)] of every
+    CuPy kernel the launchers use, for float and double."""
+    from gpudl.kernels import _triton_util as util
+
+    sources = []
+    for module_name in KERNEL_MODULES:
+        for kernel in kernel_module(module_name).CUPY_KERNELS:
+            for dtype, ctype in util.CTYPES.items():
+                label = f"{module_name}.{kernel.name}"
+                if isinstance(kernel, util.CupyRaw):
+                    sources.append((label, dtype.name, kernel.source, kernel.expression(dtype), util.CUPY_OPTIONS))
+                else:
+                    sources.append((label, dtype.name, kernel.source(ctype), None, ()))
+    return sources
+
+
+def nvrtc_rows():
+    nvrtc = find_nvrtc()
+    if nvrtc is None:
+        return [Row("compile", "CuPy kernels", "-", "NVRTC", "NVRTC not installed (pip install -e '.[test]')",
+                    "skip")]
+    rows = []
+    for label, dtype, source, expression, options in cupy_sources():
+        for target, capability in NVRTC_TARGETS:
+            ok, log = nvrtc_compile(nvrtc, source, expression,
+                                    [*options, "-ftz=true", f"-arch=sm_{capability}", "--ptxas-options=-v"])
+            if not ok:
+                rows.append(Row("compile", label, dtype, target, log.strip()[:300], "FAIL"))
+            else:
+                rows.append(resource_row(label, dtype, target, *parse_ptxas(log)))
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# The kernel checks: each GPU implementation against the NumPy reference, on the
+# device (put/get move arrays there and back), awkward shapes, both dtypes
+# ---------------------------------------------------------------------------
+
+DTYPES = (np.float32, np.float64)
+SHAPES = {  # (quick, full): awkward shapes; the device adds sizes over many programs
+    "batchnorm": ([(1, 7), (70, 5), (200, 130)], [(4097, 130), (2000, 257)]),
+    "dropout": ([(1,), (17, 33), (1100,)], [((1 << 20) + 3,), (513, 1001)]),
+    "softmax": ([(1, 2), (3, 7), (4, 4097)], [(2, 100_003), (64, 1000)]),
+    "optimizer": ([1, 1025, 3001], [1_000_003]),
+}
+
+
+def shapes(op, large):
+    quick, more = SHAPES[op]
+    return quick + (more if large else [])
+
+
+def error_in_ulps(actual, expected, dtype, scale):
+    """max |actual - expected| in roundings of `dtype` at the magnitude max(|expected|, scale)."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    if np.isnan(actual).any():
+        return float("inf")
+    size = np.maximum(np.abs(expected), scale)
+    return float((np.abs(actual - expected) / size).max() / np.finfo(dtype).eps) if actual.size else 0.0
+
+
+class KernelChecks:
+    """Checks of one implementation ("triton" or "cupy") on one device."""
+
+    def __init__(self, implementation, where, put, get, ulps=64):
+        self.implementation, self.where, self.put, self.get, self.ulps = implementation, where, put, get, ulps
+        self.rows = []
+
+    def launcher(self, module_name, name):
+        return getattr(kernel_module(module_name), f"{name}_{self.implementation}")
+
+    def record(self, kernel, case, errors):
+        """errors: {what: ulps}; pass when every error is within self.ulps."""
+        worst = max(errors.values())
+        measure = ", ".join(f"{k} {v:.3g}" for k, v in errors.items()) + " ulp"
+        self.rows.append(Row("kernel", f"{self.implementation} {kernel}", case, self.where, measure,
+                             "pass" if worst <= self.ulps else "FAIL"))
+
+    def record_exact(self, kernel, case, mismatches):
+        self.rows.append(Row("kernel", f"{self.implementation} {kernel}", case, self.where,
+                             f"{mismatches} elements differ (bit-exact)", "pass" if mismatches == 0 else "FAIL"))
+
+    def batchnorm(self, N, C, dtype, relu):
+        from gpudl.kernels import batchnorm
+
+        rng = np.random.default_rng([N, C])
+        x = rng.standard_normal((N, C)).astype(dtype)
+        gamma, beta, running_mean = (rng.standard_normal(C).astype(dtype) for _ in range(3))
+        running_var = rng.random(C).astype(dtype) + dtype(0.5)
+        dy = rng.standard_normal((N, C)).astype(dtype)
+        device_stats = [self.put(running_mean), self.put(running_var)]
+        y, mean, rstd = batchnorm.forward_train(x, gamma, beta, running_mean, running_var, 0.9, 1e-3, relu)
+        y2, mean2, rstd2 = self.launcher("batchnorm", "forward_train")(
+            self.put(x), self.put(gamma), self.put(beta), *device_stats, 0.9, 1e-3, relu)
+        y_scale = np.abs(gamma).max() + np.abs(beta).max()
+        case = f"{np.dtype(dtype).name} {(N, C)} relu={relu}"
+        self.record("batchnorm forward_train", case, {
+            "y": error_in_ulps(self.get(y2), y, dtype, y_scale), "mean": error_in_ulps(self.get(mean2), mean, dtype, 1),
+            "rstd": error_in_ulps(self.get(rstd2), rstd, dtype, 1),
+            "running": error_in_ulps(self.get(device_stats[1]), running_var, dtype, 1)})
+        infer = batchnorm.forward_infer(x, gamma, beta, running_mean, running_var, 1e-3, relu)
+        infer2 = self.launcher("batchnorm", "forward_infer")(self.put(x), self.put(gamma), self.put(beta),
+                                                             *device_stats, 1e-3, relu)
+        self.record("batchnorm forward_infer", case, {"y": error_in_ulps(self.get(infer2), infer, dtype, y_scale)})
+        mean, rstd = self.get(mean2), self.get(rstd2)
+        dx, dgamma, dbeta = batchnorm.backward(dy, x, gamma, beta, mean, rstd, relu)
+        dx2, dgamma2, dbeta2 = self.launcher("batchnorm", "backward")(
+            self.put(dy), self.put(x), self.put(gamma), self.put(beta), self.put(mean), self.put(rstd), relu)
+        self.record("batchnorm backward", case, {
+            "dx": error_in_ulps(self.get(dx2), dx, dtype, np.abs(gamma * rstd).max()),
+            "dgamma": error_in_ulps(self.get(dgamma2), dgamma, dtype, np.sqrt(N)),
+            "dbeta": error_in_ulps(self.get(dbeta2), dbeta, dtype, np.sqrt(N))})
+
+    def dropout(self, shape, dtype):
+        from gpudl.kernels import dropout
+
+        rng = np.random.default_rng(len(shape))
+        x, dy = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+        seed, seed_counter = 2**63 + 5, np.array([7, 2**32 + 3], dtype=np.int64)
+        case = f"{np.dtype(dtype).name} {shape}"
+        calls = [("dropout", (x,), (0.3, seed)), ("dropout_relu", (x,), (0.3, seed)),
+                 ("dropout_relu_backward", (dy, x), (0.3, seed)), ("dropout", (x,), (0.999, 2**64 - 1)),
+                 ("dropout", (x,), (0.5, seed, seed_counter))]
+        for name, arrays, scalars in calls:
+            expected = getattr(dropout, name)(*arrays, *scalars)
+            device_scalars = scalars[:2] + tuple(self.put(s) for s in scalars[2:])
+            actual = self.get(self.launcher("dropout", name)(*map(self.put, arrays), *device_scalars))
+            what = name + (" key from [index, call]" if len(scalars) == 3 else f" rate={scalars[0]}")
+            self.record_exact(what, case, int(np.count_nonzero(actual != expected)))
+
+    def softmax_cross_entropy(self, m, C, dtype):
+        from gpudl.kernels import softmax_cross_entropy
+
+        rng = np.random.default_rng([m, C])
+        logits = (3 * rng.standard_normal((m, C))).astype(dtype)
+        soft = rng.random((m, C)).astype(dtype)
+        soft /= soft.sum(axis=1, keepdims=True)
+        fused = self.launcher("softmax_cross_entropy", "softmax_cross_entropy")
+        for kind, labels in (("index labels", rng.integers(0, C, m)), ("soft labels", soft)):
+            loss, dz = softmax_cross_entropy.softmax_cross_entropy(logits, labels)
+            loss2, dz2 = fused(self.put(logits), self.put(labels))
+            in_place = self.put(logits)
+            loss3, dz3 = fused(in_place, self.put(labels), in_place)
+            self.record("softmax_cross_entropy", f"{np.dtype(dtype).name} {(m, C)} {kind}", {
+                "loss": error_in_ulps(float(loss2), loss, dtype, 1), "dZ*m": error_in_ulps(self.get(dz2) * m, dz * m, dtype, 1),
+                "in place vs not": error_in_ulps(self.get(dz3), self.get(dz2), dtype, 1e-300)
+                + error_in_ulps(float(loss3), float(loss2), dtype, 1e-300)})
+        probabilities = self.get(self.launcher("softmax_cross_entropy", "softmax")(self.put(logits)))
+        self.record("softmax", f"{np.dtype(dtype).name} {(m, C)}", {
+            "a": error_in_ulps(probabilities, softmax_cross_entropy.softmax(logits), dtype, 1 / C)})
+
+    def optimizer(self, n, dtype):
+        from gpudl.kernels import optimizer_updates as updates
+
+        rates = [1e-3, 0.1, 0.01]
+        rules = [("sgd", 2, np.array(rates)[:, None], ()), ("sgd_momentum", 3, np.array(rates)[:, None], (0.9,)),
+                 ("sgd_momentum", 3, np.array(rates)[:, None], (0.9, True)),
+                 ("ema_momentum", 3, np.array(rates)[:, None], (0.9,)),
+                 ("rmsprop", 3, np.array(rates)[:, None], (0.9, 1e-7)),
+                 ("adam", 4, updates.adam_step_table(rates, 6, 0.9, 0.999, 0.01), (0.9, 0.999, 1e-8))]
+        for rule, buffers, step_table, constants in rules:
+            rng = np.random.default_rng([n, buffers])
+            expected = [rng.standard_normal(n).astype(dtype) for _ in range(buffers)]
+            expected[-1] = np.abs(expected[-1]) if rule in ("rmsprop", "adam") else expected[-1]
+            actual = [self.put(a) for a in expected]
+            step_counter = np.array([7], dtype=np.int64)
+            getattr(updates, rule)(*expected, step_table, step_counter, *constants)
+            self.launcher("optimizer_updates", rule)(*actual, self.put(step_table), self.put(step_counter), *constants)
+            name = rule + (" nesterov" if constants[1:] == (True,) else "")
+            self.record(name, f"{np.dtype(dtype).name} n={n}", {
+                "buffers": max(error_in_ulps(self.get(a), e, dtype, np.abs(e).max()) for a, e in zip(actual, expected))})
+
+    def run_all(self, large=False):
+        for dtype in DTYPES:
+            for N, C in shapes("batchnorm", large):
+                for relu in (False, True):
+                    self.batchnorm(N, C, dtype, relu)
+            for shape in shapes("dropout", large):
+                self.dropout(shape, dtype)
+            for m, C in shapes("softmax", large):
+                self.softmax_cross_entropy(m, C, dtype)
+            for n in shapes("optimizer", large):
+                self.optimizer(n, dtype)
+        return self.rows
+
+
+def cpu_kernel_rows():
+    """The kernel checks on the CPU: Triton interpreted (TRITON_INTERPRET=1 in this
+    process), CuPy's CUDA C through tests/cuda_cpu when the source checkout has it."""
+    rows = KernelChecks("triton", "Triton interpreter", np.asarray, np.asarray).run_all()
+    if not os.path.isdir(os.path.join(REPO_TESTS, "cuda_cpu")):
+        return rows + [Row("kernel", "cupy", "-", "CUDA on CPU", "needs a source checkout (tests/cuda_cpu)", "skip")]
+    sys.path.insert(0, REPO_TESTS)
+    from cuda_cpu import cupy_on_cpu
+
+    with cupy_on_cpu():
+        return rows + KernelChecks("cupy", "CUDA on CPU (g++)", np.asarray, np.asarray).run_all()
+
+
+# ---------------------------------------------------------------------------
+# On a GPU: the kernel checks on the device, a 200-step fit, bandwidth fractions
+# ---------------------------------------------------------------------------
+
+def fit_weights(backend_name, steps, batch=16, seed=7):
+    """Weights after `steps` Adam steps of a Dense-BatchNorm-ReLU-Dropout-softmax model."""
+    import gpudl
+    from gpudl.layers import BatchNormalization, Dense, Dropout, ReLU
+
+    previous = gpudl.get_backend().name
+    gpudl.set_backend(backend_name)
+    try:
+        gpudl.utils.set_random_seed(seed)
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=(steps * batch, 20)).astype(np.float32)
+        y = rng.integers(0, 5, steps * batch)
+        model = gpudl.Sequential([gpudl.Input((20,)), Dense(32, use_bias=False), BatchNormalization(), ReLU(),
+                                  Dropout(0.25), Dense(5, activation="softmax")])
+        model.compile("adam", "sparse_categorical_crossentropy")
+        model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+        return [np.asarray(w) for w in model.get_weights()]
+    finally:
+        gpudl.set_backend(previous)
+
+
+def fit_rows(backend_names, steps):
+    reference = fit_weights("numpy", steps)
+    rows = []
+    for name in backend_names:
+        weights = fit_weights(name, steps)
+        worst = max(float(np.max(np.abs(w - r) / (np.abs(r) + 1e-3))) for w, r in zip(weights, reference))
+        rows.append(Row("fit", f"{name} backend", f"{steps} Adam steps, same seed", name,
+                        f"weights within {worst:.2e} (relative) of numpy", "pass" if worst <= 1e-3 else "FAIL"))
+    return rows
+
+
+def bandwidth_rows(backend_names, quick):
+    from gpudl import backend as backends
+    from gpudl import bench
+
+    rows = []
+    for name in backend_names:
+        device = bench.open_device(backends.set_backend(name))
+        sizes = bench.SIZES[("cuda", True)]
+        bandwidth = bench.copy_bandwidth(device, sizes["copy_bytes"], 5)
+        for row in bench.kernel_rows(device, bandwidth, sizes, bench.OPS, 3 if quick else 10):
+            rows.append(Row("bandwidth", f"{name} {row['op']}", str(tuple(row["shape"])), name,
+                            f"{row['ms']:.3f} ms, {row['bandwidth_fraction']:.0%} of copy bandwidth "
+                            f"({bandwidth / 1e9:.0f} GB/s)", "pass"))
+    backends.set_backend("numpy")
+    return rows
+
+
+def gpu_rows(quick):
+    import cupy
+
+    name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    rows = []
+    backend_names = ["cupy"]
+    try:
+        import triton  # noqa: F401
+
+        backend_names.insert(0, "triton")
+    except ImportError:
+        rows.append(Row("kernel", "triton", "-", name, "Triton not installed", "FAIL"))
+    for implementation in backend_names:
+        rows += KernelChecks(implementation, name, cupy.asarray, cupy.asnumpy).run_all(large=not quick)
+    rows += fit_rows(backend_names, 200)
+    rows += bandwidth_rows(backend_names, quick)
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# The table and the command
+# ---------------------------------------------------------------------------
+
+def print_table(rows, file=sys.stdout):
+    columns = list(zip(*rows)) if rows else [[] for _ in Row._fields]
+    widths = [max([len(field)] + [len(str(v)) for v in column]) for field, column in zip(Row._fields, columns)]
+    for row in [Row._fields, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip(), file=file)
+
+
+def verdict(rows, seconds):
+    failed = sum(r.result == "FAIL" for r in rows)
+    skipped = sum(r.result == "skip" for r in rows)
+    passed = len(rows) - failed - skipped
+    word = "FAIL" if failed or not passed else "PASS"
+    return f"selftest {word}: {passed} passed, {failed} failed, {skipped} skipped in {seconds:.0f}s"
+
+
+def on_gpu():
+    from gpudl.backend import cuda_device_count
+
+    return cuda_device_count() > 0
+
+
+def selftest(quick=False, workers=2):
+    """Run every check for this machine; returns the rows."""
+    if on_gpu():
+        return gpu_rows(quick)
+    rows = run_section("triton-compile", workers)
+    rows += nvrtc_rows()
+    rows += run_section("cpu-kernels", workers, quick, interpret=True)
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="gpudl selftest", description=__doc__)
+    add_arguments(parser)
+    parser.add_argument("--section", choices=("triton-compile", "cpu-kernels"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.section:  # a worker process: rows as JSON lines
+        rows = triton_compile_rows_here(args.workers) if args.section == "triton-compile" else cpu_kernel_rows()
+        for row in rows:
+            print("ROW " + json.dumps(list(row)), flush=True)
+        return 0
+    return run(args)
+
+
+def add_arguments(parser):
+    parser.add_argument("--quick", action="store_true", help="smaller shapes (CPU: the same checks, fewer sizes)")
+    parser.add_argument("--workers", type=int, default=2, help="processes compiling the Triton kernels")
+    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON here")
+
+
+def run(args):
+    if args.workers < 1:
+        raise SystemExit(f"gpudl selftest: Invalid value received for argument `--workers`. "
+                         f"Expected a positive integer. Received: --workers={args.workers}")
+    start = time.perf_counter()
+    rows = selftest(args.quick, args.workers)
+    print_table(rows)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([r._asdict() for r in rows], f, indent=1)
+    line = verdict(rows, time.perf_counter() - start)
+    print(line)
+    return 0 if line.startswith("selftest PASS") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
