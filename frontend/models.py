@@ -252,11 +252,10 @@ class Sequential:
         """Forward, then (loss without penalties, dL/d output, output); the output is
         the logits when the output activation is fused into the loss."""
         output = self.forward(x, training=training, logits=self._fused)
-        weights = {} if sample_weight is None else {"sample_weight": sample_weight}  # TEMP until losses land
         if self._fused:
-            loss, d_output = self.loss.logits_value_and_gradient(y, output, **weights)
+            loss, d_output = self.loss.logits_value_and_gradient(y, output, sample_weight=sample_weight)
         else:
-            loss, d_output = self.loss.value_and_gradient(y, output, **weights)
+            loss, d_output = self.loss.value_and_gradient(y, output, sample_weight=sample_weight)
         return loss, d_output, output
 
     def _train_step(self, x, y, sample_weight=None):
@@ -272,11 +271,11 @@ class Sequential:
 
     def _apply_constraints(self):
         for layer in self._leaves():
-            getattr(layer, "apply_constraints", lambda: None)()  # TEMP until layers land
+            layer.apply_constraints()
 
     def _update_metrics(self, y, output, sample_weight):
         for metric in self.metrics:
-            metric.update(y, output, logits=self._fused, **({} if sample_weight is None else {"sample_weight": sample_weight}))
+            metric.update(y, output, logits=self._fused, sample_weight=sample_weight)
 
     def __call__(self, x, training=False):
         """Forward pass; `training=True` keeps dropout on (Monte Carlo dropout) and
