@@ -11,7 +11,7 @@ import types
 
 from gpudl import backend, models, saving
 from gpudl.backend import clear_session, floatx, get_backend, set_backend, set_floatx
-from gpudl.frontend import (activations, callbacks, data, initializers, layers, losses, metrics, optimizers,
+from gpudl.frontend import (activations, callbacks, constraints, data, initializers, layers, losses, metrics, optimizers,
                             regularizers, schedules, tuning, utils)
 from gpudl.frontend.diagnosis import diagnose
 from gpudl.frontend.gradient_check import gradient_check
@@ -23,7 +23,7 @@ from gpudl.saving import load_model, save_model
 __version__ = "0.1.0"
 
 # `from gpudl.layers import Dense` works like `gpudl.layers.Dense`.
-SUBMODULES = ("activations", "callbacks", "data", "initializers", "layers", "losses", "metrics", "optimizers",
+SUBMODULES = ("activations", "callbacks", "constraints", "data", "initializers", "layers", "losses", "metrics", "optimizers",
               "regularizers", "schedules", "tuning", "utils")
 for _name in SUBMODULES:
     sys.modules[f"gpudl.{_name}"] = globals()[_name]

@@ -366,3 +366,50 @@ def test_transposed_lists_and_torch_tensors_are_accepted_at_the_boundary(backend
         assert np.isfinite(model.train_on_batch(columns.T, y))
     finally:
         gpudl.set_backend("numpy")
+
+
+# -- a training loop from scratch ----------------------------------------------------------------
+def test_training_loop_from_scratch_reaches_the_weights_of_fit_on_the_same_batches():
+    """compute_gradients + optimizer.apply_gradients, batch by batch in order, equals
+    fit(shuffle=False): the same kernels, the same arena launch, the same constraint step."""
+    x, y = data(n=48)
+    models = []
+    for _ in range(2):
+        model = gpudl.Sequential([gpudl.Input((6,)), Dense(8, activation="relu", kernel_regularizer="l2",
+                                                          kernel_constraint=gpudl.constraints.MaxNorm(1.0)),
+                                  BatchNormalization(), Dense(3, activation="softmax")], dtype="float64", seed=3)
+        model.compile(gpudl.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+        models.append(model)
+    models[1].set_weights(models[0].get_weights())
+    models[0].fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    loop, losses = models[1], []
+    for epoch in range(2):
+        for start in range(0, 48, 16):
+            loss, grads = loop.compute_gradients(x[start:start + 16], y[start:start + 16])
+            loop.optimizer.apply_gradients(zip(grads, loop.trainable_weights))
+            losses.append(loss)
+    assert len(grads) == len(loop.trainable_weights) and all(g.shape == w.shape for g, w in
+                                                             zip(grads, loop.trainable_weights))
+    assert int(loop.optimizer.iterations) == 6 and all(np.isfinite(losses))
+    for a, b in zip(models[0].get_weights(), loop.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-15)
+
+
+def test_compute_gradients_match_central_differences_of_the_loss_with_penalty():
+    x, y = data(n=10)
+    model = gpudl.Sequential([gpudl.Input((6,)), Dense(4, activation="tanh", kernel_regularizer=gpudl.regularizers.L2(0.1)),
+                              Dense(3, activation="softmax")], dtype="float64", seed=0)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    loss, grads = model.compute_gradients(x, y)
+    kernel = model.trainable_weights[0]
+    eps, (i, j) = 1e-6, (2, 1)
+    value = kernel.numpy()
+    shifted = []
+    for sign in (1, -1):
+        moved = value.copy()
+        moved[i, j] += sign * eps
+        kernel.assign(moved)
+        shifted.append(model.compute_gradients(x, y)[0])
+    kernel.assign(value)
+    assert grads[0][i, j] == pytest.approx((shifted[0] - shifted[1]) / (2 * eps), rel=1e-6)
+    assert loss == pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-12)
