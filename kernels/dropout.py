@@ -8,8 +8,10 @@ counter ``(i // 4) mod 2**32, (i // 4) >> 32, 0, 0`` under the 64-bit key
 ``seed`` (low word k0, high word k1): exactly what Triton's
 ``tl.randint4x(seed, i // 4)`` returns, so every backend draws the same mask.
 The comparison is on integers, so no floating-point rounding enters the mask.
-The backward pass is the same function applied to dy with the same seed: the
-mask is regenerated, never stored.
+The backward pass applies the same mask to dy. The GPU kernels regenerate it from
+the key (the backward is the same kernel applied to dy: no mask memory); the NumPy
+reference keeps the forward's boolean mask for its backward (`dropout_train`,
+`dropout_backward`), since Philox in NumPy costs far more than a byte per element.
 
 With ``seed_counter`` (an int64 device array ``[index, call]``) the key of the
 mask is derived on the device from ``seed``, by one more Philox call:
@@ -22,13 +24,38 @@ advanced ``call`` on the device.
 
 import numpy as np
 
-PHILOX_ROUND_A = np.uint64(0xD2511F53)
-PHILOX_ROUND_B = np.uint64(0xCD9E8D57)
+from gpudl import threads
+
+PHILOX_ROUND_A = 0xD2511F53
+PHILOX_ROUND_B = 0xCD9E8D57
+PHILOX_MULTIPLIERS = np.array([[PHILOX_ROUND_A], [PHILOX_ROUND_B]], dtype=np.uint64)  # for the rows (c0, c2)
 PHILOX_KEY_A = 0x9E3779B9
 PHILOX_KEY_B = 0xBB67AE85
+PHILOX_KEY_STEPS = np.array([[PHILOX_KEY_A], [PHILOX_KEY_B]], dtype=np.uint32)
 PHILOX_ROUNDS = 10
-LOW32 = np.uint64(0xFFFFFFFF)
+PHILOX_GRAIN = 4096  # counters per thread below which one thread draws them all
 SHIFT32 = np.uint64(32)
+
+
+def _philox_rounds(x, y, seed):
+    """Philox4x32-10 in place over the stacked state x = (c0, c2), y = (c1, c3), uint32
+    arrays of shape (2, n). The two multiplications of a round are one uint64 product
+    of the stacked rows, so a round is five NumPy calls:
+        product = (A*c0, B*c2)                                         (exact in uint64)
+        x <- hi(product)[::-1] ^ y ^ (k0, k1) = (hi(B*c2) ^ c1 ^ k0, hi(A*c0) ^ c3 ^ k1)
+        y <- lo(product)[::-1]                 = (lo(B*c2), lo(A*c0))
+        k0, k1 <- k0 + 0x9E3779B9, k1 + 0xBB67AE85   (mod 2**32)
+    """
+    product = np.empty(x.shape, np.uint64)
+    high = np.empty_like(x)
+    key = np.array([[seed & 0xFFFFFFFF], [(seed >> 32) & 0xFFFFFFFF]], dtype=np.uint32)
+    for _ in range(PHILOX_ROUNDS):
+        np.multiply(x, PHILOX_MULTIPLIERS, out=product)
+        np.right_shift(product, SHIFT32, out=high, casting="unsafe")
+        np.bitwise_xor(high[::-1], y, out=x)
+        x ^= key
+        np.copyto(y[::-1], product, casting="unsafe")  # uint64 -> uint32 keeps the low word
+        key += PHILOX_KEY_STEPS  # uint32 arrays wrap mod 2**32
 
 
 def philox4x32_10(c0, c1, c2, c3, seed):
@@ -36,20 +63,13 @@ def philox4x32_10(c0, c1, c2, c3, seed):
 
     Each round:  c0, c1, c2, c3 <- hi(B*c2) ^ c1 ^ k0, lo(B*c2), hi(A*c0) ^ c3 ^ k1, lo(A*c0)
                  k0, k1 <- k0 + 0x9E3779B9, k1 + 0xBB67AE85   (mod 2**32)
-    Returns four uint32 arrays.
+    Returns four uint32 arrays of the broadcast shape of the counters.
     """
-    c0, c1, c2, c3 = (np.asarray(c, dtype=np.uint32) for c in (c0, c1, c2, c3))
-    k0, k1 = int(seed) & 0xFFFFFFFF, (int(seed) >> 32) & 0xFFFFFFFF
-    for _ in range(PHILOX_ROUNDS):
-        product_a = c0.astype(np.uint64) * PHILOX_ROUND_A
-        product_b = c2.astype(np.uint64) * PHILOX_ROUND_B
-        c0 = (product_b >> SHIFT32).astype(np.uint32) ^ c1 ^ np.uint32(k0)
-        c2 = (product_a >> SHIFT32).astype(np.uint32) ^ c3 ^ np.uint32(k1)
-        c1 = product_b.astype(np.uint32)
-        c3 = product_a.astype(np.uint32)
-        k0 = (k0 + PHILOX_KEY_A) & 0xFFFFFFFF
-        k1 = (k1 + PHILOX_KEY_B) & 0xFFFFFFFF
-    return c0, c1, c2, c3
+    c0, c1, c2, c3 = np.broadcast_arrays(*(np.asarray(c, dtype=np.uint32) for c in (c0, c1, c2, c3)))
+    x = np.stack([c0.ravel(), c2.ravel()])
+    y = np.stack([c1.ravel(), c3.ravel()])
+    _philox_rounds(x, y, int(seed))
+    return tuple(word.reshape(c0.shape) for word in (x[0], y[0], x[1], y[1]))
 
 
 def keep_threshold(rate):
@@ -57,14 +77,29 @@ def keep_threshold(rate):
     return min(int(round(float(rate) * 2.0**32)), 0xFFFFFFFF)
 
 
+def _philox_lanes(n, seed, write_lane, dtype):
+    """An (ceil(n / 4), 4) array whose row c holds write_lane(word, out) of the four
+    Philox words of counter c (counter c = (c mod 2**32, c >> 32, 0, 0)); the counters
+    are split across threads, each drawing its own range."""
+    lanes = np.empty(((n + 3) // 4, 4), dtype)
+
+    def draw(start, stop):
+        counters = np.arange(start, stop, dtype=np.uint64)
+        x = np.zeros((2, stop - start), np.uint32)
+        y = np.zeros_like(x)
+        np.copyto(x[0], counters, casting="unsafe")  # c0: the low word
+        np.right_shift(counters, SHIFT32, out=y[0], casting="unsafe")  # c1: the high word
+        _philox_rounds(x, y, seed)
+        for lane, word in enumerate((x[0], y[0], x[1], y[1])):
+            write_lane(word, lanes[start:stop, lane])
+
+    threads.parallel_for(draw, len(lanes), grain=PHILOX_GRAIN)
+    return lanes.reshape(-1)[:n]
+
+
 def random_words(n, seed):
     """The first n Philox words of `seed`, word i from counter i // 4, lane i % 4."""
-    counters = np.arange((n + 3) // 4, dtype=np.uint64)
-    c0 = (counters & LOW32).astype(np.uint32)
-    c1 = (counters >> SHIFT32).astype(np.uint32)
-    zeros = np.zeros_like(c0)
-    lanes = philox4x32_10(c0, c1, zeros, zeros, seed)
-    return np.stack(lanes, axis=1).reshape(-1)[:n]
+    return _philox_lanes(n, int(seed), lambda word, out: np.copyto(out, word), np.uint32)
 
 
 def derived_key(seed, seed_counter):
@@ -78,29 +113,51 @@ def derived_key(seed, seed_counter):
 def keep_mask(shape, rate, seed, seed_counter=None):
     """Boolean keep mask of `shape`: True where the element survives dropout. The key is
     `seed`, or derived_key(seed, seed_counter) when the counter is given."""
-    key = seed if seed_counter is None else derived_key(seed, seed_counter)
+    key = int(seed) if seed_counter is None else derived_key(seed, seed_counter)
+    threshold = np.uint32(keep_threshold(rate))
     n = int(np.prod(shape))
-    return (random_words(n, key) >= np.uint32(keep_threshold(rate))).reshape(shape)
+    return _philox_lanes(n, key, lambda word, out: np.greater_equal(word, threshold, out=out), bool).reshape(shape)
+
+
+def apply_mask(x, keep, rate):
+    """x * keep * (1 / (1 - rate)) with the scale computed once on the host: the kept
+    elements are x * scale and the dropped ones +0 exactly (also where x is inf or NaN),
+    as np.where(keep, x * scale, 0) gives, in two passes: the product, then its bits
+    multiplied by the 0/1 mask as unsigned integers."""
+    y = np.multiply(x, x.dtype.type(1.0 / (1.0 - rate)))
+    bits = y.view(f"u{y.dtype.itemsize}")
+    np.multiply(bits, keep, out=bits)
+    return y
 
 
 def dropout(x, rate, seed, seed_counter=None):
     """y = x * keep_mask * (1 / (1 - rate)); also the backward pass (pass dy)."""
     if rate == 0.0:
         return x.copy()
-    scale = x.dtype.type(1.0 / (1.0 - rate))  # host-computed once, then multiplied
-    return np.where(keep_mask(x.shape, rate, seed, seed_counter), x * scale, x.dtype.type(0))
+    return apply_mask(x, keep_mask(x.shape, rate, seed, seed_counter), rate)
+
+
+def dropout_train(x, rate, seed, seed_counter=None):
+    """The training forward: (y, keep) with y = dropout(x, ...) and keep its boolean mask,
+    which dropout_backward applies to dy (1 byte per element instead of Philox again)."""
+    keep = keep_mask(x.shape, rate, seed, seed_counter)
+    return apply_mask(x, keep, rate), keep
+
+
+def dropout_backward(dy, keep, rate, seed, seed_counter=None):
+    """dx = dy * keep * (1 / (1 - rate)) with the mask that dropout_train returned (the
+    key arguments are those of the forward; the GPU kernels redraw the mask from them)."""
+    return apply_mask(dy, keep, rate)
 
 
 def dropout_relu(x, rate, seed, seed_counter=None):
     """Fused y = dropout(relu(x)) = x * (x > 0) * keep_mask * (1 / (1 - rate))."""
-    scale = x.dtype.type(1.0 / (1.0 - rate))
-    return np.where(keep_mask(x.shape, rate, seed, seed_counter) & (x > 0), x * scale, x.dtype.type(0))
+    return apply_mask(x, keep_mask(x.shape, rate, seed, seed_counter) & (x > 0), rate)
 
 
 def dropout_relu_backward(dy, x, rate, seed, seed_counter=None):
     """Backward of dropout_relu: dx = dy * (x > 0) * keep_mask * (1 / (1 - rate))."""
-    scale = dy.dtype.type(1.0 / (1.0 - rate))
-    return np.where(keep_mask(dy.shape, rate, seed, seed_counter) & (x > 0), dy * scale, dy.dtype.type(0))
+    return apply_mask(dy, keep_mask(dy.shape, rate, seed, seed_counter) & (x > 0), rate)
 
 
 # ---------------------------------------------------------------------------

@@ -24,6 +24,8 @@ import math
 
 import numpy as np
 
+from gpudl import threads
+
 
 def adam_step_table(rates, first_step, beta1, beta2, weight_decay=0.0):
     """Adam step-table rows (decay, step_size, sqrt_bias_correction2) of the 0-based steps
@@ -40,50 +42,86 @@ def step_row(step_table, step_counter):
     return [float(s) for s in step_table[int(step_counter[0]) % len(step_table)]]
 
 
+# The NumPy rules below run in place, one NumPy pass at a time, with their temporaries in
+# per-thread scratch buffers (no allocation per step) and large buffers split across
+# threads (gpudl.threads): each element goes through the same operations either way.
+
 def sgd(param, grad, step_table, step_counter):
     (lr,) = step_row(step_table, step_counter)
-    param -= lr * grad
+
+    def rule(param, grad):
+        param -= np.multiply(grad, lr, out=threads.scratch_like("update", param))
+
+    threads.parallel_elementwise(rule, param, grad)
 
 
 def sgd_momentum(param, grad, velocity, step_table, step_counter, momentum, nesterov=False):
     (lr,) = step_row(step_table, step_counter)
-    velocity *= momentum
-    velocity += grad
-    if nesterov:
-        param -= lr * (grad + momentum * velocity)
-    else:
-        param -= lr * velocity
+
+    def rule(param, grad, velocity):
+        velocity *= momentum
+        velocity += grad
+        update = threads.scratch_like("update", param)
+        if nesterov:  # lr * (grad + momentum * velocity)
+            np.multiply(velocity, momentum, out=update)
+            update += grad
+            update *= lr
+        else:
+            np.multiply(velocity, lr, out=update)
+        param -= update
+
+    threads.parallel_elementwise(rule, param, grad, velocity)
 
 
 def ema_momentum(param, grad, velocity, step_table, step_counter, beta):
     (lr,) = step_row(step_table, step_counter)
-    velocity *= beta
-    velocity += (1.0 - beta) * grad
-    param -= lr * velocity
+
+    def rule(param, grad, velocity):
+        update = threads.scratch_like("update", param)
+        velocity *= beta
+        velocity += np.multiply(grad, 1.0 - beta, out=update)
+        param -= np.multiply(velocity, lr, out=update)
+
+    threads.parallel_elementwise(rule, param, grad, velocity)
 
 
 def rmsprop(param, grad, mean_square, step_table, step_counter, rho, epsilon):
     (lr,) = step_row(step_table, step_counter)
-    mean_square *= rho
-    mean_square += (1.0 - rho) * np.square(grad)
-    param -= lr * grad / (np.sqrt(mean_square) + epsilon)
+
+    def rule(param, grad, mean_square):
+        update = threads.scratch_like("update", param)
+        denom = threads.scratch_like("denominator", param)
+        mean_square *= rho
+        mean_square += np.multiply(np.square(grad, out=update), 1.0 - rho, out=update)
+        np.multiply(grad, lr, out=update)  # lr * grad / (sqrt(s) + eps)
+        np.sqrt(mean_square, out=denom)
+        denom += epsilon
+        update /= denom
+        param -= update
+
+    threads.parallel_elementwise(rule, param, grad, mean_square)
 
 
 def adam(param, grad, m, v, step_table, step_counter, beta1, beta2, epsilon):
     """One Adam (AdamW) step with this step's row of an adam_step_table."""
     decay, step_size, sqrt_bias_correction2 = step_row(step_table, step_counter)
-    param *= decay
-    scratch = np.empty_like(param)  # one temporary, reused: the arena can be large
-    m *= beta1
-    m += np.multiply(grad, 1.0 - beta1, out=scratch)
-    v *= beta2
-    v += np.multiply(np.square(grad, out=scratch), 1.0 - beta2, out=scratch)
-    denom = np.sqrt(v, out=scratch)
-    denom /= sqrt_bias_correction2
-    denom += epsilon
-    update = np.divide(m, denom, out=scratch)
-    update *= step_size
-    param -= update
+
+    def rule(param, grad, m, v):
+        scratch = threads.scratch_like("update", param)
+        if decay != 1.0:  # param * 1.0 == param exactly: plain Adam skips the pass
+            param *= decay
+        m *= beta1
+        m += np.multiply(grad, 1.0 - beta1, out=scratch)
+        v *= beta2
+        v += np.multiply(np.square(grad, out=scratch), 1.0 - beta2, out=scratch)
+        denom = np.sqrt(v, out=scratch)
+        denom /= sqrt_bias_correction2
+        denom += epsilon
+        update = np.divide(m, denom, out=scratch)
+        update *= step_size
+        param -= update
+
+    threads.parallel_elementwise(rule, param, grad, m, v)
 
 
 # ---------------------------------------------------------------------------

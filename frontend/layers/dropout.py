@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from gpudl import random as gpudl_random
 from gpudl.backend import get_backend
 from gpudl.errors import check_rate
 from gpudl.frontend.layers.base import Layer
@@ -14,9 +15,10 @@ class Dropout(Layer):
     The mask is Philox4x32-10 under a per-call key that the kernel derives on the
     device from the layer's seed (`seed`, else the model's seed) and `seed_counter`,
     the device array [index in the model, number of this training call]. Forward
-    advances the call number on the device before drawing, and backward regenerates
-    the mask from the same number, so no mask is stored and no host work is done per
-    step (a captured CUDA graph replays it).
+    advances the call number on the device before drawing, so no host work is done per
+    step (a captured CUDA graph replays it). For the backward, the GPU kernels draw the
+    same mask again from that number (no mask memory); the NumPy backend keeps the
+    forward's mask, a byte per element (the op table's dropout_train / dropout_backward).
 
     Args:
         rate: float in [0, 1), fraction of inputs to drop.
@@ -27,7 +29,8 @@ class Dropout(Layer):
         super().__init__(**kwargs)
         self.rate = check_rate("rate", rate, f"Dropout '{self.name}'")
         self.seed = seed
-        self.base_seed = seed  # the model sets it (its own seed when seed is None)
+        # called on its own: a seed from gpudl's generator; in a model: the model's seed when seed is None
+        self.base_seed = seed if seed is not None else gpudl_random.new_seed()
         # [index in the model, number of the latest training call (-1: none yet)], on the device
         self.seed_counter = get_backend().asarray(np.array([0, -1], dtype=np.int64))
         self.enabled = True    # gradient checking switches dropout off
@@ -55,12 +58,13 @@ class Dropout(Layer):
         if not self._active:
             return x
         self.seed_counter[1:] += 1  # on the device
-        return self.ops.dropout(x, self.rate, self.base_seed, self.seed_counter)
+        y, self._saved_mask = self.ops.dropout_train(x, self.rate, self.base_seed, self.seed_counter)
+        return y
 
     def backward(self, dy):
         if not self._active:
             return dy
-        return self.ops.dropout(dy, self.rate, self.base_seed, self.seed_counter)
+        return self.ops.dropout_backward(dy, self._saved_mask, self.rate, self.base_seed, self.seed_counter)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
