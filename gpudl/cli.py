@@ -1,7 +1,8 @@
 """The `gpudl` command: `gpudl demo` trains the course's recipe on digits; `gpudl tune`
 searches its hyperparameters (random, then zoomed); `gpudl info`
 prints the device, backend and versions; `gpudl bench` times the fused kernels and a
-fit() step against PyTorch on this device."""
+fit() step against PyTorch on this device; `gpudl selftest` checks every kernel on this
+machine (on a GPU, run it first)."""
 
 import argparse
 import json
@@ -91,6 +92,15 @@ def bench(args):
     print_bench(result)
 
 
+def selftest(args):
+    """On a GPU: every fused kernel of both GPU backends against the NumPy reference, a
+    200-step fit against the numpy backend, bandwidth fractions. On a CPU: the compile
+    checks and the CPU executions of the kernels. Exits non-zero when anything failed."""
+    from gpudl.selftest import run
+
+    raise SystemExit(run(args))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="gpudl", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -117,6 +127,11 @@ def main(argv=None):
     bench_parser.add_argument("--repeats", type=int, default=None,
                               help="timed calls per measurement (median); default 20 on a GPU, 5 on the CPU")
     bench_parser.set_defaults(run=bench)
+    selftest_parser = commands.add_parser("selftest", help="check every kernel on this machine (run first on a GPU)")
+    from gpudl.selftest import add_arguments
+
+    add_arguments(selftest_parser)
+    selftest_parser.set_defaults(run=selftest)
     args = parser.parse_args(argv)
     args.run(args)
 

@@ -115,10 +115,12 @@ def _compile_task(task):
     return compile_triton(*task)
 
 
-def triton_compile_rows_here(workers):
-    """The compile table, computed in this process (Triton must not be interpreted here)."""
-    tasks = [(name, i, target, capability) for name, i, _ in triton_specializations()
-             for target, capability in TRITON_TARGETS]
+def triton_compile_rows_here(workers, quick=False):
+    """The compile table, computed in this process (Triton must not be interpreted here);
+    quick: float32 specializations for sm_90a only."""
+    targets = TRITON_TARGETS[-1:] if quick else TRITON_TARGETS
+    tasks = [(name, i, target, capability) for name, i, spec in triton_specializations()
+             for target, capability in targets if not (quick and spec.label.startswith("fp64"))]
     if workers <= 1:
         return [compile_triton(*task) for task in tasks]
     import multiprocessing
@@ -198,14 +200,17 @@ def cupy_sources():
     return sources
 
 
-def nvrtc_rows():
+def nvrtc_rows(quick=False):
+    """The NVRTC compile table; quick: float sources for sm_90 only."""
     nvrtc = find_nvrtc()
     if nvrtc is None:
         return [Row("compile", "CuPy kernels", "-", "NVRTC", "NVRTC not installed (pip install -e '.[test]')",
                     "skip")]
     rows = []
     for label, dtype, source, expression, options in cupy_sources():
-        for target, capability in NVRTC_TARGETS:
+        if quick and dtype != "float32":
+            continue
+        for target, capability in NVRTC_TARGETS[-1:] if quick else NVRTC_TARGETS:
             ok, log = nvrtc_compile(nvrtc, source, expression,
                                     [*options, "-ftz=true", f"-arch=sm_{capability}", "--ptxas-options=-v"])
             if not ok:
@@ -354,8 +359,8 @@ class KernelChecks:
             self.record(name, f"{np.dtype(dtype).name} n={n}", {
                 "buffers": max(error_in_ulps(self.get(a), e, dtype, np.abs(e).max()) for a, e in zip(actual, expected))})
 
-    def run_all(self, large=False):
-        for dtype in DTYPES:
+    def run_all(self, large=False, dtypes=DTYPES):
+        for dtype in dtypes:
             for N, C in shapes("batchnorm", large):
                 for relu in (False, True):
                     self.batchnorm(N, C, dtype, relu)
@@ -368,17 +373,19 @@ class KernelChecks:
         return self.rows
 
 
-def cpu_kernel_rows():
+def cpu_kernel_rows(quick=False):
     """The kernel checks on the CPU: Triton interpreted (TRITON_INTERPRET=1 in this
-    process), CuPy's CUDA C through tests/cuda_cpu when the source checkout has it."""
-    rows = KernelChecks("triton", "Triton interpreter", np.asarray, np.asarray).run_all()
+    process), CuPy's CUDA C through tests/cuda_cpu when the source checkout has it;
+    quick: float32 only."""
+    dtypes = DTYPES[:1] if quick else DTYPES
+    rows = KernelChecks("triton", "Triton interpreter", np.asarray, np.asarray).run_all(dtypes=dtypes)
     if not os.path.isdir(os.path.join(REPO_TESTS, "cuda_cpu")):
         return rows + [Row("kernel", "cupy", "-", "CUDA on CPU", "needs a source checkout (tests/cuda_cpu)", "skip")]
     sys.path.insert(0, REPO_TESTS)
     from cuda_cpu import cupy_on_cpu
 
     with cupy_on_cpu():
-        return rows + KernelChecks("cupy", "CUDA on CPU (g++)", np.asarray, np.asarray).run_all()
+        return rows + KernelChecks("cupy", "CUDA on CPU (g++)", np.asarray, np.asarray).run_all(dtypes=dtypes)
 
 
 # ---------------------------------------------------------------------------
@@ -482,8 +489,8 @@ def selftest(quick=False, workers=2):
     """Run every check for this machine; returns the rows."""
     if on_gpu():
         return gpu_rows(quick)
-    rows = run_section("triton-compile", workers)
-    rows += nvrtc_rows()
+    rows = run_section("triton-compile", workers, quick)
+    rows += nvrtc_rows(quick)
     rows += run_section("cpu-kernels", workers, quick, interpret=True)
     return rows
 
@@ -494,7 +501,10 @@ def main(argv=None):
     parser.add_argument("--section", choices=("triton-compile", "cpu-kernels"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.section:  # a worker process: rows as JSON lines
-        rows = triton_compile_rows_here(args.workers) if args.section == "triton-compile" else cpu_kernel_rows()
+        if args.section == "triton-compile":
+            rows = triton_compile_rows_here(args.workers, args.quick)
+        else:
+            rows = cpu_kernel_rows(args.quick)
         for row in rows:
             print("ROW " + json.dumps(list(row)), flush=True)
         return 0
@@ -502,7 +512,8 @@ def main(argv=None):
 
 
 def add_arguments(parser):
-    parser.add_argument("--quick", action="store_true", help="smaller shapes (CPU: the same checks, fewer sizes)")
+    parser.add_argument("--quick", action="store_true",
+                        help="GPU: smaller shapes, fewer repeats; CPU: float32 only, sm_90 only")
     parser.add_argument("--workers", type=int, default=2, help="processes compiling the Triton kernels")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON here")
 
