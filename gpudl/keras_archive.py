@@ -771,8 +771,9 @@ def _plan_optimizer(entry, problems):
     if unpacked is None:
         return None
     class_name, config, cls = unpacked
-    options = _options("optimizer", class_name, config, cls, "optimizer", problems)
     schedule = isinstance(config.get("learning_rate"), dict)
+    options = _options("optimizer", class_name, {k: v for k, v in config.items() if not (schedule and k == "learning_rate")},
+                       cls, "optimizer", problems)
     if schedule:
         options["learning_rate"] = _plan_object(config["learning_rate"], "schedule", "learning_rate", problems)
     try:

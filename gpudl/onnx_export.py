@@ -7,8 +7,8 @@ Each layer becomes the ops of its inference forward pass (LAYER_OPS):
 
     Dense                Gemm(x, kernel, bias) (MatMul without a bias), then the activation
     BatchNormalization   BatchNormalization(x, gamma, beta, moving_mean, moving_variance, epsilon)
-    Normalization        Sub(mean), Div(max(sqrt(variance), 1e-7)); the divisor is computed here
-                         in the model's dtype exactly as gpudl's forward computes it
+    Normalization        Sub(mean), Div(max(sqrt(variance), 1e-7)) (invert: Mul, Add); the
+                         divisor is computed here in the model's dtype as gpudl's forward does
     LayerNormalization   LayerNormalization(x, gamma, beta, axis=-1, epsilon)
     Activation, ReLU, LeakyReLU, ELU, PReLU, Softmax   the activation's ops (ACTIVATION_OPS)
     Flatten, Reshape     Flatten(axis=1), Reshape(0, target_shape...)
@@ -111,10 +111,14 @@ def _batch_normalization(g, layer, x):
 
 
 def _normalization(g, layer, x):
-    variance = _value(layer.variance)
-    std = np.maximum(np.sqrt(variance), variance.dtype.type(NORMALIZATION_EPSILON))  # as the forward pass
-    centered = g.op("Sub", [x, g.constant(f"{layer.name}_mean", _value(layer.mean))])
-    return g.op("Div", [centered, g.constant(f"{layer.name}_std", std)])
+    """(x - mean) / std, or mean + x * std with invert, std = max(sqrt(variance), 1e-7) computed
+    here in the model's dtype as the forward pass computes it."""
+    mean, variance = (get_backend().to_numpy(v) for v in (layer.mean, layer.variance))
+    std = g.constant(f"{layer.name}_std", np.maximum(np.sqrt(variance), variance.dtype.type(NORMALIZATION_EPSILON)))
+    mean = g.constant(f"{layer.name}_mean", mean)
+    if layer.invert:
+        return g.op("Add", [mean, g.op("Mul", [x, std])])
+    return g.op("Div", [g.op("Sub", [x, mean]), std])
 
 
 def _layer_normalization(g, layer, x):
