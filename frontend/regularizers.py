@@ -75,7 +75,12 @@ REGULARIZERS = object_table((L1, L2, L1L2))
 
 
 def get(identifier):
-    """A Regularizer from a name ("l2", "L2"), a Keras dict, a class or an instance; None stays None."""
+    """A Regularizer from a name ("l2", "L2"), a Keras dict, a class or an instance; None stays None.
+    A plain function is refused: gpudl has no autodiff, so a penalty needs its gradient too."""
+    if callable(identifier) and not isinstance(identifier, (type, Regularizer)):
+        raise ValueError(f"Regularizer {getattr(identifier, '__name__', identifier)!r} is a plain function, but gpudl "
+                         f"has no autodiff: subclass gpudl.regularizers.Regularizer and define __call__(weights) "
+                         f"(the penalty) and gradient(weights) (its derivative).")
     return lookup(identifier, REGULARIZERS, "regularizer", Regularizer)
 
 

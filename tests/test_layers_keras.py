@@ -125,6 +125,41 @@ def test_layer_with_only_keras_call_is_refused_naming_forward_and_backward():
         gpudl.Sequential([gpudl.Input((2,)), KerasStyleLayer()])
 
 
+class Linear(Layer):
+    """A custom layer written the Keras way (add_weight by keyword), with gpudl's backward."""
+
+    def __init__(self, units=3, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units), initializer="random_normal", trainable=True,
+                                 name="w", regularizer="l2", constraint=None)
+        self.b = self.add_weight(shape=(self.units,), initializer="zeros", trainable=True, name="b")
+
+    def forward(self, x, training=False):
+        self._x = x
+        return x @ self.w.value + self.b.value
+
+    def backward(self, dy):
+        self.w.grad[...] = self._x.T @ dy
+        self.b.grad[...] = dy.sum(axis=0)
+        return dy @ self.w.value.T
+
+
+def test_custom_layer_written_with_keras_add_weight_keywords_trains_and_checks():
+    layer = Linear(4)
+    layer.build((None, 5))
+    assert [w.path for w in layer.weights] == [f"{layer.name}/w", f"{layer.name}/b"] and layer.count_params() == 24
+    result = check([Linear(4), Dense(3, activation="softmax")])
+    assert result.difference < 1e-7, result
+
+
+def test_plain_function_regularizer_is_refused_naming_the_gradient():
+    with pytest.raises(ValueError, match=r"gpudl has no autodiff: subclass gpudl.regularizers.Regularizer .*gradient"):
+        Dense(3, kernel_regularizer=lambda w: 0.01 * (w ** 2).sum())
+
+
 def test_unknown_keyword_argument_is_named():
     with pytest.raises(TypeError, match=r"Unrecognized keyword arguments passed to Dense: \{'unit': 3\}"):
         Dense(3, unit=3)

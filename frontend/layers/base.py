@@ -177,7 +177,13 @@ class Layer:
         """Create parameters for inputs of `input_shape` (batch axis excluded)."""
 
     def compute_output_shape(self, input_shape):
-        return input_shape
+        """The output shape (batch axis excluded): by default the shape forward gives one
+        zero sample in inference mode (Keras infers it by a symbolic call); a layer whose
+        output shape is known without running overrides this."""
+        if not self.built:
+            return tuple(input_shape)
+        probe = self.xp.zeros((1,) + tuple(input_shape), dtype=self.dtype)
+        return tuple(self.forward(probe, training=False).shape[1:])
 
     def build_for(self, input_shape, dtype):
         """Build once for `input_shape` (batch axis excluded) in `dtype` unless the
