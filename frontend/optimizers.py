@@ -81,6 +81,28 @@ class LearningRate(float):
     def numpy(self):
         return np.float64(self)
 
+    def __reduce__(self):  # pickles and copies as the plain number
+        return float, (float(self),)
+
+
+class Iterations(int):
+    """What `optimizer.iterations` reads: the steps done as an int, with Keras's
+    `assign(value)`, which sets the optimizer's step counter, and `numpy()`."""
+
+    def __new__(cls, value, optimizer):
+        steps = super().__new__(cls, value)
+        steps._optimizer = optimizer
+        return steps
+
+    def assign(self, value):
+        self._optimizer.iterations = value
+
+    def numpy(self):
+        return np.int64(self)
+
+    def __reduce__(self):
+        return int, (int(self),)
+
 
 class Optimizer:
     """Base class: the learning rate, clipping, weight decay, the step state and the slots.
@@ -160,8 +182,9 @@ class Optimizer:
 
     @property
     def iterations(self):
-        """Steps done, read back from the device counter (a sync on a GPU); settable."""
-        return int(get_backend().to_numpy(self.step_counter)[0])
+        """Steps done, read back from the device counter (a sync on a GPU), an int-like
+        Iterations; settable (`optimizer.iterations = t` or `.assign(t)`)."""
+        return Iterations(get_backend().to_numpy(self.step_counter)[0], self)
 
     @iterations.setter
     def iterations(self, value):

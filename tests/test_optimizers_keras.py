@@ -5,6 +5,7 @@ API on a model's weights (one arena step) and on a student's own arrays, and bad
 
 import json
 import math
+import pickle
 import re
 from types import SimpleNamespace
 
@@ -13,6 +14,7 @@ import pytest
 
 import gpudl
 from gpudl import optimizers
+from test_step_state import INTERPRETED_TRITON
 from test_torch_agreement import BATCH, STEPS, gpudl_mlp, torch_mlp
 
 torch = pytest.importorskip("torch")
@@ -345,11 +347,16 @@ def test_a_bad_learning_rate_is_refused_and_changes_nothing(bad):
 def test_iterations_is_settable_and_checked():
     optimizer = optimizers.Adamax(0.1)
     optimizer.iterations = np.int64(7)
-    assert optimizer.iterations == 7
+    assert optimizer.iterations == 7 and optimizer.iterations.numpy() == np.int64(7)
+    optimizer.iterations.assign(3)  # Keras's spelling
+    w = np.zeros(2)
+    optimizer.apply([np.ones(2)], [w])
+    np.testing.assert_allclose(w, -0.1 * (1 - 0.9) / ((1 - 0.9**4) * (1 + 1e-7)), rtol=1e-15)  # Adamax at t = 4
     for bad in (-1, 2.5, True, "3"):
         with pytest.raises(ValueError, match="argument `iterations`. Expected a non-negative integer"):
             optimizer.iterations = bad
-    assert optimizer.iterations == 7
+    assert optimizer.iterations == 4
+    assert pickle.loads(pickle.dumps([optimizer.iterations, optimizer.learning_rate])) == [4, 0.1]
 
 
 # --- configuration, names and bad input ------------------------------------------------------
@@ -458,3 +465,27 @@ def test_bad_gradients_and_variables_are_refused_before_any_state_changes():
     np.testing.assert_array_equal(w, 1.0)
     with pytest.raises(ValueError, match="get_slot: Invalid value received for argument `name`"):
         optimizer.get_slot(w, "velocity")
+
+
+# --- every backend, float32 --------------------------------------------------------------
+
+@pytest.mark.parametrize("backend_name", ["numpy", pytest.param("triton", marks=INTERPRETED_TRITON)])
+@pytest.mark.parametrize("make", [lambda: optimizers.Adam(0.01, weight_decay=0.1, clipnorm=0.5),
+                                  lambda: optimizers.Nadam(0.01, global_clipnorm=0.5),
+                                  lambda: optimizers.RMSprop(0.01, momentum=0.5, centered=True),
+                                  lambda: optimizers.Lion(0.01, weight_decay=0.2)], ids=["adam", "nadam", "rms", "lion"])
+def test_float32_steps_on_plain_arrays_follow_the_float64_ones_on_every_backend(make, backend_name):
+    rng = np.random.default_rng(9)
+    w0, grads = rng.normal(size=(5, 3)), rng.normal(size=(6, 5, 3))
+    gpudl.set_backend(backend_name)
+    try:
+        w32, optimizer = gpudl.get_backend().asarray(w0, dtype=np.float32), make()
+        for g in grads:
+            optimizer.apply([g.astype(np.float32)], [w32])
+        assert w32.dtype == np.float32 and optimizer.get_slot(w32, optimizer.slot_names[0]).dtype == np.float32
+    finally:
+        gpudl.set_backend("numpy")
+    w64, optimizer = w0.copy(), make()
+    for g in grads:
+        optimizer.apply([g], [w64])
+    np.testing.assert_allclose(gpudl.get_backend().to_numpy(w32), w64, rtol=1e-5, atol=1e-6)
