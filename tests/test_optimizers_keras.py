@@ -489,3 +489,22 @@ def test_float32_steps_on_plain_arrays_follow_the_float64_ones_on_every_backend(
     for g in grads:
         optimizer.apply([g], [w64])
     np.testing.assert_allclose(gpudl.get_backend().to_numpy(w32), w64, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: optimizers.RMSprop(gpudl.schedules.PolynomialDecay(0.05, 20), momentum=0.5, centered=True, clipnorm=1.0),
+    lambda: optimizers.Adagrad(0.05, initial_accumulator_value=0.3, weight_decay=0.01),
+    lambda: optimizers.Nadam(0.01, global_clipnorm=0.5)], ids=["rmsprop", "adagrad", "nadam"])
+def test_a_saved_model_resumes_with_the_new_optimizers_exactly(make, tmp_path):
+    rng = np.random.default_rng(10)
+    x, y = rng.normal(size=(48, 7)), rng.integers(0, 5, size=48)
+    model = gpudl_mlp(make(), 0.0)
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    model.save(tmp_path / "m.npz")
+    resumed = gpudl.load_model(tmp_path / "m.npz")
+    assert resumed.optimizer.get_config() == model.optimizer.get_config()
+    for each in (model, resumed):
+        each.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    for ours, theirs in zip(resumed.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    assert resumed.optimizer.iterations == 6
