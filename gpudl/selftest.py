@@ -331,7 +331,8 @@ class KernelChecks:
             in_place = self.put(logits)
             loss3, dz3 = fused(in_place, self.put(labels), in_place)
             self.record("softmax_cross_entropy", f"{np.dtype(dtype).name} {(m, C)} {kind}", {
-                "loss": error_in_ulps(float(loss2), loss, dtype, 1), "dZ*m": error_in_ulps(self.get(dz2) * m, dz * m, dtype, 1),
+                "loss": error_in_ulps(float(loss2), loss, dtype, 1),
+                "dZ*m": error_in_ulps(self.get(dz2) * m, dz * m, dtype, 1),
                 "in place vs not": error_in_ulps(self.get(dz3), self.get(dz2), dtype, 1e-300)
                 + error_in_ulps(float(loss3), float(loss2), dtype, 1e-300)})
         probabilities = self.get(self.launcher("softmax_cross_entropy", "softmax")(self.put(logits)))
@@ -356,8 +357,8 @@ class KernelChecks:
             getattr(updates, rule)(*expected, step_table, step_counter, *constants)
             self.launcher("optimizer_updates", rule)(*actual, self.put(step_table), self.put(step_counter), *constants)
             name = rule + (" nesterov" if constants[1:] == (True,) else "")
-            self.record(name, f"{np.dtype(dtype).name} n={n}", {
-                "buffers": max(error_in_ulps(self.get(a), e, dtype, np.abs(e).max()) for a, e in zip(actual, expected))})
+            errors = [error_in_ulps(self.get(a), e, dtype, np.abs(e).max()) for a, e in zip(actual, expected)]
+            self.record(name, f"{np.dtype(dtype).name} n={n}", {"buffers": max(errors)})
 
     def run_all(self, large=False, dtypes=DTYPES):
         for dtype in dtypes:
@@ -413,14 +414,19 @@ def fit_weights(backend_name, steps, batch=16, seed=7):
         gpudl.set_backend(previous)
 
 
+FIT_TOLERANCE = 1e-4  # relative; 200 steps in the Triton interpreter end within 4e-6 of numpy
+
+
 def fit_rows(backend_names, steps):
+    """Each backend's weights after `steps` steps against the numpy backend's (same seed:
+    same dropout masks): max |w - w_numpy| / (|w_numpy| + 1e-3)."""
     reference = fit_weights("numpy", steps)
     rows = []
     for name in backend_names:
         weights = fit_weights(name, steps)
         worst = max(float(np.max(np.abs(w - r) / (np.abs(r) + 1e-3))) for w, r in zip(weights, reference))
         rows.append(Row("fit", f"{name} backend", f"{steps} Adam steps, same seed", name,
-                        f"weights within {worst:.2e} (relative) of numpy", "pass" if worst <= 1e-3 else "FAIL"))
+                        f"weights within {worst:.2e} (relative) of numpy", "pass" if worst <= FIT_TOLERANCE else "FAIL"))
     return rows
 
 
