@@ -508,3 +508,21 @@ def test_a_saved_model_resumes_with_the_new_optimizers_exactly(make, tmp_path):
     for ours, theirs in zip(resumed.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(ours, theirs)
     assert resumed.optimizer.iterations == 6
+
+
+@pytest.mark.parametrize("make", [lambda: optimizers.Adam(0.01), lambda: optimizers.Nadam(0.01, clipnorm=0.5)],
+                         ids=["adam", "nadam"])
+def test_a_training_loop_from_scratch_reaches_the_weights_of_fit(make):
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=(48, 7)), rng.integers(0, 5, size=48)
+    fitted, looped = gpudl_mlp(make(), 0.0), gpudl_mlp(make(), 0.0)
+    looped.set_weights(fitted.get_weights())
+    fitted.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    optimizer = looped.optimizer
+    for epoch in range(2):
+        for start in range(0, 48, 16):
+            _, grads = looped.compute_gradients(x[start:start + 16], y[start:start + 16])
+            optimizer.apply_gradients(zip(grads, looped.trainable_weights))
+    for ours, theirs in zip(looped.get_weights(), fitted.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    assert optimizer.iterations == fitted.optimizer.iterations == 6
