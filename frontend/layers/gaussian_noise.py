@@ -1,5 +1,7 @@
 """GaussianNoise layer."""
 
+import numpy as np
+
 from gpudl.errors import invalid_value
 from gpudl.frontend.layers.noise_base import NoiseLayer
 
@@ -15,7 +17,7 @@ class GaussianNoise(NoiseLayer):
 
     def __init__(self, stddev, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        if isinstance(stddev, bool) or not isinstance(stddev, (int, float)) or not 0 <= stddev <= 1:
+        if isinstance(stddev, bool) or not isinstance(stddev, (int, float, np.number)) or not 0 <= stddev <= 1:
             raise invalid_value("stddev", "a float value between 0 and 1", stddev, f"GaussianNoise '{self.name}'")
         self.stddev = stddev
 
