@@ -1,16 +1,18 @@
 """Both cores for the NumPy kernels: a small persistent thread pool and per-thread scratch.
 
-NumPy releases the GIL inside its ufunc loops, so `parallel_for(work, n)` runs
-`work(start, stop)` over disjoint contiguous parts of range(n), the first on the
-calling thread and one on each worker thread, and returns when all are done. An
-elementwise result does not depend on the split (every element goes through the same
-operations in the same order), so a threaded run is bit-identical to a serial one.
+NumPy releases the GIL inside its ufunc loops, so `parallel_for(work, n)` can run
+`work(start, stop)` over disjoint contiguous parts of range(n) on several threads at once:
+the calling thread and the pool's workers claim parts until none is left, and the call
+returns when all are done. An elementwise result does not depend on the split (every
+element goes through the same operations in the same order), so a threaded run is
+bit-identical to a serial one.
 
-The pool has one worker per core beyond the caller; GPUDL_NUM_THREADS sets the number
-of threads in all (1: no pool). The NumPy kernels call it between BLAS calls, never
-during one, so the pool and BLAS's threads take turns on the cores. A part smaller than
-`grain` elements is not worth a hand-off (about 20 microseconds), so small work stays on
-the calling thread.
+The pool has one worker per core beyond the caller; GPUDL_NUM_THREADS sets the number of
+threads in all (1: no pool). The NumPy kernels call it between BLAS calls, never during
+one, so the pool and BLAS's threads take turns on the cores. A part pays only when its
+NumPy calls are long: each call on a worker costs a GIL hand-off (microseconds, far more
+when another process holds the core), so parts are at least `grain` elements and smaller
+work stays on the calling thread.
 """
 
 import itertools
