@@ -122,7 +122,7 @@ class Loss:
 
     fused_activation = None  # the output activation whose logits this loss can take
     from_logits = False
-    reduction = "sum_over_batch_size"
+    name, reduction = "loss", "sum_over_batch_size"  # for subclasses that skip super().__init__
 
     def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
         self.name = name or snake_case(type(self).__name__)
@@ -385,6 +385,15 @@ class _CrossEntropy(_SampleLoss):
         self.label_smoothing = label_smoothing
         self.axis = _check_last_axis(axis, type(self).__name__)
 
+    smoothing_classes = None  # the K of label smoothing: 2 (binary), else the width of y
+
+    def targets(self, y_true, y_pred):
+        """The targets as the formulas (and the fused kernel) take them: smoothed floats."""
+        y = y_true.astype(y_pred.dtype, copy=False)
+        if self.label_smoothing:
+            y = y * (1 - self.label_smoothing) + self.label_smoothing / (self.smoothing_classes or y.shape[-1])
+        return y
+
     def _per_sample(self, y_true, y_pred):
         if self.from_logits:
             return self.logits_per_sample(y_true, y_pred)
@@ -405,13 +414,6 @@ class CategoricalCrossentropy(_CrossEntropy):
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
                  name="categorical_crossentropy", dtype=None):
         super().__init__(from_logits, label_smoothing, axis, reduction, name, dtype)
-
-    def targets(self, y_true, logits):
-        """The targets in the form the fused kernel takes: smoothed rows of floats."""
-        y = y_true.astype(logits.dtype, copy=False)
-        if self.label_smoothing:
-            y = y * (1 - self.label_smoothing) + self.label_smoothing / y.shape[-1]
-        return y
 
     def per_sample(self, y_true, y_pred):
         return _probability_cross_entropy(self.one_hot(self.targets(y_true, y_pred), y_pred), y_pred)
@@ -494,16 +496,11 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
 
 class BinaryCrossentropy(_CrossEntropy):
     fused_activation = "sigmoid"
+    smoothing_classes = 2
 
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
                  name="binary_crossentropy", dtype=None):
         super().__init__(from_logits, label_smoothing, axis, reduction, name, dtype)
-
-    def targets(self, y_true, y_pred):
-        y = y_true.astype(y_pred.dtype, copy=False)
-        if self.label_smoothing:
-            y = y * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
-        return y
 
     def per_sample(self, y_true, y_pred):
         xp = _xp()
