@@ -48,7 +48,7 @@ Write a gpudl.losses.Loss subclass with this one method:
         def value_and_gradient(self, y_true, y_pred, sample_weight=None):
             xp = gpudl.backend.get_backend().xp   # numpy or cupy: y_true, y_pred are its arrays
             diff = y_pred - y_true
-            loss = xp.mean(diff ** 2)             # a 0-d array: don't call float() on it
+            loss = xp.asarray((diff ** 2).mean()) # a 0-d array: float() would wait for the GPU
             return loss, diff * (2 / diff.size)   # (loss, dloss/dy_pred shaped like y_pred)
 
 sample_weight is None or an array of shape (batch,)."""

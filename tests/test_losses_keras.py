@@ -140,10 +140,33 @@ def test_fused_softmax_path_equals_the_logits_formula(identifier, targets, reduc
     loss = loss_object(identifier, reduction)
     for weights in (None, WEIGHTS):
         value, dlogits = loss.logits_value_and_gradient(targets, logits, weights)
+        assert isinstance(value, np.ndarray) and value.shape == ()
         np.testing.assert_allclose(value, reference(per_sample, weights, reduction), rtol=1e-12)
         row_gradient = scipy.special.softmax(logits, -1) - y
         d_loss_d_row = np.array([reference(row, weights, reduction) for row in np.eye(M)])  # linear in the rows
         np.testing.assert_allclose(dlogits, row_gradient * d_loss_d_row[:, None], rtol=1e-10, atol=1e-15)
+
+
+class NoHostRead(np.ndarray):
+    """An array that fails on every way of reading a value back to the host."""
+
+    def _refuse(self, *args, **kwargs):
+        raise AssertionError("a loss read an array back to the host")
+
+    __float__ = __int__ = __index__ = __bool__ = item = tolist = _refuse
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_weighted_value_and_gradient_never_read_the_device(case):
+    """What fit calls each step stays on the device. (The unweighted fused softmax path is
+    the kernel's: its NumPy reference is tested with the kernels.)"""
+    identifier, _, y_true, y_pred = CASES[case]
+    loss = losses.get(identifier)
+    value, gradient = loss.value_and_gradient(y_true.view(NoHostRead), y_pred.view(NoHostRead),
+                                              WEIGHTS.view(NoHostRead))
+    assert value.shape == () and gradient.shape == y_pred.shape
+    if loss.fused_activation:
+        loss.logits_value_and_gradient(y_true.view(NoHostRead), y_pred.view(NoHostRead), WEIGHTS.view(NoHostRead))
 
 
 def test_sample_weight_divides_by_the_batch_size_not_the_weights():
