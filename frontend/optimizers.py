@@ -459,12 +459,6 @@ class Optimizer:
                 "ema_overwrite_frequency": self.ema_overwrite_frequency, "loss_scale_factor": self.loss_scale_factor,
                 "gradient_accumulation_steps": self.gradient_accumulation_steps}
 
-    def hyperparameters(self):
-        """get_config() without the name and the learning rate."""
-        config = self.get_config()
-        del config["name"], config["learning_rate"]
-        return config
-
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
