@@ -23,6 +23,7 @@ class ParameterArena:
             self.params[start:stop] = xp.asarray(p.value, dtype=dtype).reshape(-1)
             p.value = self.params[start:stop].reshape(shape)
             p.grad = self.grads[start:stop].reshape(shape)
+            p.arena = self  # so optimizer.apply(grads, model.trainable_weights) finds the arena
 
     @property
     def size(self):
