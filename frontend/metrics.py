@@ -123,7 +123,8 @@ class Metric:
         return self.add_variable(shape=shape, initializer=initializer, dtype=dtype, name=name)
 
     def update_state(self, *args, **kwargs):
-        raise NotImplementedError(f"{type(self).__name__} must define update_state(y_true, y_pred, sample_weight=None).")
+        raise NotImplementedError(f"{type(self).__name__} must define "
+                                  f"update_state(y_true, y_pred, sample_weight=None).")
 
     def result(self):
         raise NotImplementedError(f"{type(self).__name__} must define result().")
