@@ -1,9 +1,10 @@
 """gpudl.utils, as keras.utils: set_random_seed, to_categorical, normalize, PyDataset,
-split_dataset."""
+split_dataset, Progbar."""
 
 import numpy as np
 
 from gpudl.errors import invalid_value
+from gpudl.frontend.callbacks import Progbar
 from gpudl.frontend.data_sources import PyDataset
 from gpudl.random import set_random_seed
 
@@ -68,4 +69,4 @@ def split_dataset(dataset, left_size=None, right_size=None, shuffle=False, seed=
     return parts if isinstance(dataset, (tuple, list)) else (parts[0][0], parts[1][0])
 
 
-__all__ = ["PyDataset", "normalize", "set_random_seed", "split_dataset", "to_categorical"]
+__all__ = ["Progbar", "PyDataset", "normalize", "set_random_seed", "split_dataset", "to_categorical"]
