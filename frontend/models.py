@@ -213,6 +213,7 @@ class Sequential:
             units = self._output_feature_shape[-1]
             self.metrics = [metrics_module.get(m, self.loss, units)
                             for m in self._metric_names + self._weighted_metric_names]
+            self._metric_weighted = [False] * len(self._metric_names) + [True] * len(self._weighted_metric_names)
         last = self._leaves()[-1]
         self._fused = (not self.loss.from_logits and self.loss.fused_activation is not None
                        and getattr(last, "activation", None) == self.loss.fused_activation)
@@ -256,6 +257,8 @@ class Sequential:
             loss, d_output = self.loss.logits_value_and_gradient(y, output, sample_weight=sample_weight)
         else:
             loss, d_output = self.loss.value_and_gradient(y, output, sample_weight=sample_weight)
+        if getattr(loss, "ndim", 0):  # reduction="none": train on the sum, whose gradient this is
+            loss = loss.sum()
         return loss, d_output, output
 
     def _train_step(self, x, y, sample_weight=None):
@@ -274,8 +277,9 @@ class Sequential:
             layer.apply_constraints()
 
     def _update_metrics(self, y, output, sample_weight):
-        for metric in self.metrics:
-            metric.update(y, output, logits=self._fused, sample_weight=sample_weight)
+        """Keras 3: `metrics` ignore sample weights; `weighted_metrics` use them."""
+        for metric, weighted in zip(self.metrics, self._metric_weighted):
+            metric.update(y, output, logits=self._fused, sample_weight=sample_weight if weighted else None)
 
     def __call__(self, x, training=False):
         """Forward pass; `training=True` keeps dropout on (Monte Carlo dropout) and
@@ -480,7 +484,7 @@ class Sequential:
         """Logs of the batches so far, read from the device only when a callback looks."""
         def read():
             logs = {"loss": float(get_backend().to_numpy(loss_sum)) / seen}
-            logs.update({m.name: float(m.result()) for m in self.metrics})
+            logs.update({m.name: _host_value(m.result()) for m in self.metrics})
             return dict(sorted(logs.items()))  # Keras sorts the log keys
         return DeviceLogs(["loss", *(m.name for m in self.metrics)], read)
 
@@ -812,6 +816,12 @@ class DeviceLogs(dict):
 
     def __repr__(self):
         return repr(self._values())
+
+
+def _host_value(result):
+    """A metric's result as a float (or a NumPy array for multi-threshold metrics)."""
+    result = get_backend().to_numpy(result) if not isinstance(result, (int, float)) else result
+    return float(result) if np.ndim(result) == 0 else np.asarray(result)
 
 
 def readable_memory_size(size):

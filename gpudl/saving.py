@@ -42,7 +42,7 @@ def _save_npz(model, path):
     arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
     config = {"format": FORMAT, "version": VERSION, "model": model.get_config(), "compile": None,
               "epochs_done": model.epochs_done,
-              "dropout_calls": {str(i): layer.calls for i, layer in enumerate(model.layers)
+              "dropout_calls": {str(i): layer.calls for i, layer in enumerate(model._leaves())
                                 if isinstance(layer, Dropout)}}
     if model.compiled:
         optimizer = model.optimizer
@@ -55,7 +55,9 @@ def _save_npz(model, path):
             "optimizer": {"class_name": type(optimizer).__name__, "config": optimizer_config},
             "iterations": optimizer.iterations,
             "loss": losses.serialize(model.loss),
-            "metrics": [m if isinstance(m, str) else m.name for m in model._metric_names],
+            "metrics": [m if isinstance(m, str) else metrics.serialize(m) for m in model._metric_names],
+            "weighted_metrics": [m if isinstance(m, str) else metrics.serialize(m)
+                                 for m in model._weighted_metric_names],
         }
         for name in optimizer.slot_names if model.built and optimizer.slots else ():
             arrays[f"optimizer_{name}"] = get_backend().to_numpy(optimizer.slots[name])
@@ -105,7 +107,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 
 
 def _restore(config, arrays, custom_objects, compile):
-    from gpudl.frontend import losses, optimizers
+    from gpudl.frontend import losses, metrics, optimizers
     from gpudl.frontend.models import Sequential
 
     model = Sequential.from_config(config["model"], custom_objects)
@@ -116,7 +118,7 @@ def _restore(config, arrays, custom_objects, compile):
         model.set_weights(weights)
     model.epochs_done = int(config["epochs_done"])
     for index, calls in config["dropout_calls"].items():
-        model.layers[int(index)].calls = int(calls)
+        model._leaves()[int(index)].calls = int(calls)
     spec = config["compile"]
     if compile and spec:
         classes = {cls.__name__: cls for cls in optimizers.OPTIMIZERS.values()}
@@ -128,7 +130,11 @@ def _restore(config, arrays, custom_objects, compile):
         if isinstance(learning_rate, dict) and "schedule" in learning_rate:  # files written before Keras's form
             optimizer_config["learning_rate"] = learning_rate["schedule"]
         optimizer = classes[name].from_config(optimizer_config, custom_objects)
-        model.compile(optimizer=optimizer, loss=losses.deserialize(spec["loss"]), metrics=spec["metrics"])
+        resolve = [m if isinstance(m, str) else metrics.deserialize(m, custom_objects) for m in spec["metrics"]]
+        weighted = [m if isinstance(m, str) else metrics.deserialize(m, custom_objects)
+                    for m in spec.get("weighted_metrics", [])]
+        model.compile(optimizer=optimizer, loss=losses.deserialize(spec["loss"], custom_objects), metrics=resolve,
+                      weighted_metrics=weighted)
         optimizer.iterations = int(spec["iterations"])
         if model.built:
             for slot in optimizer.slot_names:

@@ -413,3 +413,18 @@ def test_compute_gradients_match_central_differences_of_the_loss_with_penalty():
     kernel.assign(value)
     assert grads[0][i, j] == pytest.approx((shifted[0] - shifted[1]) / (2 * eps), rel=1e-6)
     assert loss == pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-12)
+
+
+def test_sample_weight_reaches_weighted_metrics_only_as_in_keras():
+    """keras/src/trainers/compile_utils.py: `metrics` are updated without sample_weight,
+    `weighted_metrics` with it."""
+    x, y = data(n=40)
+    weights = np.linspace(0.0, 3.0, 40)
+    model = softmax_model(dtype="float64")
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"],
+                  weighted_metrics=[gpudl.metrics.SparseCategoricalAccuracy(name="weighted_accuracy")])
+    hits = (model.predict(x, verbose=0).argmax(1) == y).astype(float)
+    loss, accuracy, weighted = model.evaluate(x, y, sample_weight=weights, verbose=0)
+    assert accuracy == pytest.approx(hits.mean(), abs=1e-12)
+    assert weighted == pytest.approx(np.average(hits, weights=weights), abs=1e-12)
+    assert model.metrics_names == ["loss", "accuracy", "weighted_accuracy"]
