@@ -97,7 +97,9 @@ if triton is not None:
         log_sum_exp = tl.log(sum_exp)
         if LABELS == 1:
             label = tl.load(labels_ptr + row)
-            tl.store(row_loss_ptr + row, log_sum_exp - (tl.load(z_row + label) - row_max))
+            in_range = (label >= 0) & (label < C)  # else the row loss is NaN (no host check on a device)
+            z_label = tl.load(z_row + label, mask=in_range, other=float("nan"))
+            tl.store(row_loss_ptr + row, log_sum_exp - (z_label - row_max))
         if LABELS == 2:
             tl.store(row_loss_ptr + row, sum_y * log_sum_exp - sum_y_shifted)
         # softmax / m as exp(z - r) times one correctly rounded reciprocal per row
@@ -140,10 +142,11 @@ def _check(where, device, logits, labels=None, dlogits=None):
     if labels.dtype.kind not in "iu" or labels.dtype.itemsize not in (4, 8):
         raise ValueError(f"{where}: integer `labels` must be int32 or int64; received {labels.dtype}.")
     _util.check_shape(where, "labels", labels, (m,))
-    low, high = int(labels.min()), int(labels.max())
-    if low < 0 or high >= C:
-        raise ValueError(f"{where}: `labels` must be class indices in [0, {C}); "
-                         f"received values from {low} to {high}.")
+    if not _util.is_cupy(labels):  # on a device this would read back every step: the kernels
+        low, high = int(labels.min()), int(labels.max())  # give the loss NaN there instead
+        if low < 0 or high >= C:
+            raise ValueError(f"{where}: `labels` must be class indices in [0, {C}); "
+                             f"received values from {low} to {high}.")
     return INDEX_LABELS
 
 
@@ -255,7 +258,9 @@ __global__ void softmax_xent(const T* z, const long long* index_labels, const T*
     }
     r = shared[0][0]; s = shared[1][0]; sy = shared[2][0]; q = shared[3][0];
     long long label = kind == 1 ? index_labels[row] : -1;
-    if (threadIdx.x == 0 && kind == 1) row_loss[row] = log(s) - (z_row[label] - r);
+    // a label outside [0, C) gives a NaN row loss (no host check on a device)
+    if (threadIdx.x == 0 && kind == 1)
+        row_loss[row] = label >= 0 && label < C ? log(s) - (z_row[label] - r) : (T)nan("");
     if (threadIdx.x == 0 && kind == 2) row_loss[row] = sy * log(s) - q;
     __syncthreads();  // z_row[label] is read before anyone may overwrite it in place
     T scale = (T)1 / (s * (T)m_divisor);

@@ -38,6 +38,7 @@ using std::log;
 using std::sqrt;
 using std::min;
 using std::max;
+using std::nan;
 
 __device__ inline unsigned int __umulhi(unsigned int a, unsigned int b) {
     return (unsigned int)(((unsigned long long)a * b) >> 32);
