@@ -478,8 +478,8 @@ def forward_train_cupy(x, gamma, beta, running_mean, running_var, momentum, epsi
     kernel = _util.cupy_function(_CUPY_PARTIAL_STATS, x.dtype)
     kernel((col_blocks, splits), (threads,), (x, part_mean, part_m2, np.int64(N), np.int64(C),
                                               np.int64(rows_per_split)))
-    counts = cupy.asarray(np.minimum(rows_per_split, N - rows_per_split * np.arange(splits)),
-                          dtype=x.dtype)[:, None]
+    rows_before = rows_per_split * cupy.arange(splits, dtype=x.dtype)  # made on the device: no upload per step
+    counts = cupy.minimum(x.dtype.type(rows_per_split), x.dtype.type(N) - rows_before)[:, None]
     shifted_mean = (counts * part_mean).sum(axis=0) / x.dtype.type(N)  # part_mean is of x - x[0]
     var = (part_m2.sum(axis=0) + (counts * (part_mean - shifted_mean) ** 2).sum(axis=0)) / x.dtype.type(N)
     mean = x[0] + shifted_mean

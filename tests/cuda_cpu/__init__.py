@@ -149,8 +149,8 @@ class _Device:
 
 
 CPU_CUPY = types.SimpleNamespace(
-    **{name: getattr(np, name) for name in ("asarray", "empty", "empty_like", "zeros", "sqrt", "int64", "float32",
-                                            "float64", "ascontiguousarray")},
+    **{name: getattr(np, name) for name in ("arange", "asarray", "empty", "empty_like", "minimum", "zeros", "sqrt",
+                                            "int64", "float32", "float64", "ascontiguousarray")},
     ndarray=np.ndarray, RawModule=RawModule, ElementwiseKernel=ElementwiseKernel,
     asnumpy=np.asarray, cuda=types.SimpleNamespace(Device=_Device))
 
