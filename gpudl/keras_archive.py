@@ -222,9 +222,19 @@ def _feature_shape(model):
     return tuple(shape[1:]) if shape and shape[0] is None else tuple(shape)
 
 
+def _is_sequential(layer):
+    return hasattr(layer, "layers") and hasattr(layer, "_leaves")
+
+
+def _layer_class_name(layer):
+    """The Keras class name of a gpudl layer (a nested model is a Sequential), or None."""
+    return "Sequential" if _is_sequential(layer) else _keras_name_of("layer", type(layer))
+
+
 def _optimizer_parameters(model):
-    """The parameters Keras's optimizer tracks: trainable weights of trainable layers, in order."""
-    return [p for layer in model.layers if layer.trainable for p in layer.weights if p.trainable]
+    """The parameters Keras's optimizer tracks: trainable weights of trainable layers (nested
+    models' layers in place), in order."""
+    return [p for layer in model._leaves() if layer.trainable for p in layer.weights if p.trainable]
 
 
 def _keras_optimizer_name(optimizer):
@@ -298,25 +308,38 @@ def _json_default(value):
 def _model_to_keras(model):
     """The Keras config.json of `model`; refuses, listing them, what Keras cannot hold."""
     problems = []
-    layers = [_layer_to_keras(layer, model.dtype, problems) for layer in model.layers]
-    compile_config = _compile_to_keras(model, problems) if model.compiled else None
+    entry = _sequential_to_keras(model, _feature_shape(model), model.dtype, problems)
+    entry["compile_config"] = _compile_to_keras(model, problems) if model.compiled else None
     if problems:
         raise ValueError(f"Cannot save model '{model.name}' as a Keras archive: " + "; ".join(problems)
                          + ". gpudl's own format (a .npz path) keeps everything.")
-    dtype = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": model.dtype}, "registered_name": None}
-    config = {"name": model.name, "trainable": True, "dtype": dtype, "layers": layers}
+    return entry
+
+
+def _dtype_policy(dtype):
+    return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": dtype}, "registered_name": None}
+
+
+def _sequential_to_keras(model, shape, dtype, problems):
+    """A (possibly nested) Sequential as Keras writes it: an InputLayer first when the input
+    shape is known, then the layers, each with its own trainable flag (Keras's Sequential.from_config
+    reads no model-level one)."""
+    layers = [_layer_to_keras(layer, dtype, problems) for layer in model.layers]
+    config = {"name": model.name, "trainable": True, "dtype": _dtype_policy(dtype), "layers": layers}
     entry = {"module": "keras", "class_name": "Sequential", "config": config, "registered_name": None}
-    shape = _feature_shape(model)
     if shape is not None:
         layers.insert(0, _keras_object("layer", "InputLayer", {
-            "batch_shape": [None, *shape], "dtype": model.dtype, "name": f"{model.name}_input"}))
+            "batch_shape": [None, *shape], "dtype": dtype, "name": f"{model.name}_input"}))
         config["build_input_shape"] = [None, *shape]
         entry["build_config"] = {"input_shape": [None, *shape]}
-    entry["compile_config"] = compile_config
     return entry
 
 
 def _layer_to_keras(layer, model_dtype, problems):
+    if _is_sequential(layer):
+        leaves = layer._leaves()
+        shape = tuple(leaves[0].input_shape) if leaves and leaves[0].built else None
+        return _sequential_to_keras(layer, shape, model_dtype, problems)
     keras_name = _keras_name_of("layer", type(layer))
     if keras_name is None:
         problems.append(f"layer '{layer.name}' is a {type(layer).__name__}, which has no Keras equivalent in "
@@ -324,8 +347,7 @@ def _layer_to_keras(layer, model_dtype, problems):
         return None
     config = {key: _value_to_keras(key, value, f"layer '{layer.name}'", problems)
               for key, value in layer.get_config().items()}
-    config["dtype"] = {"module": "keras", "class_name": "DTypePolicy",
-                       "config": {"name": layer.dtype or model_dtype}, "registered_name": None}
+    config["dtype"] = _dtype_policy(layer.dtype or model_dtype)
     entry = _keras_object("layer", keras_name, config)
     if layer.built:
         entry["build_config"] = {"input_shape": [None, *layer.input_shape]}
@@ -383,15 +405,23 @@ def _optimizer_to_keras(optimizer, problems):
     return _keras_object("optimizer", name, config)
 
 
+def _write_layers(h5, prefix, layers):
+    """<prefix>layers/<group>/vars/<i> for each layer; a nested model's layers below its group."""
+    used = {}
+    for layer in layers:
+        path = f"{prefix}layers/{_group_name(_layer_class_name(layer), used)}"
+        h5.create_group(f"{path}/vars").attrs["name"] = layer.name
+        if _is_sequential(layer):
+            _write_layers(h5, path + "/", layer.layers)
+            continue
+        for i, p in enumerate(layer.weights):
+            h5[f"{path}/vars/{i}"] = get_backend().to_numpy(p.value)
+
+
 def _write_variables(h5, model):
     backend = get_backend()
     h5.create_group("vars").attrs["name"] = model.name
-    used = {}
-    for layer in model.layers:
-        group = h5.create_group(f"layers/{_group_name(_keras_name_of('layer', type(layer)), used)}/vars")
-        group.attrs["name"] = layer.name
-        for i, p in enumerate(layer.weights):
-            group.create_dataset(str(i), data=backend.to_numpy(p.value))
+    _write_layers(h5, "", model.layers)
     if not model.compiled:
         return
     optimizer = model.optimizer
@@ -506,8 +536,8 @@ class _Plan:
     name: str
     dtype: str
     input_shape: tuple
-    layers: list  # (gpudl layer, Keras class name, Keras config)
-    compile: dict = None  # optimizer, loss, metrics, keras_optimizer (name), schedule (bool)
+    layers: list  # (gpudl layer or the _Plan of a nested model, Keras class name)
+    compile: dict = None  # optimizer, loss, metrics, schedule (bool)
 
 
 def _unpack(entry, kind, where, problems, custom_objects=None):
@@ -522,7 +552,8 @@ def _unpack(entry, kind, where, problems, custom_objects=None):
         problems.append(f"{where}: a lambda ({class_name}) holds Python bytecode; gpudl never runs code "
                         f"from a file (rewrite it as a layer with its own backward)")
         return None
-    custom = (custom_objects or {}).get(entry.get("registered_name") or class_name)
+    custom_objects = custom_objects or {}
+    custom = custom_objects.get(entry.get("registered_name"), custom_objects.get(class_name))
     if custom is not None:
         from gpudl.frontend.layers.base import Layer
 
@@ -645,32 +676,38 @@ def _dtype_name(value, where, problems):
 
 
 def _plan_model(entry, custom_objects, compile, problems):
+    plan = _plan_sequential(entry, "the model", None, custom_objects, problems)
+    compile_config = entry.get("compile_config") if compile and isinstance(entry, dict) else None
+    if plan is not None and compile_config:  # Keras writes {} for a model never compiled
+        plan.compile = _plan_compile(compile_config, problems)
+    return plan
+
+
+def _plan_sequential(entry, where, outer_dtype, custom_objects, problems):
+    """The _Plan of a keras.Sequential (the model, or one nested in it as a layer)."""
     if not (isinstance(entry, dict) and entry.get("class_name") == "Sequential"
             and entry.get("module") in ("keras", "keras.models") and isinstance(entry.get("config"), dict)):
-        problems.append(f"the model is {entry.get('module')}.{entry.get('class_name')}; gpudl loads "
+        problems.append(f"{where} is {entry.get('module')}.{entry.get('class_name')}; gpudl loads "
                         f"keras.Sequential models")
         return None
     config = entry["config"]
     for key in config:
         if key not in ("name", "trainable", "dtype", "layers", "build_input_shape"):
-            problems.append(f"model option {key}={_short(config[key])} is not supported")
-    if config.get("trainable", True) is not True:
-        problems.append("a model saved with trainable=False (set it again after loading)")
-    dtype = _dtype_name(config.get("dtype", "float32"), "model", problems)
+            problems.append(f"{where}: option {key}={_short(config[key])} is not supported")
+    dtype = _dtype_name(config.get("dtype", outer_dtype or "float32"), where, problems)
+    if outer_dtype is not None and dtype != outer_dtype:
+        problems.append(f"{where}: dtype {dtype} differs from the model's {outer_dtype} (gpudl keeps one dtype)")
     entries = config.get("layers")
     if not isinstance(entries, list):
-        problems.append(f"the model's layers are {_short(entries)}; expected a list")
+        problems.append(f"{where}: layers {_short(entries)} are not a list")
         return None
     input_shape = _shape(config.get("build_input_shape"), "build_input_shape", problems)
     if entries and isinstance(entries[0], dict) and entries[0].get("class_name") == "InputLayer":
-        input_shape = _input_layer_shape(entries.pop(0), problems)
+        input_shape = _input_layer_shape(entries[0], problems)
+        entries = entries[1:]
     layers = [_plan_layer(e, f"layer {i} ({_layer_label(e)})", dtype, custom_objects, problems)
               for i, e in enumerate(entries)]
-    compile_config = entry.get("compile_config") if compile else None
-    plan = _Plan(str(config.get("name", "sequential")), dtype, input_shape, layers)
-    if compile_config is not None:
-        plan.compile = _plan_compile(compile_config, problems)
-    return plan
+    return _Plan(str(config.get("name", "sequential")), dtype, input_shape, layers)
 
 
 def _layer_label(entry):
@@ -704,6 +741,8 @@ def _input_layer_shape(entry, problems):
 
 
 def _plan_layer(entry, where, model_dtype, custom_objects, problems):
+    if isinstance(entry, dict) and entry.get("class_name") == "Sequential":
+        return _plan_sequential(entry, where, model_dtype, custom_objects, problems), "Sequential"
     unpacked = _unpack(entry, "layer", where, problems, custom_objects)
     if unpacked is None:
         return None
@@ -717,7 +756,7 @@ def _plan_layer(entry, where, model_dtype, custom_objects, problems):
     if len(problems) > count:
         return None
     try:
-        return cls.from_config(options), class_name, config
+        return cls.from_config(options), class_name
     except (ValueError, TypeError) as error:
         problems.append(f"{where}: {error}")
         return None
@@ -784,19 +823,25 @@ def _plan_optimizer(entry, problems):
 
 
 def _build(plan):
+    model = _build_sequential(plan)
+    if plan.compile:
+        model.compile(optimizer=plan.compile["optimizer"], loss=plan.compile["loss"],
+                      metrics=plan.compile["metrics"])
+    return model
+
+
+def _build_sequential(plan):
     from gpudl.frontend.layers.input import Input
     from gpudl.frontend.models import Sequential
 
     head = [Input(plan.input_shape)] if plan.input_shape else []
+    layers = [_build_sequential(layer) if isinstance(layer, _Plan) else layer for layer, _ in plan.layers]
     try:
-        model = Sequential(head + [layer for layer, _, _ in plan.layers], name=plan.name, dtype=plan.dtype)
+        model = Sequential(head + layers, name=plan.name, dtype=plan.dtype)
     except MemoryError:
         raise _Refusal("its layers declare more parameters than fit in memory") from None
     except ValueError as error:
         raise _Refusal(str(error)) from None
-    if plan.compile:
-        model.compile(optimizer=plan.compile["optimizer"], loss=plan.compile["loss"],
-                      metrics=plan.compile["metrics"])
     return model
 
 
@@ -839,13 +884,17 @@ def _h5_arrays(group, path, expected):
     return [np.asarray(dataset[()]) for dataset in datasets]
 
 
-def _read_layer_variables(h5, plan, model):
-    """Every layer's weights in model.weights order, all checked before any is returned."""
+def _read_layer_variables(h5, plan, model, prefix=""):
+    """Every layer's weights in model.weights order (nested models' in place), all checked
+    before any is returned."""
     arrays, used = [], {}
-    for layer, (_, class_name, _) in zip(model.layers, plan.layers):
-        path = f"layers/{_group_name(class_name, used)}/vars"
+    for layer, (planned, class_name) in zip(model.layers, plan.layers):
+        path = f"{prefix}layers/{_group_name(class_name, used)}"
+        if isinstance(planned, _Plan):
+            arrays += _read_layer_variables(h5, planned, layer, path + "/")
+            continue
         expected = [(p.shape, "f" if p.value.dtype.kind == "f" else "iu") for p in layer.weights]
-        arrays += _h5_arrays(_h5_group(h5, path), path, expected)
+        arrays += _h5_arrays(_h5_group(h5, path + "/vars"), path + "/vars", expected)
     return arrays
 
 

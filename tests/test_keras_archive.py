@@ -20,6 +20,7 @@ from gpudl.keras_archive import load_keras_archive, save_keras_archive  # noqa: 
 h5py = pytest.importorskip("h5py")
 keras = pytest.importorskip("keras")  # in the test extra; the skip is only a safety net
 
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")  # Keras 3.15
 L = gpudl.layers
 FLOAT32 = {"rtol": 2e-5, "atol": 2e-6}  # outputs of size ~1 computed two ways in float32
 
@@ -30,17 +31,20 @@ def data(n=48, features=6, classes=3, seed=0):
 
 
 def every_layer_gpudl(x, seed=0):
-    """A gpudl model with every layer kind the archive maps."""
+    """A gpudl model with every layer kind the archive maps, a nested Sequential and a frozen
+    layer (whose weights Keras's optimizer does not track)."""
     gpudl.utils.set_random_seed(seed)
     normalization = L.Normalization()
     normalization.adapt(x)
+    block = gpudl.Sequential([
+        L.Dense(8, activation="relu", kernel_initializer="he_normal", kernel_regularizer=gpudl.regularizers.L2(1e-3),
+                kernel_constraint=gpudl.constraints.MaxNorm(2.0)),
+        L.BatchNormalization(), L.Dropout(0.2)], name="block")
     return gpudl.Sequential([
-        gpudl.Input((x.shape[1],)), normalization,
-        L.Dense(8, activation="relu", kernel_initializer="he_normal", kernel_regularizer=gpudl.regularizers.L2(1e-3)),
-        L.BatchNormalization(), L.Dropout(0.2), L.Activation("tanh"), L.ReLU(), L.LeakyReLU(0.1), L.PReLU(),
-        L.ELU(), L.LayerNormalization(), L.GaussianNoise(0.05), L.GaussianDropout(0.1), L.AlphaDropout(0.1),
-        L.ActivityRegularization(l2=1e-4), L.Rescaling(0.5, offset=0.1), L.Reshape((2, 4)), L.Flatten(),
-        L.Dense(3), L.Softmax()], seed=seed)
+        gpudl.Input((x.shape[1],)), normalization, block, L.Activation("tanh"), L.ReLU(), L.LeakyReLU(0.1),
+        L.PReLU(), L.ELU(), L.LayerNormalization(trainable=False), L.GaussianNoise(0.05), L.GaussianDropout(0.1),
+        L.AlphaDropout(0.1), L.ActivityRegularization(l2=1e-4), L.Rescaling(0.5, offset=0.1), L.Reshape((2, 4)),
+        L.Flatten(), L.Dense(3), L.Softmax()], seed=seed)
 
 
 def deterministic_gpudl(x, seed=0):
@@ -60,10 +64,11 @@ def keras_model(x):
     kl = keras.layers
     normalization = kl.Normalization()
     normalization.adapt(x)
+    block = keras.Sequential([kl.Dense(8, activation="relu", kernel_regularizer=keras.regularizers.L2(1e-3)),
+                              kl.BatchNormalization(), kl.Dropout(0.2)], name="block")
     return keras.Sequential([
-        keras.Input((x.shape[1],)), normalization,
-        kl.Dense(8, activation="relu", kernel_regularizer=keras.regularizers.L2(1e-3)), kl.BatchNormalization(),
-        kl.Dropout(0.2), kl.Activation("tanh"), kl.ReLU(), kl.LeakyReLU(0.1), kl.PReLU(), kl.ELU(),
+        keras.Input((x.shape[1],)), normalization, block, kl.Activation("tanh"), kl.ReLU(), kl.LeakyReLU(0.1),
+        kl.PReLU(), kl.ELU(),
         kl.LayerNormalization(), kl.GaussianNoise(0.05), kl.Rescaling(0.5, offset=0.1), kl.Reshape((2, 4)),
         kl.Flatten(), kl.Dense(3), kl.Softmax()])
 
@@ -83,12 +88,18 @@ def test_gpudl_model_of_every_layer_kind_predicts_the_same_in_keras_and_trains_o
     model = every_layer_gpudl(x)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, batch_size=16, epochs=2, verbose=0)
-    twin = keras.saving.load_model(saved(model, tmp_path / "m.keras"))
+    model.save(tmp_path / "m.keras")  # routed to save_keras_archive by the extension
+    twin = keras.saving.load_model(tmp_path / "m.keras")
 
     assert [type(layer).__name__ for layer in twin.layers] == [type(layer).__name__ for layer in model.layers]
     np.testing.assert_allclose(twin.predict(x, verbose=0), model.predict(x, verbose=0), **FLOAT32)
     assert int(twin.optimizer.iterations.numpy()) == model.optimizer.iterations == 6
     assert twin.evaluate(x, y, verbose=0)[0] == pytest.approx(model.evaluate(x, y, verbose=0)[0], rel=1e-5)
+    again = gpudl.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+    for a, b in zip(again.optimizer.variables[1:], model.optimizer.variables[1:]):
+        np.testing.assert_array_equal(a, b)
+
     kernel = twin.layers[-2].kernel.numpy().copy()
     history = twin.fit(x, y, batch_size=16, epochs=2, verbose=0).history
     assert int(twin.optimizer.iterations.numpy()) == 6 + 6 and np.all(np.isfinite(history["loss"]))
@@ -180,13 +191,63 @@ def test_keras_trained_sequential_loads_into_gpudl_predicts_the_same_and_gradien
     trained.fit(x, y, batch_size=16, epochs=2, verbose=0)
     trained.save(tmp_path / "k.keras")
 
-    model = load_keras_archive(tmp_path / "k.keras")
+    model = gpudl.models.load_model(tmp_path / "k.keras")  # routed to load_keras_archive
     assert [layer.name for layer in model.layers] == [layer.name for layer in trained.layers]
     np.testing.assert_allclose(model.predict(x, verbose=0), trained.predict(x, verbose=0), **FLOAT32)
     assert type(model.optimizer).__name__ == "Adam" and model.optimizer.iterations == 6
     assert model.evaluate(x, y, verbose=0)[0] == pytest.approx(trained.evaluate(x, y, verbose=0)[0], rel=1e-5)
     check = gpudl.gradient_check(model, x[:8], y[:8])
     assert check.difference < 1e-6, str(check)
+
+
+class GpudlScale(L.Layer):
+    """y = x * w * factor, w one weight per feature: the gpudl twin of the Keras layer below."""
+
+    def __init__(self, factor=2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def build(self, input_shape):
+        self.w = self.add_weight("w", (input_shape[-1],), gpudl.initializers.Ones())
+
+    def forward(self, x, training=False):
+        self._x = x
+        return x * self.w.value * self.factor
+
+    def backward(self, dy):
+        self.w.grad[...] = (dy * self._x).sum(axis=0) * self.factor
+        return dy * self.w.value * self.factor
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+def test_custom_keras_layer_loads_as_the_gpudl_layer_named_in_custom_objects(tmp_path):
+    @keras.saving.register_keras_serializable(package="gpudl_test")
+    class Scale(keras.layers.Layer):
+        def __init__(self, factor=2.0, **kwargs):
+            super().__init__(**kwargs)
+            self.factor = factor
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones")
+
+        def call(self, x):
+            return x * self.w * self.factor
+
+        def get_config(self):
+            return {**super().get_config(), "factor": self.factor}
+
+    x, _ = data(seed=7)
+    trained = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4), Scale(factor=0.5)])
+    trained.layers[1].set_weights([np.linspace(0.5, 2.0, 4).astype(np.float32)])
+    trained.save(tmp_path / "k.keras")
+    with pytest.raises(ValueError, match=r"layer 1 \('scale', Scale\): layer .*Scale \(registered_name="
+                                         r"'gpudl_test>Scale'\) is not supported"):
+        load_keras_archive(tmp_path / "k.keras")
+    model = load_keras_archive(tmp_path / "k.keras", custom_objects={"gpudl_test>Scale": GpudlScale})
+    assert model.layers[1].factor == 0.5
+    np.testing.assert_allclose(model.predict(x, verbose=0), np.asarray(trained(x)), **FLOAT32)
 
 
 # -- gpudl -> gpudl ----------------------------------------------------------------------------
