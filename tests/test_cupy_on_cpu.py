@@ -17,8 +17,7 @@ __global__ void block_reverse(const T* x, T* out, long long n) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     shared[threadIdx.x] = i < n ? x[i] : (T)-1;
     __syncthreads();
-    long long mirror = (long long)blockIdx.x * blockDim.x + (blockDim.x - 1 - threadIdx.x);
-    if (mirror < n) out[mirror] = shared[threadIdx.x];
+    if (i < n) out[i] = shared[blockDim.x - 1 - threadIdx.x];
 }
 
 template<typename T>
@@ -42,13 +41,26 @@ def test_syncthreads_is_a_barrier_and_shared_memory_is_per_block():
     out = np.full(200, np.nan)
     module.get_function("block_reverse<double>")((4,), (64,), (x, out, np.int64(200)))
     expected = np.concatenate([x[b * 64:(b + 1) * 64][::-1] for b in range(3)] + [x[192:][::-1]])
-    # the last block is partial: its 56 missing threads wrote -1 into the mirrored places
+    # the last block is partial: its 56 missing threads wrote -1 into the slots read back
     assert np.array_equal(out[:192], expected[:192])
     assert np.array_equal(out[192:], np.full(8, -1.0))
     sums = np.empty(3)
     values = np.arange(192, dtype=np.float64)
     module.get_function("block_sum<double>")((3,), (64,), (values, sums))
     assert np.array_equal(sums, values.reshape(3, 64).sum(axis=1))
+
+
+def test_a_missing_barrier_is_caught():
+    """Thread t reads its neighbour's shared slot; without __syncthreads() the result
+    depends on thread order, and the harness runs odd blocks in reverse order."""
+    source = BLOCK_REVERSE.replace("__syncthreads();\n    if (i < n)", "if (i < n)")
+    assert source != BLOCK_REVERSE
+    module = RawModule(source, name_expressions=["block_reverse<double>"])
+    x = np.tile(np.arange(64.0), 2)  # the same data in both blocks
+    out = np.full(128, np.nan)
+    module.get_function("block_reverse<double>")((2,), (64,), (x, out, np.int64(128)))
+    assert not np.array_equal(out[:64], out[64:])
+    assert not np.array_equal(out[:64], x[:64][::-1])
 
 
 def test_planted_off_by_one_in_a_kernel_index_is_caught(monkeypatch):

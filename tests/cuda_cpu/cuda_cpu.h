@@ -3,7 +3,9 @@
 // one OS thread; __syncthreads() switches to the block scheduler, which resumes the
 // waiting threads only once every live thread of the block has arrived (a real barrier).
 // Blocks run one after another, so `__shared__` (a function-local static) is per block.
-// Not emulated (the kernels use none): warp shuffles, atomics, cooperative groups.
+// Not emulated (the kernels use none): warp shuffles and votes, atomics, dynamic
+// (extern) shared memory, cooperative groups; warps do not run in lockstep here, so
+// code that relies on implicit warp synchronism fails, as it may on Volta and later.
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -94,10 +96,14 @@ inline void run_grid(dim3 grid, dim3 block_dim, std::function<void()> body) {
             block.states[t] = RUNNING;
         }
         // rounds: run every live thread until it waits at a barrier or finishes; a
-        // barrier opens when no thread is still running before it
+        // barrier opens when no thread is still running before it. Odd blocks run their
+        // threads in reverse order, so a race that a missing barrier leaves open gives
+        // different results in neighbouring blocks.
+        bool reverse = (bx + grid.x * (by + grid.y * bz)) % 2 == 1;
         for (;;) {
             bool any_waiting = false;
-            for (unsigned int t = 0; t < threads; ++t) {
+            for (unsigned int k = 0; k < threads; ++k) {
+                unsigned int t = reverse ? threads - 1 - k : k;
                 if (block.states[t] == DONE) continue;
                 block.states[t] = RUNNING;
                 block.current = t;
