@@ -230,11 +230,15 @@ def _check(where, device, rate, seed, seed_counter, arrays):
                          f"Expected an integer in [0, 2**64). Received: seed={seed!r}")
 
 
-def _triton_block():
-    """1024 counters = 4096 elements (16 KiB float32) per program: long contiguous runs
-    and enough bytes in flight; Philox (10 rounds of integer math per 4 elements) stays
-    hidden under the memory traffic. The interpreter takes smaller programs."""
-    return 1024 if not _util.interpreting() else 256
+WARPS = 8  # 4 (float32) or 2 (float64) Philox calls per thread: 36 to 88 registers
+
+
+def _triton_block(dtype):
+    """Counters per program: 16 KiB of data (1024 counters = 4096 float32, 512 = 2048
+    float64): long contiguous runs and enough bytes in flight; Philox (10 rounds of integer
+    math per 4 elements) stays hidden under the memory traffic. (4096 float64 took up to
+    184 registers: the compile check.) The interpreter takes smaller programs."""
+    return 4096 // np.dtype(dtype).itemsize if not _util.interpreting() else 256
 
 
 def triton_specializations():
@@ -243,8 +247,8 @@ def triton_specializations():
         for relu_gate in (False, True):
             for derive_key in (False, True):
                 yield _util.triton_spec(_dropout_kernel, dtype, dict(RELU_GATE=relu_gate, DERIVE_KEY=derive_key,
-                                                                     BLOCK=_triton_block()),
-                                        seed_counter_ptr="*i64")
+                                                                     BLOCK=_triton_block(dtype)),
+                                        WARPS, seed_counter_ptr="*i64")
 
 
 def _launch_triton(src, gate, rate, seed, seed_counter):
@@ -252,14 +256,14 @@ def _launch_triton(src, gate, rate, seed, seed_counter):
     n = src.size
     if n == 0:
         return out
-    BLOCK = _triton_block()
+    BLOCK = _triton_block(src.dtype)
     scale = float(src.dtype.type(1.0 / (1.0 - rate)))  # host-computed, then multiplied
     t = _util.as_triton
     with _util.launch_stream(src):
         _dropout_kernel[(_util.cdiv(n, 4 * BLOCK),)](
             t(src), t(gate if gate is not None else src), t(out), t(seed_counter if seed_counter is not None else src),
             n, int(seed), keep_threshold(rate), scale, RELU_GATE=gate is not None,
-            DERIVE_KEY=seed_counter is not None, BLOCK=BLOCK)
+            DERIVE_KEY=seed_counter is not None, BLOCK=BLOCK, num_warps=WARPS)
     return out
 
 
