@@ -370,29 +370,50 @@ def test_truncated_archive_is_refused(tmp_path, genuine):
         load_keras_archive(path)
 
 
-def test_weights_of_the_wrong_shape_are_refused_before_anything_is_read(tmp_path, genuine):
-    source = h5py.File(io.BytesIO(genuine["model.weights.h5"]), "r")
+def with_weights(tmp_path, members, edit):
+    """An archive whose model.weights.h5 is the genuine one after edit(h5 file)."""
     replaced = io.BytesIO()
-    with h5py.File(replaced, "w") as target:
+    with h5py.File(io.BytesIO(members["model.weights.h5"]), "r") as source, h5py.File(replaced, "w") as target:
         for name in source:
             source.copy(name, target)
-        del target["layers/dense/vars/0"]
-        target["layers/dense/vars/0"] = np.zeros((4, 6), np.float32)  # the kernel transposed
-    path = archive_with(tmp_path, {**genuine, "model.weights.h5": replaced.getvalue()})
-    with pytest.raises(ValueError, match=r"layers/dense/vars/0 has shape \(4, 6\).*needs shape \(6, 4\)"):
-        load_keras_archive(path)
+        edit(target)
+    return archive_with(tmp_path, {**members, "model.weights.h5": replaced.getvalue()})
 
 
-def test_soft_links_in_the_weights_are_refused(tmp_path, genuine):
-    source = h5py.File(io.BytesIO(genuine["model.weights.h5"]), "r")
-    replaced = io.BytesIO()
-    with h5py.File(replaced, "w") as target:
-        for name in source:
-            source.copy(name, target)
-        del target["layers/dense_1"]
-        target["layers/dense_1"] = h5py.SoftLink("/layers/dense")
-    path = archive_with(tmp_path, {**genuine, "model.weights.h5": replaced.getvalue()})
-    with pytest.raises(ValueError, match="links are refused"):
+def transposed_kernel(h5):
+    del h5["layers/dense/vars/0"]
+    h5["layers/dense/vars/0"] = np.zeros((4, 6), np.float32)
+
+
+def soft_link(h5):
+    del h5["layers/dense_1"]
+    h5["layers/dense_1"] = h5py.SoftLink("/layers/dense")
+
+
+def external_file(h5):
+    """A dataset whose bytes HDF5 would read from another file on the loading machine."""
+    del h5["layers/dense/vars/0"]
+    h5.create_dataset("layers/dense/vars/0", (6, 4), np.float32, external=[("/etc/hostname", 0, 96)])
+
+
+def extra_variable(h5):
+    h5["layers/dense/vars/2"] = np.zeros(3, np.float32)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (transposed_kernel, r"layers/dense/vars/0 has shape \(4, 6\).*needs shape \(6, 4\)"),
+    (soft_link, r"links layers/dense_1/vars elsewhere \(SoftLink\); links are refused"),
+    (external_file, r"layers/dense/vars/0 is not a plain dataset"),
+    (extra_variable, r"layers/dense/vars holds variables \['0', '1', '2'\]; the model needs 2"),
+], ids=["wrong_shape", "soft_link", "external_file", "extra_variable"])
+def test_weights_that_do_not_fit_the_model_are_refused_before_anything_is_read(tmp_path, genuine, edit, message):
+    with pytest.raises(ValueError, match=message):
+        load_keras_archive(with_weights(tmp_path, genuine, edit))
+
+
+def test_weights_that_are_not_hdf5_are_refused(tmp_path, genuine):
+    path = archive_with(tmp_path, {**genuine, "model.weights.h5": b"not an HDF5 file" * 64})
+    with pytest.raises(ValueError, match="model.weights.h5 is not a readable HDF5 file"):
         load_keras_archive(path)
 
 
