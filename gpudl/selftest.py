@@ -399,7 +399,7 @@ def fit_weights(backend_name, steps, batch=16, seed=7):
     from gpudl.layers import BatchNormalization, Dense, Dropout, ReLU
 
     previous = gpudl.get_backend().name
-    gpudl.set_backend(backend_name)
+    backend = gpudl.set_backend(backend_name)
     try:
         gpudl.utils.set_random_seed(seed)
         rng = np.random.default_rng(seed)
@@ -409,7 +409,7 @@ def fit_weights(backend_name, steps, batch=16, seed=7):
                                   Dropout(0.25), Dense(5, activation="softmax")])
         model.compile("adam", "sparse_categorical_crossentropy")
         model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
-        return [np.asarray(w) for w in model.get_weights()]
+        return [backend.to_numpy(w) for w in model.get_weights()]
     finally:
         gpudl.set_backend(previous)
 
@@ -426,14 +426,18 @@ def fit_rows(backend_names, steps):
         weights = fit_weights(name, steps)
         worst = max(float(np.max(np.abs(w - r) / (np.abs(r) + 1e-3))) for w, r in zip(weights, reference))
         rows.append(Row("fit", f"{name} backend", f"{steps} Adam steps, same seed", name,
-                        f"weights within {worst:.2e} (relative) of numpy", "pass" if worst <= FIT_TOLERANCE else "FAIL"))
+                        f"weights within {worst:.2e} (relative) of numpy",
+                        "pass" if worst <= FIT_TOLERANCE else "FAIL"))
     return rows
 
 
 def bandwidth_rows(backend_names, quick):
+    """Each fused kernel's time and fraction of the device copy bandwidth (gpudl bench's
+    measurement at its quick GPU sizes)."""
     from gpudl import backend as backends
     from gpudl import bench
 
+    previous = backends.get_backend().name
     rows = []
     for name in backend_names:
         device = bench.open_device(backends.set_backend(name))
@@ -443,7 +447,7 @@ def bandwidth_rows(backend_names, quick):
             rows.append(Row("bandwidth", f"{name} {row['op']}", str(tuple(row["shape"])), name,
                             f"{row['ms']:.3f} ms, {row['bandwidth_fraction']:.0%} of copy bandwidth "
                             f"({bandwidth / 1e9:.0f} GB/s)", "pass"))
-    backends.set_backend("numpy")
+    backends.set_backend(previous)
     return rows
 
 
