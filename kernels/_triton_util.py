@@ -1,4 +1,6 @@
-"""Array plumbing shared by the Triton and CuPy launchers of gpudl.kernels.
+"""Array plumbing shared by the Triton and CuPy launchers of gpudl.kernels, and the
+kernels described as data (CupyRaw, CupyElementwise, TritonSpec) for the compile checks
+and the CUDA-on-CPU harness.
 
 Triton launches a kernel on anything with ``data_ptr()`` and a ``dtype``:
     numpy array  -> torch.from_numpy(a)      (zero-copy; CPU, needs TRITON_INTERPRET=1
