@@ -119,7 +119,7 @@ KERAS_CLASSES = {
     "layer": {
         "Dense": KerasClass(fixed={"lora_rank": None, "lora_alpha": ANY, "quantization_config": None}),
         "BatchNormalization": KerasClass(fixed={
-            "axis": lambda v: v in (-1, [-1]), "beta_initializer": _initializer_is("Zeros"),
+            "axis": lambda v: v in (-1, 1, [-1], [1]), "beta_initializer": _initializer_is("Zeros"),
             "gamma_initializer": _initializer_is("Ones"), "moving_mean_initializer": _initializer_is("Zeros"),
             "moving_variance_initializer": _initializer_is("Ones"), "beta_regularizer": None,
             "gamma_regularizer": None, "beta_constraint": None, "gamma_constraint": None,
@@ -366,19 +366,27 @@ def _value_to_keras(key, value, where, problems):
 
 
 def _compile_to_keras(model, problems):
-    loss, metrics = model.loss, []
+    loss = model.loss
     if _keras_name_of("loss", type(loss)) is None:
         problems.append(f"the loss {type(loss).__name__} has no Keras equivalent")
-    for metric in model._metric_names:
+    return {"optimizer": _optimizer_to_keras(model.optimizer, problems),
+            "loss": _keras_object("loss", type(loss).__name__, loss.get_config()), "loss_weights": None,
+            "metrics": _metrics_to_keras(model._metric_names, problems),
+            "weighted_metrics": _metrics_to_keras(model._weighted_metric_names, problems)}
+
+
+def _metrics_to_keras(metrics, problems):
+    """Names stay names (Keras resolves "accuracy" by the loss, as gpudl does); objects become
+    Keras objects."""
+    entries = []
+    for metric in metrics:
         if isinstance(metric, str):
-            metrics.append(metric)
+            entries.append(metric)
         elif _keras_name_of("metric", type(metric)) is None:
             problems.append(f"the metric {type(metric).__name__} has no Keras equivalent")
         else:
-            metrics.append(_keras_object("metric", type(metric).__name__, metric.get_config()))
-    return {"optimizer": _optimizer_to_keras(model.optimizer, problems),
-            "loss": _keras_object("loss", type(loss).__name__, loss.get_config()),
-            "loss_weights": None, "metrics": metrics or None, "weighted_metrics": None}
+            entries.append(_keras_object("metric", type(metric).__name__, metric.get_config()))
+    return entries or None
 
 
 def _optimizer_to_keras(optimizer, problems):
@@ -652,7 +660,7 @@ def _plain(value, where, problems):
     """JSON data (numbers, strings, lists); Keras's tuple and array wrappers become lists."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_plain(v, where, problems) for v in value]
     if isinstance(value, dict) and value.get("class_name") in ("__tuple__", "__numpy__", "__tensor__"):
         inner = value.get("config", {})
@@ -770,7 +778,7 @@ def _plan_compile(config, problems):
         problems.append(f"compile_config {_short(config)} is not an object")
         return None
     for key, value in config.items():
-        if key in ("loss_weights", "weighted_metrics") and value:
+        if key == "loss_weights" and value is not None:
             problems.append(f"compile option {key}={_short(value)} is not supported")
         elif key not in ("optimizer", "loss", "metrics", "loss_weights", "weighted_metrics", "run_eagerly",
                          "steps_per_execution", "jit_compile", "auto_scale_loss"):
@@ -782,9 +790,10 @@ def _plan_compile(config, problems):
     plan["loss"] = (loss if isinstance(loss, str) and loss in losses.LOSSES
                     else _plan_object(loss, "loss", "loss", problems))
     names = (*metrics.METRICS, *metrics.FUNCTIONS, "accuracy", "acc")
-    plan["metrics"] = [metric if isinstance(metric, str) and metric in names
-                       else _plan_object(metric, "metric", f"metric {i}", problems)
-                       for i, metric in enumerate(config.get("metrics") or [])]
+    for key in ("metrics", "weighted_metrics"):
+        plan[key] = [metric if isinstance(metric, str) and metric in names
+                     else _plan_object(metric, "metric", f"{key}[{i}]", problems)
+                     for i, metric in enumerate(config.get(key) or [])]
     return plan
 
 
@@ -826,7 +835,7 @@ def _build(plan):
     model = _build_sequential(plan)
     if plan.compile:
         model.compile(optimizer=plan.compile["optimizer"], loss=plan.compile["loss"],
-                      metrics=plan.compile["metrics"])
+                      metrics=plan.compile["metrics"], weighted_metrics=plan.compile["weighted_metrics"])
     return model
 
 

@@ -250,13 +250,45 @@ def test_custom_keras_layer_loads_as_the_gpudl_layer_named_in_custom_objects(tmp
     np.testing.assert_allclose(model.predict(x, verbose=0), np.asarray(trained(x)), **FLOAT32)
 
 
+KERAS_ARGUMENTS = {  # required constructor arguments of the Keras classes in the table
+    "Dense": (3,), "Activation": ("relu",), "Rescaling": (0.5,), "Reshape": ((2,),), "Dropout": (0.1,),
+    "GaussianNoise": (0.1,), "GaussianDropout": (0.1,), "AlphaDropout": (0.1,),
+    "ExponentialDecay": (0.1, 10, 0.9), "InverseTimeDecay": (0.1, 10, 0.5), "PolynomialDecay": (0.1, 10),
+    "PiecewiseConstantDecay": ([10], [0.1, 0.01]), "CosineDecay": (0.1, 10), "CosineDecayRestarts": (0.1, 10),
+}
+KERAS_NAMESPACES = {"layer": "layers", "initializer": "initializers", "regularizer": "regularizers",
+                    "constraint": "constraints", "loss": "losses", "metric": "metrics", "optimizer": "optimizers",
+                    "schedule": "optimizers.schedules"}
+
+
+@pytest.mark.parametrize("kind", sorted(KERAS_NAMESPACES))
+def test_every_class_in_the_table_loads_from_its_keras_default_config(kind):
+    """Each Keras class of KERAS_CLASSES, as Keras itself configures it by default, passes the
+    option check and builds its gpudl class: the table and gpudl's classes agree with Keras."""
+    from gpudl import keras_archive
+
+    namespace = keras
+    for part in KERAS_NAMESPACES[kind].split("."):
+        namespace = getattr(namespace, part)
+    for name in keras_archive.KERAS_CLASSES[kind]:
+        cls = keras_archive._gpudl_class(kind, name)
+        assert cls is not None, f"gpudl has no {kind} {name}"
+        config = getattr(namespace, name)(*KERAS_ARGUMENTS.get(name, ())).get_config()
+        config.pop("dtype") if kind == "layer" else None
+        problems = []
+        options = keras_archive._options(kind, name, config, cls, name, problems)
+        assert problems == [], problems
+        cls.from_config(options) if kind == "layer" else cls(**options)
+
+
 # -- gpudl -> gpudl ----------------------------------------------------------------------------
 def test_round_trip_keeps_config_weights_schedule_and_optimizer_state(tmp_path):
     x, y = data(seed=4)
     model = deterministic_gpudl(x)
     schedule = gpudl.schedules.ExponentialDecay(0.01, decay_steps=5, decay_rate=0.5)
     model.compile(optimizer=gpudl.optimizers.Adam(schedule, amsgrad=True), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+                  metrics=["accuracy", gpudl.metrics.SparseTopKCategoricalAccuracy(k=2, name="top2")],
+                  weighted_metrics=["accuracy"])
     model.fit(x, y, batch_size=16, epochs=2, verbose=0)
     twin = load_keras_archive(saved(model, tmp_path / "m.keras"))
     for a, b in zip(twin.get_weights(), model.get_weights()):
@@ -266,6 +298,7 @@ def test_round_trip_keeps_config_weights_schedule_and_optimizer_state(tmp_path):
     for name in ("m", "v", "v_max"):
         np.testing.assert_array_equal(twin.optimizer.slots[name], model.optimizer.slots[name])
     np.testing.assert_array_equal(twin.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert twin.evaluate(x, y, verbose=0, return_dict=True) == model.evaluate(x, y, verbose=0, return_dict=True)
 
 
 def test_course_momentum_reloads_as_the_sgd_that_takes_the_same_steps(tmp_path):
