@@ -621,7 +621,7 @@ class Sequential:
         arrays = [np.asarray(w) for w in weights]
         for p, w in zip(params, arrays):
             if w.shape != p.shape:
-                raise ValueError(f"Weight '{p.name}' of model '{self.name}' has shape {p.shape}; received an "
+                raise ValueError(f"Weight '{p.path}' of model '{self.name}' has shape {p.shape}; received an "
                                  f"array of shape {w.shape}.")
         backend = get_backend()
         for p, w in zip(params, arrays):

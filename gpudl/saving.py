@@ -37,13 +37,13 @@ def save_model(model, filepath, overwrite=True, **kwargs):
 
 def _save_npz(model, path):
     from gpudl.frontend import losses
-    from gpudl.frontend.layers.dropout import Dropout
 
     arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
     config = {"format": FORMAT, "version": VERSION, "model": model.get_config(), "compile": None,
               "epochs_done": model.epochs_done,
+              # training-call counters of the random layers (dropout, noise): exact resume
               "dropout_calls": {str(i): layer.calls for i, layer in enumerate(model._leaves())
-                                if isinstance(layer, Dropout)}}
+                                if hasattr(layer, "calls")}}
     if model.compiled:
         optimizer = model.optimizer
         optimizer_config = optimizer.get_config()  # a schedule comes serialized

@@ -428,3 +428,25 @@ def test_sample_weight_reaches_weighted_metrics_only_as_in_keras():
     assert accuracy == pytest.approx(hits.mean(), abs=1e-12)
     assert weighted == pytest.approx(np.average(hits, weights=weights), abs=1e-12)
     assert model.metrics_names == ["loss", "accuracy", "weighted_accuracy"]
+
+
+def test_resume_from_a_checkpoint_replays_noise_layers_exactly(tmp_path):
+    """The training-call counters of every random layer (dropout and the noise layers) are saved."""
+    x, y = data(n=32)
+
+    def build():
+        gpudl.utils.set_random_seed(0)  # the same initial weights
+        model = gpudl.Sequential([gpudl.Input((6,)), gpudl.layers.GaussianNoise(0.3, seed=1), Dense(8, activation="relu"),
+                                  gpudl.layers.GaussianDropout(0.2, seed=2), Dense(3, activation="softmax")],
+                                 dtype="float64", seed=5)
+        model.compile("adam", "sparse_categorical_crossentropy")
+        return model
+    straight = build()
+    straight.fit(x, y, batch_size=8, epochs=3, verbose=0)
+    first = build()
+    first.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    first.save(tmp_path / "one.npz")
+    resumed = gpudl.load_model(tmp_path / "one.npz")
+    resumed.fit(x, y, batch_size=8, epochs=3, initial_epoch=resumed.epochs_done, verbose=0)
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
