@@ -7,18 +7,19 @@ The archive (Keras's keras/src/saving/saving_lib.py) is a zip of stored members:
     config.json       the model in Keras's serialization schema: every object is
                       {"module", "class_name", "config", "registered_name"}; the model adds
                       "build_config" ({"input_shape": [null, ...]}) and "compile_config"
-                      (optimizer, loss, metrics)
+                      (optimizer, loss, metrics, weighted_metrics)
     model.weights.h5  HDF5 groups holding datasets "0", "1", ... in Keras's variable order:
                       vars                        the model's own variables (none)
                       layers/<group>/vars         a layer's trainable then non-trainable
                                                   variables; <group> is the snake_case Keras
-                                                  class name, "_1", "_2", ... for repeats
+                                                  class name, "_1", "_2", ... for repeats; a
+                                                  nested Sequential's layers go below its group
                       optimizer/vars              iterations, learning_rate (absent for a
-                                                  schedule), then each slot kind per trainable
-                                                  variable, interleaved (Adam: m0, v0, m1, v1, ...)
+                                                  schedule), then the slots of each trainable
+                                                  variable (KerasClass.slots gives the order)
 
 Loading runs no code from the file: JSON and HDF5 are data, nothing is unpickled or
-imported, and a class is built only when its (kind, Keras class name) is in KERAS_CLASSES
+imported, and a class is built only when its kind and Keras class name are in KERAS_CLASSES
 (or in `custom_objects`, a user's explicit choice). Everything is checked before anything is
 built or assigned; what gpudl cannot honour is listed by name in one error. Refused: lambda
 layers and functions (Keras's CVE-2024-3660), modules or classes outside the table such as a
@@ -26,18 +27,19 @@ config naming `os.system` (CVE-2025-1550), truncated or corrupted zips, members 
 beyond MAX_EXPANSION times their stored size (zip bombs), HDF5 links, external or virtual
 datasets, and variables whose count, shape or dtype differ from the model's.
 
-Optimizer state maps slot by slot; the conventions differ (shared/DESIGN.md):
-    Adam/AdamW  Keras m, v are gpudl m, v (same moving averages). Keras puts epsilon beside
-                sqrt(v) before bias correction, gpudl beside sqrt(v_hat): the number is copied,
+Optimizers: the config maps option by option (gpudl's optimizers take Keras's arguments);
+slots map one to one except where the conventions differ (shared/DESIGN.md):
+    Adam/AdamW  Keras m, v are gpudl m, v (same moving averages). Keras adds epsilon to
+                sqrt(v) before bias correction, gpudl to sqrt(v_hat): the number is copied,
                 so gpudl's eps acts as Keras's eps / sqrt(1 - beta_2^t); steps agree while
                 sqrt(v_hat) >> eps.
-    RMSprop     Keras velocity is gpudl mean_square; Keras divides by sqrt(s + eps), gpudl by
-                sqrt(s) + eps: epsilon is copied as a number.
-    SGD         Keras momentum m = mu m - lr g is -lr times gpudl's velocity v = mu v + g
+    RMSprop     Keras divides by sqrt(s + eps), gpudl by sqrt(s) + eps: eps is copied as a number.
+    SGD         Keras's momentum m = mu m - lr g is -lr times gpudl's velocity v = mu v + g
                 (exact at a constant rate; at a scheduled rate the current rate is used).
     Momentum    (the course's v = b v + (1 - b) g, w -= lr v) is written as Keras
-                SGD(learning_rate=lr (1 - b), momentum=b) with m = -lr v: exactly the same steps;
-                it loads back as gpudl SGD.
+                SGD(learning_rate=lr (1 - b), momentum=b) with m = -lr v: the same steps; it
+                loads back as gpudl SGD.
+    Nadam       Keras's extra u_product variable is computed from the step count.
 Not carried by a .keras file (gpudl's .npz keeps them): the model seed, dropout call
 counters and epochs done.
 """
@@ -455,7 +457,7 @@ def _write_variables(h5, model):
 # ---------------------------------------------------------------------------
 
 class _Refusal(ValueError):
-    """One thing in the archive gpudl will not load (collected, then reported together)."""
+    """Why the archive is refused (reported as a ValueError naming the file)."""
 
 
 def load_keras_archive(path, custom_objects=None, compile=True):

@@ -264,7 +264,8 @@ KERAS_NAMESPACES = {"layer": "layers", "initializer": "initializers", "regulariz
 @pytest.mark.parametrize("kind", sorted(KERAS_NAMESPACES))
 def test_every_class_in_the_table_loads_from_its_keras_default_config(kind):
     """Each Keras class of KERAS_CLASSES, as Keras itself configures it by default, passes the
-    option check and builds its gpudl class: the table and gpudl's classes agree with Keras."""
+    option check and builds its gpudl class; and every gpudl class named like a Keras class is
+    in the table (InputLayer is the model's input): the table, gpudl and Keras agree."""
     from gpudl import keras_archive
 
     namespace = keras
@@ -279,6 +280,8 @@ def test_every_class_in_the_table_loads_from_its_keras_default_config(kind):
         options = keras_archive._options(kind, name, config, cls, name, problems)
         assert problems == [], problems
         cls.from_config(options) if kind == "layer" else cls(**options)
+    namesakes = {name for name in keras_archive._registry(kind) if hasattr(namespace, name)} - {"InputLayer"}
+    assert namesakes <= set(keras_archive.KERAS_CLASSES[kind]), "add them to KERAS_CLASSES"
 
 
 # -- gpudl -> gpudl ----------------------------------------------------------------------------
