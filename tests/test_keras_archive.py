@@ -44,7 +44,8 @@ def every_layer_gpudl(x, seed=0):
         gpudl.Input((x.shape[1],)), normalization, block, L.Activation("tanh"), L.ReLU(), L.LeakyReLU(0.1),
         L.PReLU(), L.ELU(), L.LayerNormalization(trainable=False), L.GaussianNoise(0.05), L.GaussianDropout(0.1),
         L.AlphaDropout(0.1), L.ActivityRegularization(l2=1e-4), L.Rescaling(0.5, offset=0.1), L.Reshape((2, 4)),
-        L.Flatten(), L.Dense(3), L.Softmax()], seed=seed)
+        L.Flatten(), L.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.2),
+        L.Normalization(mean=0.5, variance=4.0, invert=True), L.Dense(3), L.Softmax()], seed=seed)
 
 
 def deterministic_gpudl(x, seed=0):
@@ -70,7 +71,8 @@ def keras_model(x):
         keras.Input((x.shape[1],)), normalization, block, kl.Activation("tanh"), kl.ReLU(), kl.LeakyReLU(0.1),
         kl.PReLU(), kl.ELU(),
         kl.LayerNormalization(), kl.GaussianNoise(0.05), kl.Rescaling(0.5, offset=0.1), kl.Reshape((2, 4)),
-        kl.Flatten(), kl.Dense(3), kl.Softmax()])
+        kl.Flatten(), kl.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.2),
+        kl.Normalization(mean=0.5, variance=4.0, invert=True), kl.Dense(3), kl.Softmax()])
 
 
 def saved(model, path):

@@ -29,7 +29,7 @@ def every_layer_model(x, dtype=None, seed=0):
               L.Dropout(0.3), L.Activation("tanh"), L.ReLU(), L.LeakyReLU(0.2), L.PReLU(), L.ELU(0.7),
               L.LayerNormalization(), L.GaussianNoise(0.1), L.GaussianDropout(0.1), L.AlphaDropout(0.1),
               L.ActivityRegularization(l2=1e-4), L.Rescaling(0.5, offset=0.25), L.Reshape((2, 4)), L.Flatten(),
-              L.ReLU(max_value=1.5, negative_slope=0.1, threshold=-0.2),
+              L.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.2),
               L.Normalization(mean=0.5, variance=4.0, invert=True)]
     layers += [L.Dense(8, use_bias=False), L.Dense(3), L.Softmax()]
     model = gpudl.Sequential(layers, dtype=dtype, seed=seed)
