@@ -183,10 +183,6 @@ LAYER_OPS = {
 }
 
 
-def _leaves(model):
-    return model._leaves() if hasattr(model, "_leaves") else list(model.layers)
-
-
 def build_onnx_model(model):
     """The onnx.ModelProto of `model`'s inference graph (see the module docstring)."""
     try:
@@ -197,7 +193,7 @@ def build_onnx_model(model):
     if not model.built:
         raise ValueError(f"Model '{model.name}' must be built before export (give it an Input or call "
                          f"build, fit or predict).")
-    layers = _leaves(model)
+    layers = model._leaves()  # nested Sequentials' layers in place
     missing = sorted({type(layer).__name__ for layer in layers if type(layer).__name__ not in LAYER_OPS})
     if missing:
         raise ValueError(f"Model '{model.name}' cannot be exported to ONNX: no export for layer class(es) "
@@ -208,12 +204,10 @@ def build_onnx_model(model):
         x = LAYER_OPS[type(layer).__name__](g, layer, x)
     g.nodes.append(onnx.helper.make_node("Identity", [x], ["output"]))
     element = onnx.helper.np_dtype_to_tensor_dtype(g.dtype)
-    shape = model.input_shape[1:] if model.input_shape[0] is None else model.input_shape
-    output_shape = layers[-1].compute_output_shape(layers[-1].input_shape)
     graph = onnx.helper.make_graph(
         g.nodes, model.name,
-        [onnx.helper.make_tensor_value_info("input", element, ["batch", *shape])],
-        [onnx.helper.make_tensor_value_info("output", element, ["batch", *output_shape])],
+        [onnx.helper.make_tensor_value_info("input", element, ["batch", *model.input_shape[1:]])],
+        [onnx.helper.make_tensor_value_info("output", element, ["batch", *model.output_shape[1:]])],
         initializer=g.initializers)
     proto = onnx.helper.make_model(graph, producer_name="gpudl", opset_imports=[onnx.helper.make_opsetid("", OPSET)])
     proto.ir_version = IR_VERSION

@@ -20,13 +20,13 @@ def data(n=40, features=6, classes=3, seed=0):
 
 
 def every_layer_model(x, dtype=None, seed=0):
-    """Every layer kind, trained a few steps so that batch-norm's moving statistics and
-    PReLU's slopes are no longer their initial values."""
+    """Every layer kind (some inside a nested Sequential), trained a few steps so that
+    batch-norm's moving statistics and PReLU's slopes are no longer their initial values."""
     gpudl.utils.set_random_seed(seed)
     normalization = L.Normalization()
     normalization.adapt(x)
-    layers = [gpudl.Input((x.shape[1],)), normalization, L.Dense(8, activation="relu"), L.BatchNormalization(),
-              L.Dropout(0.3), L.Activation("tanh"), L.ReLU(), L.LeakyReLU(0.2), L.PReLU(), L.ELU(0.7),
+    block = gpudl.Sequential([L.Dense(8, activation="relu"), L.BatchNormalization(), L.Dropout(0.3)], name="block")
+    layers = [gpudl.Input((x.shape[1],)), normalization, block, L.Activation("tanh"), L.ReLU(), L.LeakyReLU(0.2), L.PReLU(), L.ELU(0.7),
               L.LayerNormalization(), L.GaussianNoise(0.1), L.GaussianDropout(0.1), L.AlphaDropout(0.1),
               L.ActivityRegularization(l2=1e-4), L.Rescaling(0.5, offset=0.25), L.Reshape((2, 4)), L.Flatten(),
               L.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.2),
