@@ -304,6 +304,7 @@ def test_round_trip_keeps_config_weights_schedule_and_optimizer_state(tmp_path):
         np.testing.assert_array_equal(twin.optimizer.slots[name], model.optimizer.slots[name])
     np.testing.assert_array_equal(twin.predict(x, verbose=0), model.predict(x, verbose=0))
     assert twin.evaluate(x, y, verbose=0, return_dict=True) == model.evaluate(x, y, verbose=0, return_dict=True)
+    assert not load_keras_archive(tmp_path / "m.keras", compile=False).compiled
 
 
 def test_course_momentum_reloads_as_the_sgd_that_takes_the_same_steps(tmp_path):
