@@ -33,6 +33,7 @@ root of the bias-corrected second moment, default 1e-8 (Kingma & Ba, PyTorch). T
 without a fused kernel use Keras's formulas and defaults exactly.
 """
 
+import inspect
 import math
 import warnings
 
@@ -63,6 +64,16 @@ def _optional_non_negative(argument, value, where):
             or not (math.isfinite(value) and value >= 0):
         raise invalid_value(argument, "a non-negative float or None", value, where)
     return float(value)
+
+
+def _takes_step(function):
+    """Whether a learning-rate callable takes the step (schedules, gpudl's callables) or nothing
+    (Keras's plain callables)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: assume the step
+        return True
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters)
 
 
 class LearningRate(float):
@@ -194,10 +205,12 @@ class Optimizer:
         self._steps_prepared = 0  # the table's rows belong to other steps
 
     def learning_rate_at(self, step):
-        """The rate of the 0-based step `step` (a schedule is evaluated there and checked)."""
+        """The rate of the 0-based step `step` (a schedule is evaluated there and checked; a
+        callable without arguments, Keras's kind, is called as it is, when the step's table row
+        is prepared: in fit, at the start of each epoch)."""
         if not callable(self._learning_rate):
             return self._learning_rate
-        lr = float(self._learning_rate(step))
+        lr = float(self._learning_rate(step) if _takes_step(self._learning_rate) else self._learning_rate())
         if not lr >= 0:  # 0 is allowed: where CosineDecay(alpha=0) ends
             raise ValueError(f"The learning-rate schedule {self._learning_rate!r} gave {lr} at step "
                              f"{step}; expected a non-negative number.")

@@ -526,3 +526,16 @@ def test_a_training_loop_from_scratch_reaches_the_weights_of_fit(make):
     for ours, theirs in zip(looped.get_weights(), fitted.get_weights()):
         np.testing.assert_array_equal(ours, theirs)
     assert optimizer.iterations == fitted.optimizer.iterations == 6
+
+
+def test_a_keras_style_callable_without_arguments_gives_the_rate():
+    rates = iter([0.5, 0.25])
+    optimizer = optimizers.SGD(lambda: 0.1)  # Keras: "a callable that takes no arguments"
+    w = np.zeros(1)
+    optimizer.apply([np.ones(1)], [w])
+    assert optimizer.learning_rate == 0.1 and w[0] == pytest.approx(-0.1, rel=1e-15)
+    optimizer.learning_rate = lambda step: 0.2 * (step + 1)  # gpudl's: the 0-based step
+    optimizer.apply([np.ones(1)], [w])
+    assert w[0] == pytest.approx(-0.1 - 0.4, rel=1e-15)
+    optimizer.learning_rate = lambda: next(rates)
+    assert optimizer.learning_rate == 0.5
