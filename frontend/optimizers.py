@@ -13,7 +13,8 @@ the step counter, so a step needs no host-to-device transfer.
 
 Around the rule, as Keras's base optimizer does (keras/src/optimizers/base_optimizer.py),
 in this order:
-  1. clip the gradients, at most one of:
+  1. clip the gradients (in place in a model's gradient buffer; a plain array's gradient is
+     copied first), at most one of:
        clipnorm         g *= clipnorm / max(||g||, clipnorm), for each variable's gradient
        global_clipnorm  the same with the norm of all the gradients together (one reduction)
        clipvalue        g = clip(g, -clipvalue, clipvalue)
@@ -29,8 +30,9 @@ place; the optimizer keeps their slots, keyed by identity). Read the state back 
 `optimizer.variables`; `optimizer.iterations = t` sets the step counter.
 
 The course's conventions (not Keras's) for Adam and RMSprop: epsilon added outside the square
-root of the bias-corrected second moment, default 1e-8 (Kingma & Ba, PyTorch). The optimizers
-without a fused kernel use Keras's formulas and defaults exactly.
+root of the bias-corrected second moment, default 1e-8 (Kingma & Ba, PyTorch), amsgrad,
+centered and momentum included. Adagrad, Adadelta, Adamax, Nadam and Lion use Keras's
+formulas and defaults exactly.
 """
 
 import inspect
