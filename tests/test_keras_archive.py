@@ -456,9 +456,26 @@ def test_weights_that_are_not_hdf5_are_refused(tmp_path, genuine):
         load_keras_archive(path)
 
 
+def declaring(data, member, size):
+    """A zip whose headers declare `size` bytes for `member` (what a bomb's headers say)."""
+    name = member.encode()
+    central = data.index(b"PK\x01\x02")  # the central directory's first header
+    while data[central + 46:central + 46 + len(name)] != name:
+        central = data.index(b"PK\x01\x02", central + 4)
+    local = int.from_bytes(data[central + 42:central + 46], "little")
+    patched = bytearray(data)
+    patched[central + 24:central + 28] = size.to_bytes(4, "little")
+    patched[local + 22:local + 26] = size.to_bytes(4, "little")
+    return bytes(patched)
+
+
 def test_zip_bomb_of_huge_declared_size_is_refused(tmp_path, genuine):
     bomb = {**genuine, "model.weights.h5": bytes(64 << 20)}  # 64 MiB of zeros deflate to ~64 KiB
     path = archive_with(tmp_path, bomb, compression=zipfile.ZIP_DEFLATED)
     assert path.stat().st_size < 1 << 20
     with pytest.raises(ValueError, match="zip bomb"):
+        load_keras_archive(path)
+    path.write_bytes(declaring(archive_with(tmp_path, genuine).read_bytes(), "model.weights.h5", (1 << 32) - 2))
+    with pytest.raises(ValueError, match=r"model.weights.h5 declares 4294967294 bytes but stores only \d+: "
+                                         r"refusing a possible zip bomb"):
         load_keras_archive(path)
