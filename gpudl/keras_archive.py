@@ -821,11 +821,12 @@ def _plan_optimizer(entry, problems):
     if unpacked is None:
         return None
     class_name, config, cls = unpacked
-    schedule = isinstance(config.get("learning_rate"), dict)
-    options = _options("optimizer", class_name, {k: v for k, v in config.items() if not (schedule and k == "learning_rate")},
-                       cls, "optimizer", problems)
+    rate = config.get("learning_rate")
+    schedule = isinstance(rate, dict)
+    plain = {key: value for key, value in config.items() if not (schedule and key == "learning_rate")}
+    options = _options("optimizer", class_name, plain, cls, "optimizer", problems)
     if schedule:
-        options["learning_rate"] = _plan_object(config["learning_rate"], "schedule", "learning_rate", problems)
+        options["learning_rate"] = _plan_object(rate, "schedule", "learning_rate", problems)
     try:
         return {"optimizer": cls(**options), "schedule": schedule}
     except (ValueError, TypeError) as error:

@@ -26,8 +26,8 @@ def every_layer_model(x, dtype=None, seed=0):
     normalization = L.Normalization()
     normalization.adapt(x)
     block = gpudl.Sequential([L.Dense(8, activation="relu"), L.BatchNormalization(), L.Dropout(0.3)], name="block")
-    layers = [gpudl.Input((x.shape[1],)), normalization, block, L.Activation("tanh"), L.ReLU(), L.LeakyReLU(0.2), L.PReLU(), L.ELU(0.7),
-              L.LayerNormalization(), L.GaussianNoise(0.1), L.GaussianDropout(0.1), L.AlphaDropout(0.1),
+    layers = [gpudl.Input((x.shape[1],)), normalization, block, L.Activation("tanh"), L.ReLU(), L.LeakyReLU(0.2),
+              L.PReLU(), L.ELU(0.7), L.LayerNormalization(), L.GaussianNoise(0.1), L.GaussianDropout(0.1), L.AlphaDropout(0.1),
               L.ActivityRegularization(l2=1e-4), L.Rescaling(0.5, offset=0.25), L.Reshape((2, 4)), L.Flatten(),
               L.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.2),
               L.Normalization(mean=0.5, variance=4.0, invert=True)]
