@@ -697,8 +697,8 @@ def _plan_sequential(entry, where, outer_dtype, custom_objects, problems):
     """The _Plan of a keras.Sequential (the model, or one nested in it as a layer)."""
     if not (isinstance(entry, dict) and entry.get("class_name") == "Sequential"
             and entry.get("module") in ("keras", "keras.models") and isinstance(entry.get("config"), dict)):
-        problems.append(f"{where} is {entry.get('module')}.{entry.get('class_name')}; gpudl loads "
-                        f"keras.Sequential models")
+        found = f"{entry.get('module')}.{entry.get('class_name')}" if isinstance(entry, dict) else _short(entry)
+        problems.append(f"{where} is {found}; gpudl loads keras.Sequential models")
         return None
     config = entry["config"]
     for key in config:
@@ -758,7 +758,7 @@ def _plan_layer(entry, where, model_dtype, custom_objects, problems):
         return None
     class_name, config, cls = unpacked
     config = dict(config)
-    dtype = _dtype_name(config.pop("dtype", model_dtype), where, problems)
+    dtype = _dtype_name(config.pop("dtype", None) or model_dtype, where, problems)
     if dtype is not None and model_dtype is not None and dtype != model_dtype:
         problems.append(f"{where}: dtype {dtype} differs from the model's {model_dtype} (gpudl keeps one dtype)")
     count = len(problems)

@@ -401,6 +401,14 @@ def test_hostile_or_unsupported_configs_are_refused_by_name(tmp_path, genuine, e
     assert not (tmp_path / "pwned").exists() and not os.path.exists("pwned")
 
 
+def test_functional_models_are_refused_by_name(tmp_path, genuine):
+    config = json.loads(genuine["config.json"])
+    config.update(module="keras", class_name="Functional")
+    path = archive_with(tmp_path, {**genuine, "config.json": json.dumps(config)})
+    with pytest.raises(ValueError, match="the model is keras.Functional; gpudl loads keras.Sequential models"):
+        load_keras_archive(path)
+
+
 def test_truncated_archive_is_refused(tmp_path, genuine):
     whole = archive_with(tmp_path, genuine).read_bytes()
     path = tmp_path / "truncated.keras"
