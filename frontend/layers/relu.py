@@ -13,7 +13,7 @@ class ReLU(Layer):
 
     Args:
         max_value: optional positive float cap.  negative_slope: float >= 0.
-        threshold: float, where the linear piece starts.
+        threshold: non-negative float, where the linear piece starts.
     """
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
@@ -23,8 +23,8 @@ class ReLU(Layer):
             raise invalid_value("max_value", "a non-negative float or None", max_value, where)
         if negative_slope is None or not negative_slope >= 0:
             raise invalid_value("negative_slope", "a non-negative float", negative_slope, where)
-        if threshold is None:
-            raise invalid_value("threshold", "a float", threshold, where)
+        if threshold is None or not threshold >= 0:  # Keras: "cannot be None or a negative value"
+            raise invalid_value("threshold", "a non-negative float", threshold, where)
         self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
         self.activation = "relu" if (max_value, negative_slope, threshold) == (None, 0.0, 0.0) else None
 
