@@ -37,6 +37,7 @@ formulas and defaults exactly.
 
 import inspect
 import math
+import re
 import warnings
 
 import numpy as np
@@ -179,6 +180,7 @@ class Optimizer:
         self._arena = None  # the model arena the slots cover
         self._variable_slots = {}  # id(plain array) -> (array, {slot name: flat buffer})
         self._trainable_variables = None  # what apply(grads) without variables updates
+        self._decay_excluded_ids, self._decay_excluded_names = set(), None  # exclude_from_weight_decay
 
     # -- learning rate and step counter ---------------------------------------------
     @property
@@ -289,19 +291,23 @@ class Optimizer:
         gradient buffer holds the gradients (clipping scales it in place)."""
         pieces = [(arena.params[start:stop], arena.grads[start:stop],
                    {name: buffer[start:stop] for name, buffer in self.slots.items()}) for start, stop in runs]
-        variable_grads = None
-        if self.clipnorm:  # each parameter's gradient on its own
-            bounds = zip(arena.offsets[:-1], arena.offsets[1:])
-            variable_grads = [arena.grads[a:b] for a, b in bounds if any(s <= a and b <= e for s, e in runs)]
-        self._step(pieces, variable_grads)
+        variable_grads = decayed = None
+        if self.clipnorm or self._excludes_some_from_decay():  # parameter by parameter
+            inside = [(p, a, b) for p, a, b in zip(arena.parameters, arena.offsets[:-1], arena.offsets[1:])
+                      if any(s <= a and b <= e for s, e in runs)]
+            variable_grads = [arena.grads[a:b] for _, a, b in inside]
+            decayed = [arena.params[a:b] for p, a, b in inside if self._decays(p)]
+        self._step(pieces, variable_grads, decayed)
 
-    def _step(self, pieces, variable_grads=None):
-        """Clip, decay, update each (param, grad, slots) piece of flat buffers; advance the counter."""
+    def _step(self, pieces, variable_grads=None, decayed=None):
+        """Clip, decay, update the (param, grad, slots) pieces of flat buffers; advance the
+        counter. `decayed`: the parameter buffers weight decay applies to (default all)."""
         if self._steps_prepared == 0:
             self.prepare_steps(self.steps_per_upload)
         self.clip_gradients([grad for _, grad, _ in pieces], variable_grads)
-        for param, grad, slots in pieces:
+        for param in [param for param, _, _ in pieces] if decayed is None else decayed:
             self.decay_weights(param)
+        for param, grad, slots in pieces:
             self.update(param, grad, slots)
         self.step_counter += 1
         self._steps_prepared -= 1
@@ -330,6 +336,27 @@ class Optimizer:
         if self.weight_decay:
             lr = self.step_row(np.float64)[0]
             param *= (1.0 - lr * self.weight_decay).astype(param.dtype)
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """Keras's: no weight decay for the variables in `var_list` (Parameters or arrays) nor for
+        those whose name contains one of the strings (regular expressions) in `var_names`, e.g.
+        var_names=["bias"]. Replaces an earlier exclusion."""
+        names = list(var_names or [])
+        if not all(isinstance(name, str) for name in names):
+            raise invalid_value("var_names", "a list of strings", var_names,
+                                f"{type(self).__name__}.exclude_from_weight_decay")
+        self._decay_excluded_ids = {id(variable) for variable in var_list or []}
+        self._decay_excluded_names = re.compile("|".join(names)) if names else None
+
+    def _excludes_some_from_decay(self):
+        return bool(self.weight_decay and (self._decay_excluded_ids or self._decay_excluded_names))
+
+    def _decays(self, variable):
+        """Whether weight decay applies to `variable` (see exclude_from_weight_decay)."""
+        name = getattr(variable, "name", None)
+        excluded_by_name = self._decay_excluded_names is not None and isinstance(name, str) \
+            and self._decay_excluded_names.search(name) is not None
+        return id(variable) not in self._decay_excluded_ids and not excluded_by_name
 
     # -- custom training loops (Keras 3) -------------------------------------------------
     def apply_gradients(self, grads_and_vars):
@@ -381,7 +408,8 @@ class Optimizer:
                 if getattr(parameter, "constraint", None) is not None:
                     parameter.value[...] = parameter.constraint(parameter.value)
             return
-        self._step(pieces)
+        decayed = [flat for variable, (flat, _, _) in zip(variables, pieces) if self._decays(variable)]
+        self._step(pieces, decayed=decayed)
         for variable, (flat, _, _) in zip(variables, pieces):
             if not variable.flags.c_contiguous:  # the update ran on a flat copy
                 variable[...] = flat.reshape(variable.shape)
@@ -592,8 +620,10 @@ class Adam(Optimizer):
     moment (Kingma & Ba, PyTorch; Keras adds it before the correction):
         m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2
         w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-    amsgrad: v_max = max(v_max, v) replaces v in the update. weight_decay (decoupled) is fused
-    in the kernel. Fused unless amsgrad. Slots: "m", "v", "v_max" (amsgrad).
+    amsgrad: v_max = max(v_max, v) replaces v in the update. The decoupled weight decay factor
+    1 - lr * weight_decay is the first column of the step table. Fused (the decay included)
+    unless amsgrad or some variables are excluded from the decay. Slots: "m", "v", "v_max"
+    (amsgrad).
 
     Args: learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, amsgrad=False, and the
     base arguments.
@@ -612,23 +642,28 @@ class Adam(Optimizer):
         """Rows (decay, step_size, sqrt_bias_correction2): see adam_step_table."""
         return adam_step_table(rates, first_step, self.beta_1, self.beta_2, self.weight_decay or 0.0)
 
+    def _fused(self):
+        return not (self.amsgrad or self._excludes_some_from_decay())
+
     def decay_weights(self, param):
-        """The decay is the first column of Adam's step table, applied in update."""
+        """w *= the table's decay factor (the fused kernel does it itself)."""
+        if self.weight_decay and not self._fused():
+            param *= self.step_row(param.dtype)[0]
 
     def update(self, param, grad, slots):
-        if not self.amsgrad:
+        if self._fused():
             self.ops.adam(param, grad, slots["m"], slots["v"], self.step_table, self.step_counter, self.beta_1,
                           self.beta_2, self.epsilon)
             return
-        decay, step_size, sqrt_bias_correction2 = self.step_row(param.dtype)
-        m, v, v_max = slots["m"], slots["v"], slots["v_max"]
-        param *= decay
+        _, step_size, sqrt_bias_correction2 = self.step_row(param.dtype)
+        m, v = slots["m"], slots["v"]
         m *= self.beta_1
         m += (1.0 - self.beta_1) * grad
         v *= self.beta_2
         v += (1.0 - self.beta_2) * (grad * grad)
-        self.xp.maximum(v_max, v, out=v_max)
-        param -= step_size * (m / (self.xp.sqrt(v_max) / sqrt_bias_correction2 + self.epsilon))
+        if self.amsgrad:
+            v = self.xp.maximum(slots["v_max"], v, out=slots["v_max"])
+        param -= step_size * (m / (self.xp.sqrt(v) / sqrt_bias_correction2 + self.epsilon))
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,

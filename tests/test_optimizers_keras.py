@@ -34,6 +34,18 @@ def clip_torch_grads(parameters, clipnorm=None, global_clipnorm=None):
             grad *= global_clipnorm / max(norm, global_clipnorm)
 
 
+def excluding(optimizer, **exclusion):
+    optimizer.exclude_from_weight_decay(**exclusion)
+    return optimizer
+
+
+def vectors_without_decay(parameters):
+    """PyTorch parameter groups: the 1-D tensors (biases, batch-norm scale and shift) without decay."""
+    parameters = list(parameters)
+    return [{"params": [p for p in parameters if p.ndim > 1]},
+            {"params": [p for p in parameters if p.ndim == 1], "weight_decay": 0.0}]
+
+
 # PyTorch puts Adagrad's and Adamax's epsilon elsewhere than Keras (sqrt(acc) + eps; max(b2 u,
 # |g| + eps)): at 1e-30 both places give the same numbers, so the rest of the rule is compared.
 TORCH_CASES = {
@@ -45,6 +57,8 @@ TORCH_CASES = {
                lambda p: torch.optim.Adamax(p, lr=0.02, betas=(0.8, 0.99), eps=1e-30)),
     "adam_amsgrad": (lambda: optimizers.Adam(0.01, amsgrad=True),
                      lambda p: torch.optim.Adam(p, lr=0.01, amsgrad=True)),
+    "adamw_amsgrad": (lambda: optimizers.AdamW(0.01, weight_decay=0.1, amsgrad=True),
+                      lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1, amsgrad=True)),
     "adam_weight_decay": (lambda: optimizers.Adam(0.01, weight_decay=0.1),
                           lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1)),
     "rmsprop_centered": (lambda: optimizers.RMSprop(0.01, centered=True),
@@ -55,6 +69,10 @@ TORCH_CASES = {
     "rmsprop_centered_momentum": (
         lambda: optimizers.RMSprop(0.01, rho=0.8, momentum=0.5, centered=True),
         lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.8, eps=1e-8, momentum=0.5, centered=True)),
+    # the vectors (batch-norm gamma, beta and the bias) are excluded from the decay by name
+    "adamw_excluding_vectors": (
+        lambda: excluding(optimizers.AdamW(0.01, weight_decay=0.1), var_names=["gamma", "beta", "bias"]),
+        lambda p: torch.optim.AdamW(vectors_without_decay(p), lr=0.01, weight_decay=0.1)),
     "sgd_clipnorm": (lambda: optimizers.SGD(0.5, momentum=0.9, clipnorm=0.05),
                      lambda p: torch.optim.SGD(p, lr=0.5, momentum=0.9)),
     "adam_global_clipnorm": (lambda: optimizers.Adam(0.01, global_clipnorm=0.05),
@@ -539,3 +557,19 @@ def test_a_keras_style_callable_without_arguments_gives_the_rate():
     assert w[0] == pytest.approx(-0.1 - 0.4, rel=1e-15)
     optimizer.learning_rate = lambda: next(rates)
     assert optimizer.learning_rate == 0.5
+
+
+def test_exclude_from_weight_decay_by_identity_on_plain_arrays():
+    rng = np.random.default_rng(12)
+    kept, excluded, grads = rng.normal(size=3), rng.normal(size=3), rng.normal(size=(2, 3))
+    optimizer = optimizers.SGD(0.1, weight_decay=0.5)
+    optimizer.exclude_from_weight_decay(var_list=[excluded])
+    expected_kept, expected_excluded = kept.copy(), excluded.copy()
+    for g in grads:
+        optimizer.apply([g, g], [kept, excluded])
+        expected_kept = expected_kept * (1 - 0.1 * 0.5) - 0.1 * g
+        expected_excluded = expected_excluded - 0.1 * g
+    np.testing.assert_allclose(kept, expected_kept, rtol=1e-14)
+    np.testing.assert_allclose(excluded, expected_excluded, rtol=1e-14)
+    with pytest.raises(ValueError, match="argument `var_names`. Expected a list of strings"):
+        optimizer.exclude_from_weight_decay(var_names=[3])
