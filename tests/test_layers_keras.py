@@ -200,7 +200,7 @@ class PinnedAlphaDropout(Pinned, AlphaDropout):
     lambda: PinnedGaussianNoise(0.5, seed=4), lambda: PinnedGaussianDropout(0.3, seed=5),
     lambda: PinnedAlphaDropout(0.3, seed=6), lambda: PinnedAlphaDropout(0.5, noise_shape=(None, 1), seed=7),
     lambda: ActivityRegularization(l1=0.01, l2=0.02), lambda: Rescaling(0.5, offset=2.0),
-    lambda: ReLU(max_value=0.5, negative_slope=0.1, threshold=-0.2), lambda: Softmax(),
+    lambda: ReLU(max_value=0.5, negative_slope=0.1, threshold=0.2), lambda: Softmax(),
 ])
 def test_new_layer_between_two_dense_layers_passes_the_gradient_check(make):
     result = check([Dense(6), make(), Dense(3, activation="softmax")])
