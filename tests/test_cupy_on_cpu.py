@@ -63,6 +63,25 @@ def test_a_missing_barrier_is_caught():
     assert not np.array_equal(out[:64], x[:64][::-1])
 
 
+def test_a_write_one_past_the_end_of_an_array_is_caught():
+    shifted = BLOCK_REVERSE.replace("if (i < n) out[i] = shared", "if (i < n) out[i + 1] = shared")
+    assert shifted != BLOCK_REVERSE
+    module = RawModule(shifted, name_expressions=["block_reverse<float>"])
+    x, out = np.ones(64, np.float32), np.zeros(64, np.float32)
+    with pytest.raises(RuntimeError, match="wrote outside array argument 1"):
+        module.get_function("block_reverse<float>")((1,), (64,), (x, out, np.int64(64)))
+
+
+def test_an_element_the_kernel_never_writes_stays_nan(monkeypatch):
+    # dropout that skips the last element: the launcher's output starts as NaN (poisoned)
+    planted = dropout._CUPY_SOURCE.replace("if (i < n) {", "if (i < n - 1) {")
+    assert planted != dropout._CUPY_SOURCE
+    monkeypatch.setattr(dropout, "_CUPY_DROPOUT", _triton_util.CupyRaw(planted, "dropout_kernel"))
+    with cupy_on_cpu():
+        y = dropout.dropout_cupy(np.ones(10, np.float32), 0.5, 3)
+    assert np.isnan(y[-1]) and not np.isnan(y[:-1]).any()
+
+
 def test_planted_off_by_one_in_a_kernel_index_is_caught(monkeypatch):
     # a copy of the dropout source whose element takes the Philox word of the next lane
     planted = dropout._CUPY_SOURCE.replace("bool keep = words[lane] >= threshold",

@@ -64,12 +64,41 @@ _SCALAR_CTYPES = {np.dtype(t): c for t, c in [
     (np.bool_, ctypes.c_bool)]}
 
 
-def _argument(value):
+GUARD_BYTES, GUARD = 256, 0xCD
+
+
+class GuardedBuffers:
+    """Each array argument runs in a copy with GUARD_BYTES of a known pattern on both
+    sides; a kernel that writes outside its array changes the pattern and the launch
+    raises. Arguments that share memory share one copy (in-place kernels stay in place)."""
+
+    def __init__(self):
+        self.copies = {}  # (address, nbytes) -> (array, guarded buffer)
+
+    def pointer(self, array):
+        if not array.flags.c_contiguous:
+            raise ValueError(f"kernel argument of shape {array.shape} is not C-contiguous")
+        key = (array.ctypes.data, array.nbytes)
+        if key not in self.copies:
+            buffer = np.full(array.nbytes + 2 * GUARD_BYTES, GUARD, np.uint8)
+            buffer[GUARD_BYTES:GUARD_BYTES + array.nbytes] = array.reshape(-1).view(np.uint8)
+            self.copies[key] = (array, buffer)
+        return ctypes.c_void_p(self.copies[key][1].ctypes.data + GUARD_BYTES)
+
+    def check_and_copy_back(self):
+        for index, (array, buffer) in enumerate(self.copies.values()):
+            guards = np.concatenate([buffer[:GUARD_BYTES], buffer[GUARD_BYTES + array.nbytes:]])
+            if (guards != GUARD).any():
+                raise RuntimeError(f"the kernel wrote outside array argument {index} "
+                                   f"(shape {array.shape}, {array.dtype})")
+            if array.flags.writeable:
+                array.reshape(-1).view(np.uint8)[:] = buffer[GUARD_BYTES:GUARD_BYTES + array.nbytes]
+
+
+def _argument(value, guarded):
     """The ctypes object CUDA would receive for one kernel argument."""
     if isinstance(value, np.ndarray):
-        if not value.flags.c_contiguous:
-            raise ValueError(f"kernel argument of shape {value.shape} is not C-contiguous")
-        return ctypes.c_void_p(value.ctypes.data)
+        return guarded.pointer(value)
     if isinstance(value, np.generic):
         return _SCALAR_CTYPES[value.dtype](value.item())
     raise TypeError(f"kernel arguments must be arrays or NumPy scalars (CuPy's typed launch); "
@@ -79,10 +108,12 @@ def _argument(value):
 def launch(function, grid, block, args):
     """Run `function` over the whole grid; args as cupy.RawKernel takes them."""
     grid, block = (tuple(d) + (1,) * (3 - len(d)) for d in (grid, block))
-    values = [_argument(a) for a in args]
+    guarded = GuardedBuffers()
+    values = [_argument(a, guarded) for a in args]
     pointers = (ctypes.c_void_p * max(len(values), 1))(*[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p)
                                                          for v in values])
     function(*map(ctypes.c_uint, grid + block), pointers)
+    guarded.check_and_copy_back()
 
 
 class RawModule:
@@ -125,7 +156,7 @@ class ElementwiseKernel:
         for (_, t, name), out in zip(self.outputs, outputs):
             if out.shape != shape:
                 raise ValueError(f"{self.definition.name}: output `{name}` has shape {out.shape}, inputs {shape}")
-        outputs += [np.empty(shape, T if t == "T" else t) for _, t, _ in self.outputs[len(outputs):]]
+        outputs += [CPU_CUPY.empty(shape, T if t == "T" else t) for _, t, _ in self.outputs[len(outputs):]]
         kernel = self.definition._replace(scalars=scalars)
         ctype = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}[T]
         (function,) = compile_library(kernel.source(ctype), [kernel.name]).values()
@@ -144,13 +175,26 @@ class ElementwiseKernel:
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 
+def _poisoned(make):
+    """np.empty / np.empty_like whose float arrays start as NaN: an element a launcher
+    allocates and its kernel never writes shows up (as the GPU tests' pool poisoning does)."""
+    def poisoned(*args, **kwargs):
+        array = make(*args, **kwargs)
+        if array.dtype.kind == "f":
+            array.fill(np.nan)
+        return array
+
+    return poisoned
+
+
 class _Device:
     attributes = {"MultiProcessorCount": 132}  # an H100 SXM: the launchers size grids by it
 
 
 CPU_CUPY = types.SimpleNamespace(
-    **{name: getattr(np, name) for name in ("arange", "asarray", "empty", "empty_like", "minimum", "zeros", "sqrt",
-                                            "int64", "float32", "float64", "ascontiguousarray")},
+    **{name: getattr(np, name) for name in ("arange", "asarray", "minimum", "zeros", "sqrt", "int64", "float32",
+                                            "float64", "ascontiguousarray")},
+    empty=_poisoned(np.empty), empty_like=_poisoned(np.empty_like),
     ndarray=np.ndarray, RawModule=RawModule, ElementwiseKernel=ElementwiseKernel,
     asnumpy=np.asarray, cuda=types.SimpleNamespace(Device=_Device))
 
