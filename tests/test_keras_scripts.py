@@ -48,6 +48,9 @@ CRASHES = {
         "batch_size=1, each (1,) target broadcasts against the (1, 10) output (keras/src/losses/losses.py "
         "mean_squared_error: squeeze_or_expand_to_same_rank changes nothing when the last axis is not 1, then "
         "y_true - y_pred broadcasts)"),
+    "serialization_layers": (
+        "keras.layers.serialize / keras.layers.deserialize do not exist; Keras has them for any layer "
+        "(keras/src/layers/__init__.py, used by the saving guide's custom-layer example)"),
     "docstring_schedules": (
         "CosineDecay(initial_learning_rate=0.0, warmup_target=0.1, warmup_steps=...) is refused (`a positive number`); "
         "Keras's CosineDecay docstring warms up from initial_learning_rate = 0 "
@@ -74,6 +77,12 @@ KNOWN_GAPS = {
     ("fixed_weights_layers", "activations_get_callable"): (
         "keras.activations.get('swish') returns gpudl's (forward, backward) pair; Keras returns the activation "
         "function itself (keras/src/activations/__init__.py get)"),
+    ("serialization_api", "resumed_loss_name"): (
+        "model.loss is a MeanSquaredError object after compile(loss='mse') (and after load_model); Keras keeps what "
+        "compile received, the string 'mse' (keras/src/trainers/trainer.py compile: self.loss = loss)"),
+    ("serialization_api", "loss_by_name"): (
+        "keras.losses.get('mse') returns a MeanSquaredError object; Keras returns the function mean_squared_error "
+        "(keras/src/losses/__init__.py ALL_OBJECTS_DICT maps 'mse' to it)"),
     ("saving_guide", "json_top_keys"): (
         "model.to_json() holds only class_name and config; Keras's serialize_keras_object adds module, "
         "registered_name, build_config and compile_config (keras/src/models/model.py to_json, "
@@ -333,6 +342,22 @@ EXPECTED = {'basic_regression': {'dnn_history_lengths': {'loss': 10, 'val_loss':
                                 'seq_pop_layers': 1,
                                 'to_categorical': [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0],
                                                    [0.0, 0.0, 0.0, 1.0]]},
+ 'faq_and_callbacks': {'backup_resumed_epochs': 6,
+                       'early_best_epoch_is_argmin': True,
+                       'early_best_value': True,
+                       'early_restored_best': True,
+                       'early_stopped_epoch_consistent': True,
+                       'frozen_counts': [0, 4],
+                       'frozen_flags': [False, False, False],
+                       'frozen_unchanged': True,
+                       'inference_call_matches_predict': True,
+                       'normalize': [[0.6, 0.8], [1.0, 0.0], [0.0, 0.0]],
+                       'seeded_histories_equal': True,
+                       'seeded_weights_equal': True,
+                       'terminate_on_nan_epochs': 1,
+                       'terminate_on_nan_last_is_nan': False,
+                       'training_call_differs': True,
+                       'unfrozen_counts': [4, 0]},
  'fixed_weights': {'class_weight_history_loss': [1.0800955295562744, 1.0184489488601685],
                    'class_weight_weights': [-0.7380614280700684, -0.7105383276939392, -0.44063130021095276,
                                             -0.37427252531051636, -0.27696117758750916, 0.05483703687787056,
@@ -603,6 +628,37 @@ EXPECTED = {'basic_regression': {'dnn_history_lengths': {'loss': 10, 'val_loss':
                       'unbuilt_layer_weights': 0,
                       'unfrozen_counts': [6, 0],
                       'weights_after_call': 6},
+ 'serialization_api': {'adam_defaults': {'amsgrad': False,
+                                         'beta_1': 0.9,
+                                         'beta_2': 0.999,
+                                         'learning_rate': 0.0010000000474974513,
+                                         'name': 'adam'},
+                       'constant_values': [[2.5, 2.5], [2.5, 2.5]],
+                       'identity_values': [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+                       'initializer_by_name': 'HeNormal',
+                       'initializer_call_shape': [3, 4],
+                       'loss_by_name': [True, 'mean_squared_error'],
+                       'loss_by_name_value': 3.5625,
+                       'loss_from_config': ['Huber', 1.65625],
+                       'loss_serialize': True,
+                       'optimizer_by_name': 'Adam',
+                       'optimizer_roundtrip': ['SGD', 0.05000000074505806, 0.9, True],
+                       'optimizer_serialized_class': 'SGD',
+                       'regularizer_by_name': ['L2', {'l2': 0.01}],
+                       'regularizer_values': [0.14249999821186066, 0.12999999523162842, 0.492499977350235],
+                       'resume_matches_uninterrupted': True,
+                       'resumed_evaluate_len': 2,
+                       'resumed_iterations': 8,
+                       'resumed_loss_name': 'mse',
+                       'variance_scaling_config': {'distribution': 'untruncated_normal',
+                                                   'input_axes': None,
+                                                   'mode': 'fan_in',
+                                                   'output_axes': None,
+                                                   'scale': 2.0,
+                                                   'seed': None}},
+ 'serialization_layers': {'activation_serialize': 'relu',
+                          'layer_roundtrip': ['Dense', 4, 'hidden', 'relu'],
+                          'layer_serialized_class': 'Dense'},
  'training_guide': {'checkpoint_files': ['mymodel_1.keras', 'mymodel_2.keras'],
                     'checkpoint_reload_predict_shape': [5, 10],
                     'class_weight_history_keys': ['loss', 'sparse_categorical_accuracy'],
