@@ -708,4 +708,21 @@ EXPECTED = {'basic_regression': {'dnn_history_lengths': {'loss': 10, 'val_loss':
                          'weighted_pydataset_keys': ['loss', 'sparse_categorical_accuracy'],
                          'weighted_validation_keys': ['loss', 'sparse_categorical_accuracy', 'val_loss',
                                                       'val_sparse_categorical_accuracy'],
-                         'workers_history_keys': ['loss', 'sparse_categorical_accuracy']}}
+                         'workers_history_keys': ['loss', 'sparse_categorical_accuracy']},
+ 'verbose_output': {'checkpoint_verbose': ['Epoch N: val_loss improved from None to N, saving model to '
+                                           'best.weights.hN',
+                                           'Epoch N: finished saving model to best.weights.hN',
+                                           'Epoch N: val_loss improved from N to N, saving model to '
+                                           'best.weights.hN',
+                                           'Epoch N: finished saving model to best.weights.hN'],
+                    'early_stopping_verbose': ['Epoch N: early stopping'],
+                    'evaluate_auto': ['N/N ━━━━━━━━━━━━━━━━━━━━ N N/step - accuracy: N - loss: N'],
+                    'fit_auto': ['Epoch N/N',
+                                 'N/N ━━━━━━━━━━━━━━━━━━━━ N N/step - accuracy: N - loss: N - val_accuracy: N - '
+                                 'val_loss: N',
+                                 'Epoch N/N',
+                                 'N/N ━━━━━━━━━━━━━━━━━━━━ N N/step - accuracy: N - loss: N - val_accuracy: N - '
+                                 'val_loss: N'],
+                    'fit_verbose_1': ['N/N ━━━━━━━━━━━━━━━━━━━━ N N/step - accuracy: N - loss: N'],
+                    'fit_verbose_2': ['N/N - N - N/step - accuracy: N - loss: N'],
+                    'predict_auto': ['N/N ━━━━━━━━━━━━━━━━━━━━ N N/step']}}
