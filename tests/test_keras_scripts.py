@@ -179,6 +179,13 @@ def test_import_rewrite_touches_only_keras_imports():
                                   "import kerastuner\nx = 'import keras'\n")
 
 
+def test_mismatches_names_each_kind_of_difference():
+    expected = {"lengths": [1, 2], "rate": 0.5, "built": True, "name": "x"}
+    assert mismatches({"lengths": [1, 2], "rate": 0.5000001, "built": True, "name": "x"}, expected, "out") == []
+    found = mismatches({"lengths": [1], "rate": 0.51, "built": 1, "other": "x"}, expected, "out")
+    assert [line.split(":")[0] for line in found] == ["out", "out.built", "out.lengths", "out.rate"]
+
+
 @pytest.mark.parametrize("name", [
     pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=CRASHES[name])) if name in CRASHES else name
     for name in SCRIPTS])
