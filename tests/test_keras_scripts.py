@@ -83,6 +83,17 @@ KNOWN_GAPS = {
     ("serialization_api", "loss_by_name"): (
         "keras.losses.get('mse') returns a MeanSquaredError object; Keras returns the function mean_squared_error "
         "(keras/src/losses/__init__.py ALL_OBJECTS_DICT maps 'mse' to it)"),
+    ("weights_api", "kernel"): (
+        "a weight's path is 'd/kernel'; Keras prefixes the model's name scope it was built in, "
+        "'sequential/d/kernel' (keras/src/backend/common/variables.py Variable.path)"),
+    ("weights_api", "weight_paths"): (
+        "model.weights paths lack the 'sequential/' prefix Keras gives (keras/src/backend/common/variables.py)"),
+    ("weights_api", "dropout_config_keys"): (
+        "Dropout.get_config() lacks noise_shape (keras/src/layers/regularization/dropout.py get_config)"),
+    ("weights_api", "batch_norm_config_keys"): (
+        "BatchNormalization.get_config() lacks axis, the beta/gamma/moving_* initializers, regularizers and "
+        "constraints, renorm, renorm_clipping, renorm_momentum and synchronized "
+        "(keras/src/layers/normalization/batch_normalization.py get_config)"),
     ("saving_guide", "json_top_keys"): (
         "model.to_json() holds only class_name and config; Keras's serialize_keras_object adds module, "
         "registered_name, build_config and compile_config (keras/src/models/model.py to_json, "
@@ -1139,4 +1150,26 @@ EXPECTED = {'basic_regression': {'dnn_history_lengths': {'loss': 10, 'val_loss':
                                  'val_loss: N'],
                     'fit_verbose_1': ['N/N ━━━━━━━━━━━━━━━━━━━━ N N/step - accuracy: N - loss: N'],
                     'fit_verbose_2': ['N/N - N - N/step - accuracy: N - loss: N'],
-                    'predict_auto': ['N/N ━━━━━━━━━━━━━━━━━━━━ N N/step']}}
+                    'predict_auto': ['N/N ━━━━━━━━━━━━━━━━━━━━ N N/step']},
+ 'weights_api': {'assigned': [6.0, 'ndarray', [0.5, -0.5]],
+                 'attributes': [8, 2, True, True, 'float32'],
+                 'batch_norm_config_keys': ['axis', 'beta_constraint', 'beta_initializer', 'beta_regularizer',
+                                            'center', 'dtype', 'epsilon', 'gamma_constraint', 'gamma_initializer',
+                                            'gamma_regularizer', 'momentum', 'moving_mean_initializer',
+                                            'moving_variance_initializer', 'name', 'renorm', 'renorm_clipping',
+                                            'renorm_momentum', 'scale', 'synchronized', 'trainable'],
+                 'batch_norm_trainable': ['gamma', 'beta'],
+                 'batch_norm_weight_names': ['gamma', 'beta', 'moving_mean', 'moving_variance'],
+                 'dropout_config_keys': ['dtype', 'name', 'noise_shape', 'rate', 'seed', 'trainable'],
+                 'get_layer': ['d', 'dense', 'dense'],
+                 'kernel': {'dtype': 'float32',
+                            'name': 'kernel',
+                            'path': 'sequential/d/kernel',
+                            'shape': [3, 2],
+                            'trainable': True},
+                 'layer_call_after_assign': [[6.5, 5.5]],
+                 'model_name': 'sequential',
+                 'names_after_clear_session': ['dense', 'sequential'],
+                 'second_names': ['dense_1', 'dropout', 'batch_normalization', 'sequential_1'],
+                 'weight_paths': ['sequential/d/kernel', 'sequential/d/bias', 'sequential/dense/kernel',
+                                  'sequential/dense/bias']}}
