@@ -7,12 +7,12 @@ returns when all are done. An elementwise result does not depend on the split (e
 element goes through the same operations in the same order), so a threaded run is
 bit-identical to a serial one.
 
-The pool has one worker per core beyond the caller; GPUDL_NUM_THREADS sets the number of
-threads in all (1: no pool). The NumPy kernels call it between BLAS calls, never during
-one, so the pool and BLAS's threads take turns on the cores. A part pays only when its
-NumPy calls are long: each call on a worker costs a GIL hand-off (microseconds, far more
-when another process holds the core), so parts are at least `grain` elements and smaller
-work stays on the calling thread.
+The pool takes only the cores that BLAS leaves free (thread_count): OpenBLAS's threads
+keep spinning for a while after each GEMM, and a pool thread on their core slows both
+(measured in perf/RESULTS.md). GPUDL_NUM_THREADS sets the number of threads in all (1: no
+pool). A part pays only when its NumPy calls are long: each call on a worker costs a GIL
+hand-off (microseconds, far more when another process holds the core), so parts are at
+least `grain` elements and smaller work stays on the calling thread.
 """
 
 import itertools
@@ -29,8 +29,21 @@ _pool_lock = threading.Lock()
 _local = threading.local()
 
 
+def blas_threads():
+    """The threads of the BLAS library behind NumPy (threadpoolctl), or None when unknown."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return None
+    counts = [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    return max(counts) if counts else None
+
+
 def thread_count():
-    """Threads that share the work: GPUDL_NUM_THREADS, else the cores this process may use."""
+    """Threads that share elementwise work: GPUDL_NUM_THREADS, else the calling thread plus
+    one per core that BLAS leaves free (read once). BLAS's idle threads keep spinning
+    between GEMMs, so a pool thread on one of their cores slows both: with OpenBLAS's
+    default (a thread per core) the pool stays off."""
     if _state["threads"] is None:
         requested = os.environ.get("GPUDL_NUM_THREADS")
         if requested:
@@ -39,7 +52,9 @@ def thread_count():
                                  f"Received: GPUDL_NUM_THREADS={requested!r}")
             _state["threads"] = int(requested)
         else:
-            _state["threads"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+            blas = blas_threads()
+            _state["threads"] = 1 + max(0, cores - (cores if blas is None else blas))
     return _state["threads"]
 
 

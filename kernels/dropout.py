@@ -33,7 +33,9 @@ PHILOX_KEY_A = 0x9E3779B9
 PHILOX_KEY_B = 0xBB67AE85
 PHILOX_KEY_STEPS = np.array([[PHILOX_KEY_A], [PHILOX_KEY_B]], dtype=np.uint32)
 PHILOX_ROUNDS = 10
-PHILOX_GRAIN = 4096  # counters per thread below which one thread draws them all
+PHILOX_GRAIN = 1 << 16  # counters per thread below which one thread draws them all: a round is
+# five short NumPy calls, and on smaller parts the threads spend more time handing the GIL
+# to each other than they save (measured: 0.93 ms on 2 threads against 0.41 ms on 1, 128x512)
 SHIFT32 = np.uint64(32)
 
 

@@ -158,6 +158,8 @@ def main():
     parser.add_argument("--runs", type=int, default=3, help="alternating rounds of gpudl and PyTorch")
     parser.add_argument("--keras-python", default=None, help="interpreter with keras and jax (default: this one, "
                                                              "when it has them)")
+    parser.add_argument("--threads", type=int, default=0, help="threads for BLAS, PyTorch and gpudl's pool "
+                                                                "(default: each library's own choice)")
     parser.add_argument("--no-keras", action="store_true")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="also profile a gpudl epoch of N examples")
     parser.add_argument("--keras-only", action="store_true", help=argparse.SUPPRESS)
@@ -171,6 +173,14 @@ def main():
 
     import torch
 
+    if args.threads:  # one count for every library: BLAS (threadpoolctl), PyTorch, gpudl's pool
+        import threadpoolctl
+
+        from gpudl import threads
+
+        threadpoolctl.threadpool_limits(args.threads)
+        torch.set_num_threads(args.threads)
+        threads._state["threads"] = args.threads
     runs = {"gpudl": [], "torch": []}
     losses = {"gpudl": [], "torch": []}
     load = []  # 1-minute load average before each epoch: other processes sharing the cores

@@ -13,17 +13,7 @@ import pytest
 import gpudl
 from gpudl import threads
 from gpudl.kernels import batchnorm, dropout, optimizer_updates
-
-
-def philox_scalar(counter, key):
-    """Philox4x32-10 on Python ints, straight from Salmon et al. (2011)."""
-    c0, c1, c2, c3 = counter
-    k0, k1 = key
-    for _ in range(10):
-        a, b = 0xD2511F53 * c0, 0xCD9E8D57 * c2
-        c0, c1, c2, c3 = (b >> 32) ^ c1 ^ k0, b & 0xFFFFFFFF, (a >> 32) ^ c3 ^ k1, a & 0xFFFFFFFF
-        k0, k1 = (k0 + 0x9E3779B9) & 0xFFFFFFFF, (k1 + 0xBB67AE85) & 0xFFFFFFFF
-    return c0, c1, c2, c3
+from test_kernel_references import philox_scalar  # Philox from the paper, on Python ints
 
 
 @pytest.fixture
@@ -111,6 +101,21 @@ def test_thread_count_reads_gpudl_num_threads(monkeypatch):
     monkeypatch.setenv("GPUDL_NUM_THREADS", "zero")
     with pytest.raises(ValueError, match="GPUDL_NUM_THREADS.*positive integer.*'zero'"):
         threads.thread_count()
+
+
+@pytest.mark.parametrize("blas, expected", [(4, 1), (3, 2), (1, 4), (None, 1)])
+def test_default_thread_count_takes_the_cores_blas_leaves_free(monkeypatch, blas, expected):
+    monkeypatch.setitem(threads._state, "threads", None)
+    monkeypatch.delenv("GPUDL_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(threads, "blas_threads", lambda: blas)
+    assert threads.thread_count() == expected
+
+
+def test_blas_threads_reads_numpys_blas_through_threadpoolctl():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        assert threads.blas_threads() == 1
 
 
 # --- dropout ------------------------------------------------------------------------------
