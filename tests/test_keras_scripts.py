@@ -98,6 +98,9 @@ KNOWN_GAPS = {
         "BatchNormalization.get_config() lacks axis, the beta/gamma/moving_* initializers, regularizers and "
         "constraints, renorm, renorm_clipping, renorm_momentum and synchronized "
         "(keras/src/layers/normalization/batch_normalization.py get_config)"),
+    ("error_paths", "fit_without_compile"): (
+        "fit before compile raises RuntimeError; Keras raises ValueError('You must call `compile()` before using the "
+        "model.') (keras/src/trainers/trainer.py _assert_compile_called)"),
     ("saving_guide", "json_top_keys"): (
         "model.to_json() holds only class_name and config; Keras's serialize_keras_object adds module, "
         "registered_name, build_config and compile_config (keras/src/models/model.py to_json, "
@@ -364,6 +367,18 @@ EXPECTED = {'basic_regression': {'dnn_history_lengths': {'loss': 10, 'val_loss':
                                 'seq_pop_layers': 1,
                                 'to_categorical': [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0],
                                                    [0.0, 0.0, 0.0, 1.0]]},
+ 'error_paths': {'dropout_rate_1_5': 'ValueError',
+                 'fit_without_compile': 'ValueError',
+                 'load_weights_other_architecture': 'ValueError',
+                 'set_weights_wrong_count': 'ValueError',
+                 'set_weights_wrong_shape': 'ValueError',
+                 'set_weights_wrong_shape_unchanged': True,
+                 'sgd_lr_argument': 'ValueError',
+                 'unknown_activation': 'ValueError',
+                 'unknown_loss': 'ValueError',
+                 'unknown_metric': 'ValueError',
+                 'unknown_optimizer': 'ValueError',
+                 'x_y_lengths_differ': 'ValueError'},
  'faq_and_callbacks': {'backup_resumed_epochs': 6,
                        'early_best_epoch_is_argmin': True,
                        'early_best_value': True,
