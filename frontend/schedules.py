@@ -42,6 +42,12 @@ def _is_number(value):
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
+def _step_count(argument, value):
+    """A positive number of steps, kept as given (an int stays an int in get_config, as in Keras)."""
+    check_positive(argument, value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _check_count(argument, value):
     """A positive whole number, as an int (steps_per_epoch, epochs_per_drop)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -83,7 +89,7 @@ class ExponentialDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
         self.initial_learning_rate = check_positive("initial_learning_rate", initial_learning_rate)
-        self.decay_steps = check_positive("decay_steps", decay_steps)
+        self.decay_steps = _step_count("decay_steps", decay_steps)
         self.decay_rate = check_positive("decay_rate", decay_rate)
         self.staircase = bool(staircase)
         self.name = name
@@ -120,7 +126,7 @@ class InverseTimeDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="InverseTimeDecay"):
         self.initial_learning_rate = check_positive("initial_learning_rate", initial_learning_rate)
-        self.decay_steps = check_positive("decay_steps", decay_steps)
+        self.decay_steps = _step_count("decay_steps", decay_steps)
         self.decay_rate = check_positive("decay_rate", decay_rate)
         self.staircase = bool(staircase)
         self.name = name
@@ -187,7 +193,7 @@ class CosineDecay(LearningRateSchedule):
     default) it is 0 from then on: use alpha > 0, or decay_steps beyond the last training step.
 
     Args:
-        initial_learning_rate: > 0.
+        initial_learning_rate: > 0; >= 0 with a warmup (which may start from 0).
         decay_steps: steps to decay over, > 0.
         alpha: the final rate as a fraction of the decayed-from rate, in [0, 1].
         name: Keras's name argument.
@@ -197,13 +203,19 @@ class CosineDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay", warmup_target=None,
                  warmup_steps=0):
-        self.initial_learning_rate = check_positive("initial_learning_rate", initial_learning_rate)
-        self.decay_steps = check_positive("decay_steps", decay_steps)
+        self.warmup_target = None if warmup_target is None else check_positive("warmup_target", warmup_target)
+        if self.warmup_target is None:
+            self.initial_learning_rate = check_positive("initial_learning_rate", initial_learning_rate)
+        elif not (_is_number(initial_learning_rate) and math.isfinite(initial_learning_rate)
+                  and initial_learning_rate >= 0):  # a warmup may start at 0 (Keras's docstring does)
+            raise invalid_value("initial_learning_rate", "a non-negative number", initial_learning_rate)
+        else:
+            self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = _step_count("decay_steps", decay_steps)
         if not (_is_number(alpha) and 0.0 <= alpha <= 1.0):
             raise invalid_value("alpha", "a float in [0, 1]", alpha)
         self.alpha = float(alpha)
         self.name = name
-        self.warmup_target = None if warmup_target is None else check_positive("warmup_target", warmup_target)
         if not (_is_number(warmup_steps) and math.isfinite(warmup_steps) and warmup_steps >= 0):
             raise invalid_value("warmup_steps", "a non-negative number of steps", warmup_steps)
         self.warmup_steps = warmup_steps
@@ -250,7 +262,7 @@ class PolynomialDecay(LearningRateSchedule):
     def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0, cycle=False,
                  name="PolynomialDecay"):
         self.initial_learning_rate = check_positive("initial_learning_rate", initial_learning_rate)
-        self.decay_steps = check_positive("decay_steps", decay_steps)
+        self.decay_steps = _step_count("decay_steps", decay_steps)
         if not (_is_number(end_learning_rate) and math.isfinite(end_learning_rate) and end_learning_rate >= 0):
             raise invalid_value("end_learning_rate", "a non-negative number", end_learning_rate)
         self.end_learning_rate = float(end_learning_rate)
@@ -300,7 +312,7 @@ class CosineDecayRestarts(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0, name="SGDRDecay"):
         self.initial_learning_rate = check_positive("initial_learning_rate", initial_learning_rate)
-        self.first_decay_steps = check_positive("first_decay_steps", first_decay_steps)
+        self.first_decay_steps = _step_count("first_decay_steps", first_decay_steps)
         self.t_mul = check_positive("t_mul", t_mul)
         if not (_is_number(m_mul) and math.isfinite(m_mul) and m_mul >= 0):
             raise invalid_value("m_mul", "a non-negative number", m_mul)

@@ -59,6 +59,8 @@ def test_cosine_decay_warmup_rises_linearly_then_decays_from_the_target():
             expected = 0.1 * ((1 - 0.1) * 0.5 * (1 + math.cos(math.pi * done)) + 0.1)
         assert schedule(step) == pytest.approx(expected, rel=1e-15)
     assert CosineDecay(0.05, 10, warmup_steps=5)(3) == CosineDecay(0.05, 10)(3)  # no target: no warmup
+    from_zero = CosineDecay(0, 1000, warmup_target=0.1, warmup_steps=1000)  # Keras's docstring example
+    assert from_zero(0) == 0.0 and from_zero(250) == pytest.approx(0.025, rel=1e-15)
 
 
 # Real Keras: /work/kerasvenv (Keras 3.15.1, JAX backend, jax_enable_x64, floatx float64), the script
@@ -160,6 +162,8 @@ def test_restarts_past_their_end_give_a_clear_error_when_the_step_comes():
     (lambda: CosineDecayRestarts(0.1, 3, alpha=2.0), "alpha"),
     (lambda: CosineDecay(0.1, 10, warmup_target=0.0, warmup_steps=3), "warmup_target"),
     (lambda: CosineDecay(0.1, 10, warmup_target=0.5, warmup_steps=-1), "warmup_steps"),
+    (lambda: CosineDecay(0.0, 10), "initial_learning_rate"),
+    (lambda: CosineDecay(-0.1, 10, warmup_target=0.5, warmup_steps=3), "initial_learning_rate"),
 ])
 def test_bad_arguments_raise_naming_the_argument(make, argument):
     with pytest.raises(ValueError, match=f"argument `{argument}`.*Received: {argument}="):
