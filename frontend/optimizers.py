@@ -481,10 +481,13 @@ class Optimizer:
 
     @property
     def variables(self):
-        """The optimizer's state, as Keras lists it: the step counter (int64, shape (1,)), then the
-        slots: the arena's flat buffers (in slot_names order), then each plain array's, in the
-        order they were first seen, shaped like the array. Views of the live state."""
-        state = [self.step_counter] + [self.slots[name] for name in self.slot_names if name in self.slots]
+        """The optimizer's state in Keras's order: the step counter (int64, shape (1,)), then for
+        each variable, its slots in slot_names order, shaped like it: the model's parameters
+        first (arena order), then the plain arrays in the order they were first seen. Views of
+        the live state. (Keras also lists a constant learning rate; read optimizer.learning_rate.)"""
+        state = [self.step_counter]
+        if self.slots:
+            state += [self.get_slot(p, name) for p in self._arena.parameters for name in self.slot_names]
         for variable, slots in self._variable_slots.values():
             state += [slots[name].reshape(variable.shape) for name in self.slot_names]
         return state

@@ -313,6 +313,10 @@ def test_apply_on_a_models_weights_is_one_launch_and_equals_the_same_step_on_pla
         np.testing.assert_array_equal(parameter.value, copy)
         np.testing.assert_array_equal(model.optimizer.get_slot(parameter, "v"), twin.get_slot(copy, "v"))
         np.testing.assert_array_equal(parameter.grad, grad)  # copied into the model's gradient buffer
+    # Keras's order: the counter, then each variable's slots (m, v)
+    state = model.optimizer.variables
+    assert [tuple(s.shape) for s in state[1:]] == [p.shape for p in parameters for _ in ("m", "v")]
+    np.testing.assert_array_equal(state[4], model.optimizer.get_slot(parameters[1], "v"))
 
 
 def test_apply_on_some_of_a_models_weights_leaves_the_others_and_applies_constraints():
