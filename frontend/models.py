@@ -24,6 +24,7 @@ from gpudl.frontend.layers import LAYER_CLASSES
 from gpudl.frontend.layers.base import Layer, unique_name
 from gpudl.frontend.layers.dropout import Dropout
 from gpudl.frontend.layers.input import Input
+from gpudl.frontend.layers.input_layer import InputLayer
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -50,6 +51,7 @@ class Sequential:
         self.seed = gpudl_random.new_seed() if seed is None else int(seed)
         self.layers = []
         self._feature_shape = None  # the input shape without the batch axis
+        self._input_layer = None  # the InputLayer Keras lists first in the config
         self.built = False
         self.compiled = False
         self.stop_training = False
@@ -68,18 +70,23 @@ class Sequential:
     def add(self, layer, rebuild=True):
         """Append a layer (or an `Input`); once the input shape is known the model builds
         as layers arrive, as in Keras."""
-        if isinstance(layer, Input) or type(layer).__name__ == "InputLayer":
+        if isinstance(layer, Input):  # keras.Input or an InputLayer
             if self.layers or self._feature_shape is not None:
                 raise ValueError(f"Sequential '{self.name}': an Input must be the first element of the model.")
             self._feature_shape = tuple(layer.shape)
+            self._input_layer = layer if isinstance(layer, InputLayer) else InputLayer(
+                shape=layer.shape, dtype=self.dtype, name=getattr(layer, "name", None))
             return
         if not isinstance(layer, (Layer, Sequential)):
             hint = (" The functional API (keras.Model(inputs, outputs)) is not supported: build a "
                     "gpudl.Sequential." if callable(layer) else "")
             raise TypeError(f"Sequential '{self.name}' can only add layers; received {layer!r}.{hint}")
         declared = getattr(layer, "declared_input_shape", None)  # Dense(..., input_shape=(n,))
+        if isinstance(layer, Sequential):  # a model with a known input shape, as Keras's _maybe_rebuild
+            declared = layer._feature_shape
         if declared is not None and not self.layers and self._feature_shape is None:
             self._feature_shape = tuple(declared)
+            self._input_layer = InputLayer(shape=self._feature_shape, dtype=self.dtype)  # as Keras adds one
         if any(existing.name == layer.name for existing in self.layers):
             raise ValueError(f"Sequential '{self.name}' already has a layer named {layer.name!r}: "
                              f"layer names must be unique.")
@@ -194,7 +201,8 @@ class Sequential:
                              f"applies to multi-output models, which gpudl's Sequential is not; received "
                              f"loss_weights={loss_weights!r}. Pass metrics by keyword: metrics=[...].")
         self.optimizer = optimizers_module.get(optimizer)
-        self.loss = losses_module.get(loss)
+        self.loss = loss  # as given, like Keras; the Loss object that runs is compiled_loss
+        self.compiled_loss = losses_module.loss_object(loss)
         self._metric_names = list(metrics or [])
         self._weighted_metric_names = list(weighted_metrics or [])
         self.metrics = None  # resolved once the output width is known
@@ -204,19 +212,20 @@ class Sequential:
 
     def _prepare_to_run(self, x_shape):
         if not self.compiled:
-            raise RuntimeError(f"Model '{self.name}' must be compiled before fit/evaluate: "
-                               f"call model.compile(optimizer, loss, metrics).")
+            raise ValueError(f"You must call `compile()` before using the model. (Model '{self.name}': "
+                             f"model.compile(optimizer, loss, metrics=[...]).)")
         self._ensure_built(x_shape)
         if not self.optimizer.slots and self.optimizer.slot_names:
             self.optimizer.build(self.arena)
         if self.metrics is None:
             units = self._output_feature_shape[-1]
-            self.metrics = [metrics_module.get(m, self.loss, units)
+            self.metrics = [metrics_module.get(m, self.compiled_loss, units)
                             for m in self._metric_names + self._weighted_metric_names]
             self._metric_weighted = [False] * len(self._metric_names) + [True] * len(self._weighted_metric_names)
         last = self._leaves()[-1]
-        self._fused = (not self.loss.from_logits and self.loss.fused_activation is not None
-                       and getattr(last, "activation", None) == self.loss.fused_activation)
+        loss = self.compiled_loss
+        self._fused = (not loss.from_logits and loss.fused_activation is not None
+                       and getattr(last, "activation", None) == loss.fused_activation)
 
     @property
     def metrics_names(self):
@@ -254,9 +263,9 @@ class Sequential:
         the logits when the output activation is fused into the loss."""
         output = self.forward(x, training=training, logits=self._fused)
         if self._fused:
-            loss, d_output = self.loss.logits_value_and_gradient(y, output, sample_weight=sample_weight)
+            loss, d_output = self.compiled_loss.logits_value_and_gradient(y, output, sample_weight=sample_weight)
         else:
-            loss, d_output = self.loss.value_and_gradient(y, output, sample_weight=sample_weight)
+            loss, d_output = self.compiled_loss.value_and_gradient(y, output, sample_weight=sample_weight)
         if getattr(loss, "ndim", 0):  # reduction="none": train on the sum, whose gradient this is
             loss = loss.sum()
         return loss, d_output, output
@@ -295,6 +304,8 @@ class Sequential:
         x = np.asarray(x)
         if x.dtype.kind not in "biuf":
             raise TypeError(f"`{where}` must be a numeric array; received dtype {x.dtype}.")
+        if x.ndim == 1 and self._feature_shape == (1,):  # Keras expands rank-1 x for a (None, 1) input
+            x = x.reshape(-1, 1)
         if x.ndim < 2 or x.shape[0] == 0:
             raise ValueError(f"`{where}` must be a non-empty array of shape (N, features...); "
                              f"received shape {x.shape}.")
@@ -316,7 +327,7 @@ class Sequential:
                              f"received {x.shape[0]} and {y_array.shape[0] if y_array.ndim else 'a scalar'}.")
         check_finite_array(where_y, y_array)
         self._prepare_to_run(x.shape)
-        return x, np.ascontiguousarray(self.loss.prepare_targets(y_array, self._output_feature_shape, where_y))
+        return x, np.ascontiguousarray(self.compiled_loss.prepare_targets(y_array, self._output_feature_shape, where_y))
 
     def _check_sample_weight(self, sample_weight, n, where="sample_weight"):
         """None, or a finite non-negative float array of shape (n,) in the model's dtype."""
@@ -656,33 +667,60 @@ class Sequential:
         export_onnx(self, filepath)
 
     def get_config(self):
-        """A JSON-able description: rebuilding it with from_config gives the same architecture."""
-        return {"name": self.name, "dtype": self.dtype, "seed": self.seed, "trainable": self.trainable,
-                "input_shape": list(self._feature_shape) if self._feature_shape else None,
-                "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
-                           for layer in self.layers]}
+        """Keras's Sequential config: name, trainable, dtype, the layers in Keras's serialized form
+        (an InputLayer first when the model was given its input shape) and build_input_shape.
+        Rebuilding it with from_config gives the same architecture."""
+        layers = [_serialize_layer(layer) for layer in self.layers]
+        if self._input_layer is not None:
+            layers.insert(0, _serialize_layer(self._input_layer))
+        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype, "layers": layers,
+                "build_input_shape": [None, *self._feature_shape] if self._feature_shape else None}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        """Rebuild from get_config; only gpudl's layer classes and `custom_objects` can be named."""
+        """Rebuild from get_config (or from a Keras Sequential config of gpudl's layers); only
+        gpudl's layer classes and `custom_objects` can be named, and nothing is imported."""
         known = {**LAYER_CLASSES, "Sequential": Sequential, **(custom_objects or {})}
         layers = []
         for entry in config["layers"]:
-            if entry["class_name"] not in known:
-                raise ValueError(f"Unknown layer class {entry['class_name']!r}: pass it in custom_objects. "
+            name = entry["class_name"]
+            if name not in known:
+                raise ValueError(f"Unknown layer class {name!r}: pass it in custom_objects. "
                                  f"Known: {', '.join(sorted(known))}.")
-            layer_class = known[entry["class_name"]]
+            layer_class = known[name]
             if layer_class is Sequential:
                 layers.append(Sequential.from_config(entry["config"], custom_objects))
             else:
                 layers.append(layer_class.from_config(entry["config"]))
-        head = [Input(tuple(config["input_shape"]))] if config.get("input_shape") else []
+        head = []
+        shape = config.get("build_input_shape")
+        if config.get("input_shape"):  # gpudl's files before Keras's form: the shape without the batch axis
+            shape = [None, *config["input_shape"]]
+        if shape and not any(type(layer).__name__ in ("InputLayer", "Input") for layer in layers[:1]):
+            head = [Input(tuple(shape[1:]))]
         return cls(head + layers, name=config["name"], dtype=config.get("dtype"), seed=config.get("seed"),
                    trainable=config.get("trainable", True))
 
     def to_json(self, **kwargs):
-        """get_config as a JSON string (gpudl.models.model_from_json reads it back)."""
-        return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
+        """The model as Keras's serialize_keras_object gives it (module, class_name, config,
+        registered_name, build_config, compile_config), as JSON; gpudl.models.model_from_json
+        reads it back (architecture only, as Keras)."""
+        from gpudl.saving import serialize_keras_object
+
+        spec = {"module": "keras", "class_name": "Sequential", "config": self.get_config(),
+                "registered_name": "Sequential",
+                "build_config": {"input_shape": [None, *self._feature_shape]} if self.built else None,
+                "compile_config": None}
+        if self.compiled:
+            spec["compile_config"] = {
+                "optimizer": serialize_keras_object(self.optimizer),
+                "loss": self.loss if isinstance(self.loss, str) else serialize_keras_object(self.compiled_loss),
+                "loss_weights": None,
+                "metrics": [m if isinstance(m, str) else serialize_keras_object(m) for m in self._metric_names],
+                "weighted_metrics": [m if isinstance(m, str) else serialize_keras_object(m)
+                                     for m in self._weighted_metric_names],
+                "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
+        return json.dumps(spec, **kwargs)
 
     def clone(self, dtype=None, custom_objects=None):
         """A copy with the same configuration and weights, optionally in another dtype."""
@@ -690,14 +728,15 @@ class Sequential:
         config["dtype"] = dtype or self.dtype
         _clear_layer_dtypes(config)
         own_classes = {type(layer).__name__: type(layer) for layer in self._leaves()}  # live classes, not a file
-        twin = Sequential.from_config(config, {**own_classes, **(custom_objects or {})})
+        twin = Sequential.from_config({**config, "seed": self.seed}, {**own_classes, **(custom_objects or {})})
         if self.built:
             twin.build(self._feature_shape)
             twin.set_weights(self.get_weights())
         if self.compiled:
             optimizer = self.optimizer
             twin.compile(optimizer=type(optimizer)(**{**optimizer.get_config(), "learning_rate": optimizer._learning_rate}),
-                         loss=losses_module.deserialize(losses_module.serialize(self.loss)),
+                         loss=(self.loss if isinstance(self.loss, str)
+                               else losses_module.deserialize(losses_module.serialize(self.compiled_loss))),
                          metrics=list(self._metric_names), weighted_metrics=list(self._weighted_metric_names))
         return twin
 
@@ -714,7 +753,7 @@ class Sequential:
             return
         rows, shape = [], self._feature_shape
         for layer in self.layers:
-            shape = layer.compute_output_shape(shape)
+            shape = layer.output_feature_shape(shape)
             rows.append((f"{layer.name} ({type(layer).__name__})", f"(None, {', '.join(map(str, shape))})",
                          f"{layer.count_params():,}"))
         header = ("Layer (type)", "Output Shape", "Param #")
@@ -729,13 +768,21 @@ class Sequential:
         print_fn(line)
         itemsize = np.dtype(self.dtype).itemsize
         trainable = sum(int(np.prod(p.shape)) for p in self.trainable_weights)
-        total = self.count_params()
-        print_fn(f" Total params: {total:,} ({readable_memory_size(total * itemsize)})")
+        weights = self.count_params()
+        optimizer = self._optimizer_param_count()  # Keras counts them in the total once built
+        print_fn(f" Total params: {weights + optimizer:,} ({readable_memory_size((weights + optimizer) * itemsize)})")
         print_fn(f" Trainable params: {trainable:,} ({readable_memory_size(trainable * itemsize)})")
-        print_fn(f" Non-trainable params: {total - trainable:,} ({readable_memory_size((total - trainable) * itemsize)})")
-        if self.compiled and self.optimizer.slots:
-            count = sum(int(np.prod(slot.shape)) for slot in self.optimizer.slots.values())
-            print_fn(f" Optimizer params: {count:,} ({readable_memory_size(count * itemsize)})")
+        print_fn(f" Non-trainable params: {weights - trainable:,} ({readable_memory_size((weights - trainable) * itemsize)})")
+        if optimizer:
+            print_fn(f" Optimizer params: {optimizer:,} ({readable_memory_size(optimizer * itemsize)})")
+
+    def _optimizer_param_count(self):
+        """Keras's optimizer variables once built: the step counter, the learning rate (unless a
+        schedule drives it) and the slots; 0 before the first step (Keras builds it then)."""
+        if not (self.compiled and self.built and self.optimizer.slots and int(self.optimizer.iterations) > 0):
+            return 0
+        counter_and_slots = sum(int(np.prod(v.shape)) for v in self.optimizer.variables)
+        return counter_and_slots + (0 if callable(self.optimizer._learning_rate) else 1)
 
     # -- as a layer of another Sequential -------------------------------------
     def build_for(self, input_shape, dtype):
@@ -746,9 +793,12 @@ class Sequential:
         return shape
 
     def compute_output_shape(self, input_shape):
+        return (tuple(input_shape)[0],) + self.output_feature_shape(tuple(input_shape)[1:])
+
+    def output_feature_shape(self, input_shape):
         for layer in self.layers:
-            input_shape = layer.compute_output_shape(input_shape)
-        return input_shape
+            input_shape = layer.output_feature_shape(input_shape)
+        return tuple(input_shape)
 
     def apply_constraints(self):
         for layer in self._leaves():
@@ -831,6 +881,15 @@ def readable_memory_size(size):
             return f"{size:.2f} {unit}"
         size /= 1024
     return f"{size:.2f} PB"
+
+
+def _serialize_layer(layer):
+    """Keras's serialized form of a layer: module, class_name, config, registered_name."""
+    if isinstance(layer, Sequential):
+        return {"module": "keras", "class_name": "Sequential", "config": layer.get_config(),
+                "registered_name": "Sequential"}
+    return {"module": "keras.layers", "class_name": type(layer).__name__, "config": layer.get_config(),
+            "registered_name": getattr(type(layer), "_registered_name", None)}
 
 
 def _clear_layer_dtypes(config):

@@ -368,7 +368,7 @@ def _value_to_keras(key, value, where, problems):
 
 
 def _compile_to_keras(model, problems):
-    loss = model.loss
+    loss = model.compiled_loss
     if _keras_name_of("loss", type(loss)) is None:
         problems.append(f"the loss {type(loss).__name__} has no Keras equivalent")
     return {"optimizer": _optimizer_to_keras(model.optimizer, problems),

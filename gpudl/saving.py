@@ -39,7 +39,7 @@ def _save_npz(model, path):
     from gpudl.frontend import losses
 
     arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
-    config = {"format": FORMAT, "version": VERSION, "model": model.get_config(), "compile": None,
+    config = {"format": FORMAT, "version": VERSION, "model": model.get_config(), "seed": model.seed, "compile": None,
               "epochs_done": model.epochs_done,
               # training-call counters of the random layers (dropout, noise): exact resume
               "dropout_calls": {str(i): layer.calls for i, layer in enumerate(model._leaves())
@@ -54,7 +54,7 @@ def _save_npz(model, path):
         config["compile"] = {
             "optimizer": {"class_name": type(optimizer).__name__, "config": optimizer_config},
             "iterations": optimizer.iterations,
-            "loss": losses.serialize(model.loss),
+            "loss": model.loss if isinstance(model.loss, str) else losses.serialize(model.compiled_loss),
             "metrics": [m if isinstance(m, str) else metrics.serialize(m) for m in model._metric_names],
             "weighted_metrics": [m if isinstance(m, str) else metrics.serialize(m)
                                  for m in model._weighted_metric_names],
@@ -110,7 +110,8 @@ def _restore(config, arrays, custom_objects, compile):
     from gpudl.frontend import losses, metrics, optimizers
     from gpudl.frontend.models import Sequential
 
-    model = Sequential.from_config(config["model"], custom_objects)
+    model = Sequential.from_config({**config["model"], "seed": config.get("seed", config["model"].get("seed"))},
+                                   custom_objects)
     weights = [arrays[f"weight_{i}"] for i in range(sum(1 for k in arrays if k.startswith("weight_")))]
     if weights:
         if not model.built:
@@ -133,7 +134,8 @@ def _restore(config, arrays, custom_objects, compile):
         resolve = [m if isinstance(m, str) else metrics.deserialize(m, custom_objects) for m in spec["metrics"]]
         weighted = [m if isinstance(m, str) else metrics.deserialize(m, custom_objects)
                     for m in spec.get("weighted_metrics", [])]
-        model.compile(optimizer=optimizer, loss=losses.deserialize(spec["loss"], custom_objects), metrics=resolve,
+        loss = spec["loss"] if isinstance(spec["loss"], str) else losses.deserialize(spec["loss"], custom_objects)
+        model.compile(optimizer=optimizer, loss=loss, metrics=resolve,
                       weighted_metrics=weighted)
         optimizer.iterations = int(spec["iterations"])
         if model.built:

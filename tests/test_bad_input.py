@@ -60,7 +60,7 @@ def test_fit_rejects_bad_arguments(kwargs, match):
 
 def test_fit_before_compile_says_to_compile():
     model = gpudl.Sequential([gpudl.Input((4,)), Dense(3)])
-    with pytest.raises(RuntimeError, match="must be compiled"):
+    with pytest.raises(ValueError, match=r"You must call `compile\(\)` before using the model"):
         model.fit(X, Y)
 
 

@@ -162,9 +162,11 @@ def rewrite_config(source, target, edit):
 
 @pytest.mark.parametrize("edit, match", [
     (lambda c: c["model"]["layers"][0].update(class_name="os.system"), "Unknown layer class 'os.system'"),
-    (lambda c: c["model"]["layers"][0]["config"].update(
+    (lambda c: next(e for e in c["model"]["layers"] if "kernel_initializer" in e["config"])["config"].update(
         kernel_initializer={"class_name": "builtins.eval", "config": {}}), "Unknown initializer: 'builtins.eval'"),
-    (lambda c: c["compile"]["loss"].update(class_name="subprocess.Popen"), "Unknown loss: 'subprocess.Popen'"),
+    (lambda c: c["compile"].update(loss={"class_name": "subprocess.Popen", "config": {}}),
+     "Unknown loss: 'subprocess.Popen'"),
+    (lambda c: c["compile"].update(loss="subprocess.Popen"), "Unknown loss: 'subprocess.Popen'"),
     (lambda c: c["compile"]["optimizer"].update(class_name="__import__"), "Unknown optimizer class '__import__'"),
 ])
 def test_hostile_config_naming_a_python_callable_is_refused(tmp_path, edit, match):
