@@ -1,5 +1,5 @@
 """gpudl.utils, as keras.utils: set_random_seed, to_categorical, normalize, PyDataset,
-split_dataset, Progbar."""
+split_dataset, Progbar, and the serialization helpers of gpudl.saving."""
 
 import numpy as np
 
@@ -7,6 +7,8 @@ from gpudl.errors import invalid_value
 from gpudl.frontend.callbacks import Progbar
 from gpudl.frontend.data_sources import PyDataset
 from gpudl.random import set_random_seed
+from gpudl.saving import (CustomObjectScope, custom_object_scope, deserialize_keras_object, get_custom_objects,
+                          register_keras_serializable, serialize_keras_object)
 
 
 def to_categorical(x, num_classes=None):
@@ -69,4 +71,6 @@ def split_dataset(dataset, left_size=None, right_size=None, shuffle=False, seed=
     return parts if isinstance(dataset, (tuple, list)) else (parts[0][0], parts[1][0])
 
 
-__all__ = ["Progbar", "PyDataset", "normalize", "set_random_seed", "split_dataset", "to_categorical"]
+__all__ = ["CustomObjectScope", "Progbar", "PyDataset", "custom_object_scope", "deserialize_keras_object",
+           "get_custom_objects", "normalize", "register_keras_serializable", "serialize_keras_object",
+           "set_random_seed", "split_dataset", "to_categorical"]

@@ -160,6 +160,11 @@ def set_floatx(dtype):
     _state["floatx"] = dtype
 
 
+def backend():
+    """The active backend's name ("numpy", "triton" or "cupy"), as keras.backend.backend()."""
+    return get_backend().name
+
+
 def epsilon():
     """Keras's fuzz factor (1e-7), used where Keras clips probabilities."""
     return 1e-7

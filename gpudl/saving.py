@@ -206,6 +206,26 @@ def register_keras_serializable(package="Custom", name=None):
     return register
 
 
+class custom_object_scope:
+    """`with custom_object_scope({"MyLayer": MyLayer}):` makes those names known to loading
+    for the duration of the block, as Keras's CustomObjectScope."""
+
+    def __init__(self, custom_objects=None):
+        self.custom_objects = dict(custom_objects or {})
+
+    def __enter__(self):
+        self.saved = dict(_CUSTOM_OBJECTS)
+        _CUSTOM_OBJECTS.update(self.custom_objects)
+        return self
+
+    def __exit__(self, *exc_info):
+        _CUSTOM_OBJECTS.clear()
+        _CUSTOM_OBJECTS.update(self.saved)
+
+
+CustomObjectScope = custom_object_scope
+
+
 def get_custom_objects():
     """The global dict of registered classes (name -> class); you may also add to it."""
     return _CUSTOM_OBJECTS

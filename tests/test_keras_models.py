@@ -450,3 +450,60 @@ def test_resume_from_a_checkpoint_replays_noise_layers_exactly(tmp_path):
     resumed.fit(x, y, batch_size=8, epochs=3, initial_epoch=resumed.epochs_done, verbose=0)
     for a, b in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+class Doubler(gpudl.layers.Layer):
+    """A custom layer: y = 2x."""
+
+    def forward(self, x, training=False):
+        return 2 * x
+
+    def backward(self, dy):
+        return 2 * dy
+
+
+def test_custom_classes_load_through_custom_object_scope_or_registration(tmp_path):
+    model = gpudl.Sequential([gpudl.Input((6,)), Doubler(), Dense(3, activation="softmax")], seed=0)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    model.save(tmp_path / "custom.npz")
+    with pytest.raises(ValueError, match="Unknown layer class 'Doubler'"):
+        gpudl.models.load_model(tmp_path / "custom.npz")
+    with gpudl.utils.custom_object_scope({"Doubler": Doubler}):
+        loaded = gpudl.models.load_model(tmp_path / "custom.npz")
+    assert "Doubler" not in gpudl.saving.get_custom_objects()  # the scope ends with the block
+    x = data(n=4)[0]
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    registered = gpudl.saving.register_keras_serializable(package="tests")(type("Tripler", (Doubler,), {}))
+    assert gpudl.saving.get_custom_objects()["tests>Tripler"] is registered
+    config = gpudl.saving.serialize_keras_object(registered(name="t"))
+    assert config["registered_name"] == "tests>Tripler" and config["class_name"] == "Tripler"
+    assert type(gpudl.saving.deserialize_keras_object(config)) is registered
+
+
+def test_keras_config_shape_with_input_layer_first_and_build_input_shape():
+    model = gpudl.Sequential([gpudl.Input((6,)), Dense(3)], name="m")
+    config = model.get_config()
+    assert set(config) == {"name", "trainable", "dtype", "layers", "build_input_shape"}
+    assert [e["class_name"] for e in config["layers"]] == ["InputLayer", "Dense"]
+    assert config["layers"][0]["config"]["batch_shape"] == [None, 6] and config["build_input_shape"] == [None, 6]
+    spec = json.loads(model.to_json())
+    assert set(spec) == {"module", "class_name", "config", "registered_name", "build_config", "compile_config"}
+    rebuilt = gpudl.Sequential.from_config(config)
+    assert rebuilt.input_shape == (None, 6) and [type(l).__name__ for l in rebuilt.layers] == ["Dense"]
+
+
+def test_model_loss_is_what_compile_received_and_fit_before_compile_is_keras_valueerror():
+    model = softmax_model()
+    with pytest.raises(ValueError, match=r"You must call `compile\(\)` before using the model"):
+        model.fit(*data(), verbose=0)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    assert model.loss == "sparse_categorical_crossentropy"
+    assert type(model.compiled_loss).__name__ == "SparseCategoricalCrossentropy"
+
+
+def test_rank_one_inputs_are_expanded_for_a_one_feature_model():
+    x = np.linspace(-1, 1, 20)
+    model = gpudl.Sequential([gpudl.Input((1,)), Dense(1)], dtype="float64", seed=0)
+    model.compile("sgd", "mse")
+    model.fit(x, 3 * x, epochs=1, verbose=0)
+    np.testing.assert_allclose(model.predict(x, verbose=0), model.predict(x[:, None], verbose=0))
