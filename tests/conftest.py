@@ -6,3 +6,6 @@ import os
 
 if not os.path.exists("/dev/nvidia0"):
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+# Keras itself (the reference in some tests) runs on JAX's CPU backend; it reads this once, at import.
+os.environ.setdefault("KERAS_BACKEND", "jax")
