@@ -20,7 +20,9 @@ backward dz = da * g'(z) computed from the input z and the output a:
     log_softmax  a = z - log sum e^z (last axis)        dz = da - e^a * sum(da)
 
 Each is a public function (`gpudl.activations.gelu(x)`, with Keras's keyword
-arguments); `get(name)` returns the (forward, backward) pair that layers use.
+arguments). As in Keras, `get(name)` returns the function itself and
+`serialize`/`deserialize` turn one into its name and back; `forward_backward(name)`
+returns the (forward, backward) pair that layers use.
 """
 
 import math
@@ -249,16 +251,39 @@ ACTIVATIONS = {
 }
 
 
-def get(identifier):
+def forward_backward(identifier):
     """(forward, backward) of an activation given by name or as one of this module's
-    functions (`gpudl.activations.gelu`); None means linear."""
+    functions (`gpudl.activations.gelu`); None means linear. Layers use it."""
+    name = serialize(identifier)
+    if name not in ACTIVATIONS:
+        raise unknown_name("activation", name, ACTIVATIONS)
+    return ACTIVATIONS[name]
+
+
+def get(identifier):
+    """Keras's `get`: the activation function for a name ("swish"), a serialized form or a
+    callable (returned as is); None means linear."""
     if identifier is None:
-        return ACTIVATIONS["linear"]
+        return linear
+    if isinstance(identifier, (str, dict)):
+        return deserialize(identifier)
     if callable(identifier):
-        identifier = serialize(identifier)
-    if identifier not in ACTIVATIONS:
-        raise unknown_name("activation", identifier, ACTIVATIONS)
-    return ACTIVATIONS[identifier]
+        return identifier
+    raise ValueError(f"Could not interpret activation function identifier: {identifier!r}")
+
+
+def deserialize(config, custom_objects=None):
+    """The activation function a name ("relu") or Keras's function dict
+    ({"class_name": "function", "config": "relu", ...}) stands for; names in
+    `custom_objects` come first."""
+    name = config.get("config") if isinstance(config, dict) else config
+    if not isinstance(name, str):
+        raise ValueError(f"Could not interpret serialized activation function: {config!r}")
+    if custom_objects and name in custom_objects:
+        return custom_objects[name]
+    if name not in ACTIVATIONS:
+        raise unknown_name("activation", name, ACTIVATIONS)
+    return ACTIVATIONS[name][0]
 
 
 def serialize(activation):

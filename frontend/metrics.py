@@ -141,7 +141,7 @@ class Metric:
 
     def activate(self, logits):
         """The output activation applied to the logits the model hands over."""
-        return activations.get(self.output_activation)[0](logits)
+        return activations.get(self.output_activation)(logits)
 
     def reset(self):
         self.reset_state()

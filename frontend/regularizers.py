@@ -3,7 +3,9 @@
     L1(l1=0.01):          penalty l1 * sum|W|          gradient l1 * sign(W)
     L2(l2=0.01):          penalty l2 * sum W^2         gradient 2 * l2 * W   (course: l2 = lambda / (2 m))
     L1L2(l1=0.0, l2=0.0)  both.
-`l1`, `l2`, `l1_l2` are the same classes under Keras's lower-case names. On a weight
+    OrthogonalRegularizer(factor=0.01, mode="rows"): factor * mean over pairs i != j of
+        |n_i . n_j|, n_i the rows (columns) of W scaled to unit norm (see the class).
+`l1`, `l2`, `l1_l2`, `orthogonal_regularizer` are the same classes under Keras's lower-case names. On a weight
 the penalty joins the loss as is; as an activity regularizer it is divided by the
 batch size (Keras 3's Layer does so).
 """
@@ -69,9 +71,70 @@ class L1L2(Regularizer):
     pass
 
 
-l1, l2, l1_l2 = L1, L2, L1L2  # Keras's lower-case aliases (the classes themselves)
+class OrthogonalRegularizer(Regularizer):
+    """Pushes the rows (mode="rows") or columns (mode="columns") of a 2-D weight towards
+    orthogonality (Keras's formula). With W's rows w_1..w_n (columns for "columns"):
+        n_i = w_i * r_i,   r_i = min(1 / ||w_i||, 1e7)          (ops.normalize, epsilon 1e-7)
+        P = N N^T,   penalty = factor * 0.5 * sum_{i != j} |P_ij| / (n (n - 1) / 2)
+    gradient, with G = factor / (n (n - 1)) * sign(P) off the diagonal (0 on it):
+        dN = 2 G N,   dw_i = r_i * (dn_i - n_i (n_i . dn_i))   (dw_i = r_i dn_i where ||w_i|| <= 1e-7)
 
-REGULARIZERS = object_table((L1, L2, L1L2))
+    Args:
+        factor: non-negative float.
+        mode: "rows" or "columns".
+    """
+
+    def __init__(self, factor=0.01, mode="rows"):
+        if (isinstance(factor, bool) or not isinstance(factor, (int, float, np.number))
+                or not np.isfinite(factor) or factor < 0):
+            raise invalid_value("factor", "a non-negative float", factor, "OrthogonalRegularizer")
+        if mode not in ("rows", "columns"):
+            raise invalid_value("mode", 'one of {"rows", "columns"}', mode, "OrthogonalRegularizer")
+        self.factor, self.mode = float(factor), mode
+
+    def _unit_vectors(self, weights):
+        """(N, r): the vectors as rows, scaled to unit norm, and their scales."""
+        if weights.ndim != 2:
+            raise ValueError(f"Inputs to OrthogonalRegularizer must have rank 2. Received: inputs.shape="
+                             f"{tuple(weights.shape)}")
+        vectors = weights if self.mode == "rows" else weights.T
+        if vectors.shape[0] < 2:
+            raise ValueError(f"OrthogonalRegularizer(mode={self.mode!r}) needs at least 2 {self.mode} to compare; "
+                             f"received a weight of shape {tuple(weights.shape)} (Keras's penalty is then 0 / 0).")
+        xp = get_backend().xp
+        scale = xp.minimum(1 / xp.sqrt(xp.square(vectors).sum(axis=1, keepdims=True)), vectors.dtype.type(1e7))
+        return vectors * scale, scale
+
+    def _pair_weight(self, count):
+        return self.factor / (count * (count - 1))
+
+    def __call__(self, weights):
+        xp = get_backend().xp
+        with np.errstate(divide="ignore"):
+            unit, _ = self._unit_vectors(weights)
+        product = unit @ unit.T
+        off_diagonal = float(xp.abs(product).sum() - xp.abs(xp.diagonal(product)).sum())
+        return self._pair_weight(unit.shape[0]) * off_diagonal
+
+    def gradient(self, weights):
+        xp = get_backend().xp
+        with np.errstate(divide="ignore"):
+            unit, scale = self._unit_vectors(weights)
+        signs = xp.sign(unit @ unit.T)
+        xp.fill_diagonal(signs, 0)
+        d_unit = unit.dtype.type(2 * self._pair_weight(unit.shape[0])) * (signs @ unit)
+        floored = scale == scale.dtype.type(1e7)  # a zero-length vector: the scale is a constant
+        d_vectors = scale * (d_unit - xp.where(floored, 0, unit * (unit * d_unit).sum(axis=1, keepdims=True)))
+        return d_vectors if self.mode == "rows" else d_vectors.T
+
+    def get_config(self):
+        return {"factor": self.factor, "mode": self.mode}
+
+
+l1, l2, l1_l2 = L1, L2, L1L2  # Keras's lower-case aliases (the classes themselves)
+orthogonal_regularizer = OrthogonalRegularizer
+
+REGULARIZERS = object_table((L1, L2, L1L2, OrthogonalRegularizer))
 
 
 def get(identifier):

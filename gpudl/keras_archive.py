@@ -69,14 +69,6 @@ INSTALL_HINT = 'install h5py with: pip install "gpudl[keras]"'
 ANY = object()  # a Keras option that does not change what gpudl computes: any value is accepted
 
 
-def _initializer_is(class_name):
-    """A `fixed` value that accepts only this initializer, named ("zeros") or as a Keras object."""
-    def test(value):
-        name = value.get("class_name") if isinstance(value, dict) else value
-        return isinstance(name, str) and _snake(name) == _snake(class_name)
-    return test
-
-
 def _nadam_u_product(optimizer):
     """Keras's Nadam keeps P_t = mu_1 ... mu_t as a variable; gpudl computes it from t."""
     return [np.asarray(math.prod(optimizer.momentum_schedule(t) for t in range(1, optimizer.iterations + 1)))]
@@ -121,22 +113,18 @@ KERAS_CLASSES = {
     "layer": {
         "Dense": KerasClass(fixed={"lora_rank": None, "lora_alpha": ANY, "quantization_config": None}),
         "BatchNormalization": KerasClass(fixed={
-            "axis": lambda v: v in (-1, 1, [-1], [1]), "beta_initializer": _initializer_is("Zeros"),
-            "gamma_initializer": _initializer_is("Ones"), "moving_mean_initializer": _initializer_is("Zeros"),
-            "moving_variance_initializer": _initializer_is("Ones"), "beta_regularizer": None,
-            "gamma_regularizer": None, "beta_constraint": None, "gamma_constraint": None,
             "synchronized": False, "renorm": False, "renorm_clipping": None, "renorm_momentum": ANY}),
         "Dropout": KerasClass(fixed={"noise_shape": None}),
         "LayerNormalization": KerasClass(fixed={"rms_scaling": False}),
         **_plain_entries("Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "Flatten", "Reshape",
                          "Normalization", "Rescaling", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-                         "ActivityRegularization"),
+                         "ActivityRegularization", "Identity", "UnitNormalization"),
     },
     "initializer": _plain_entries(
         "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "TruncatedNormal", "VarianceScaling",
         "HeNormal", "HeUniform", "GlorotNormal", "GlorotUniform", "LecunNormal", "LecunUniform", "Orthogonal",
         "Identity"),
-    "regularizer": _plain_entries("L1", "L2", "L1L2"),
+    "regularizer": _plain_entries("L1", "L2", "L1L2", "OrthogonalRegularizer"),
     "constraint": _plain_entries("MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm"),
     "loss": _plain_entries(
         "MeanSquaredError", "MeanAbsoluteError", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError",
@@ -617,7 +605,7 @@ def _options(kind, class_name, config, cls, where, problems):
     accepted = _accepted_options(cls)
     options = {}
     for key, value in config.items():
-        if key in accepted:
+        if key in accepted and key not in fixed:
             options[key] = _value_from_keras(key, value, f"{where}.{key}", problems)
         elif key in fixed:
             expected = fixed[key]

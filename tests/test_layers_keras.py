@@ -304,7 +304,7 @@ def test_activation_and_its_derivative_equal_pytorch(name):
     z = RNG.normal(size=(7, 5)) * 3
     z[0, :3] = [-40.0, 40.0, 0.5]  # far tails
     da = RNG.normal(size=z.shape)
-    forward, backward = activations.get(name)
+    forward, backward = activations.forward_backward(name)
     expected_a, expected_dz = torch_value_and_grad(TORCH_ACTIVATIONS[name], z, da)
     a = forward(z)
     np.testing.assert_allclose(a, expected_a, rtol=1e-12, atol=1e-300)
@@ -448,7 +448,7 @@ def test_normalization_adapt_on_batches_equals_adapt_on_the_whole_array():
 def test_reshape_rescaling_and_activity_regularization_forward():
     x = RNG.normal(size=(3, 6))
     np.testing.assert_array_equal(Reshape((3, -1))(x), x.astype(np.float32).reshape(3, 3, 2))
-    assert Reshape((-1, 2)).compute_output_shape((6,)) == (3, 2)
+    assert Reshape((-1, 2)).compute_output_shape((None, 6)) == (None, 3, 2)
     with pytest.raises(ValueError, match="cannot reshape inputs of shape .None, 6. to target_shape=.4, -1."):
         Reshape((4, -1))(x)
     np.testing.assert_allclose(Rescaling(1 / 255, offset=-1.0, dtype="float64")(x), x / 255 - 1, rtol=1e-15)
@@ -478,7 +478,8 @@ EVERY_LAYER = [
     LeakyReLU(0.1), PReLU(alpha_constraint="non_neg"), ELU(0.5), LayerNormalization(epsilon=1e-5),
     GaussianNoise(0.1, seed=1), GaussianDropout(0.2), AlphaDropout(0.1, noise_shape=(None, 1), seed=3),
     ActivityRegularization(l2=0.01), Reshape((3, 1)), Flatten(), Rescaling(2.0, 0.5), Normalization(mean=0.5, variance=2.0),
-    ReLU(max_value=6.0), Softmax(), Activation("mish"), Dense(2),
+    ReLU(max_value=6.0), Softmax(), Activation("mish"), gpudl.layers.Identity(), gpudl.layers.UnitNormalization(),
+    Dense(2),
 ]
 
 

@@ -11,6 +11,7 @@ from gpudl.frontend.layers.elu import ELU
 from gpudl.frontend.layers.flatten import Flatten
 from gpudl.frontend.layers.gaussian_dropout import GaussianDropout
 from gpudl.frontend.layers.gaussian_noise import GaussianNoise
+from gpudl.frontend.layers.identity import Identity
 from gpudl.frontend.layers.input import Input
 from gpudl.frontend.layers.input_layer import InputLayer
 from gpudl.frontend.layers.layer_normalization import LayerNormalization
@@ -21,12 +22,53 @@ from gpudl.frontend.layers.relu import ReLU
 from gpudl.frontend.layers.rescaling import Rescaling
 from gpudl.frontend.layers.reshape import Reshape
 from gpudl.frontend.layers.softmax import Softmax
+from gpudl.frontend.layers.unit_normalization import UnitNormalization
 
 __all__ = ["Activation", "ActivityRegularization", "AlphaDropout", "BatchNormalization", "Dense", "Dropout", "ELU",
-           "Flatten", "GaussianDropout", "GaussianNoise", "Input", "InputLayer", "Layer", "LayerNormalization",
-           "LeakyReLU", "Normalization", "PReLU", "Parameter", "ReLU", "Rescaling", "Reshape", "Softmax"]
+           "Flatten", "GaussianDropout", "GaussianNoise", "Identity", "Input", "InputLayer", "Layer",
+           "LayerNormalization", "LeakyReLU", "Normalization", "PReLU", "Parameter", "ReLU", "Rescaling", "Reshape",
+           "Softmax", "UnitNormalization", "deserialize", "serialize"]
 
 LAYER_CLASSES = {cls.__name__: cls for cls in (
     Activation, ActivityRegularization, AlphaDropout, BatchNormalization, Dense, Dropout, ELU, Flatten,
-    GaussianDropout, GaussianNoise, InputLayer, LayerNormalization, LeakyReLU, Normalization, PReLU, ReLU, Rescaling,
-    Reshape, Softmax)}
+    GaussianDropout, GaussianNoise, Identity, InputLayer, LayerNormalization, LeakyReLU, Normalization, PReLU, ReLU,
+    Rescaling, Reshape, Softmax, UnitNormalization)}
+
+
+def serialize(layer):
+    """Keras's dict for a layer: module ("keras.layers" for gpudl's own; a custom layer's
+    Python module, None for __main__), class_name, config (get_config), registered_name
+    (None for gpudl's own, the class name for a custom layer) and, once built,
+    build_config {"input_shape": (None, ...)}."""
+    if not isinstance(layer, Layer):
+        raise TypeError(f"gpudl.layers.serialize expects a gpudl Layer; received {layer!r}.")
+    cls = type(layer)
+    own = LAYER_CLASSES.get(cls.__name__) is cls
+    module = "keras.layers" if own else (None if cls.__module__ == "__main__" else cls.__module__)
+    config = {"module": module, "class_name": cls.__name__, "config": layer.get_config(),
+              "registered_name": None if own else cls.__name__}
+    if layer.built:
+        config["build_config"] = {"input_shape": (None, *layer.input_shape)}
+    return config
+
+
+def deserialize(config, custom_objects=None):
+    """The layer a dict from serialize describes: its class from `custom_objects` (by
+    registered_name or class_name) or gpudl's layers (never imported by module name),
+    rebuilt with from_config, and built when the dict has a build_config."""
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(f"`gpudl.layers.deserialize` expects a dict with 'class_name' and 'config' (as "
+                         f"gpudl.layers.serialize returns); received {config!r}.")
+    known = {**LAYER_CLASSES, **(custom_objects or {})}
+    cls = known.get(config.get("registered_name")) or known.get(config["class_name"])
+    if cls is None:
+        raise TypeError(f"Could not locate class {config['class_name']!r}: pass it in custom_objects. Known layers: "
+                        f"{', '.join(sorted(known))}")
+    layer = cls.from_config(dict(config.get("config") or {}))
+    if not isinstance(layer, Layer):
+        raise ValueError(f"`gpudl.layers.deserialize` was passed a `config` object that is not a gpudl Layer. "
+                         f"Received: {config}")
+    input_shape = (config.get("build_config") or {}).get("input_shape")
+    if input_shape is not None:
+        layer.build(tuple(input_shape))
+    return layer

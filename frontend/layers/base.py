@@ -177,21 +177,30 @@ class Layer:
         """Create parameters for inputs of `input_shape` (batch axis excluded)."""
 
     def compute_output_shape(self, input_shape):
-        """The output shape (batch axis excluded): by default the shape forward gives one
-        zero sample in inference mode (Keras infers it by a symbolic call); a layer whose
-        output shape is known without running overrides this."""
+        """Keras's output shape, batch axis included: (None, 6) -> (None, 5) for Dense(5).
+        The batch axis passes through; the rest is output_feature_shape's."""
+        input_shape = tuple(input_shape)
+        if not input_shape:
+            raise ValueError(f"Layer '{self.name}'.compute_output_shape expects a shape with the batch axis "
+                             f"first, e.g. (None, 6); received {input_shape}.")
+        return (input_shape[0],) + tuple(self.output_feature_shape(input_shape[1:]))
+
+    def output_feature_shape(self, feature_shape):
+        """The output shape of one sample (batch axis excluded): by default the shape forward
+        gives one zero sample in inference mode (Keras infers it by a symbolic call); a layer
+        whose output shape is known without running overrides this."""
         if not self.built:
-            return tuple(input_shape)
-        probe = self.xp.zeros((1,) + tuple(input_shape), dtype=self.dtype)
+            return tuple(feature_shape)
+        probe = self.xp.zeros((1,) + tuple(feature_shape), dtype=self.dtype)
         return tuple(self.forward(probe, training=False).shape[1:])
 
     def build_for(self, input_shape, dtype):
         """Build once for `input_shape` (batch axis excluded) in `dtype` unless the
-        layer has its own; returns the output shape."""
+        layer has its own; returns the output shape (batch axis excluded)."""
         if not self.built:
             self.dtype = np.dtype(self.dtype or dtype).name
             self.build(tuple(input_shape))
-        return self.compute_output_shape(tuple(input_shape))
+        return self.output_feature_shape(tuple(input_shape))
 
     def add_weight(self, name=None, shape=None, initializer=None, regularizer=None, trainable=True,
                    constraint=None, dtype=None):
@@ -291,6 +300,14 @@ class Layer:
         """The penalties of this layer's regularized weights, plus the activity penalty
         of its last forward pass (see _regularize_activity)."""
         return self._activity_loss + sum(p.regularizer(p.value) for p in self._weights if p.regularizer is not None)
+
+    @property
+    def losses(self):
+        """Keras's `layer.losses`: the activity penalty of the last forward pass (once the
+        layer has an activity_regularizer and has run), then regularizer(weight) for each
+        regularized trainable weight, in weight order; host floats."""
+        activity = [self._activity_loss] if getattr(self, "_activity_output", None) is not None else []
+        return activity + [p.regularizer(p.value) for p in self.trainable_weights if p.regularizer is not None]
 
     def add_regularization_gradients(self):
         """grad += d(penalty)/d(value) for each regularized parameter."""

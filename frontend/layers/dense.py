@@ -33,7 +33,7 @@ class Dense(Layer):
             raise invalid_value("units", "a positive integer", units, f"Dense '{self.name}'")
         self.units = int(units)
         self.activation = activations.serialize(activation)
-        self._activation, self._activation_backward = activations.get(self.activation)
+        self._activation, self._activation_backward = activations.forward_backward(self.activation)
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
@@ -52,7 +52,7 @@ class Dense(Layer):
         self.bias = (self.add_weight("bias", (self.units,), self.bias_initializer, regularizer=self.bias_regularizer,
                                      constraint=self.bias_constraint) if self.use_bias else None)
 
-    def compute_output_shape(self, input_shape):
+    def output_feature_shape(self, feature_shape):
         return (self.units,)
 
     def forward(self, x, training=False, logits=False):

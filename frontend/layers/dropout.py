@@ -4,7 +4,7 @@ import numpy as np
 
 from gpudl import random as gpudl_random
 from gpudl.backend import get_backend
-from gpudl.errors import check_rate
+from gpudl.errors import check_rate, invalid_value
 from gpudl.frontend.layers.base import Layer
 
 
@@ -22,12 +22,18 @@ class Dropout(Layer):
 
     Args:
         rate: float in [0, 1), fraction of inputs to drop.
+        noise_shape: None (Keras's default: an independent mask entry per input). A
+            mask shared across axes is not supported and is refused.
         seed: optional int fixing this layer's masks.
     """
 
-    def __init__(self, rate, seed=None, **kwargs):
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.rate = check_rate("rate", rate, f"Dropout '{self.name}'")
+        if noise_shape is not None:
+            raise invalid_value("noise_shape", "None (gpudl draws one mask entry per input; a mask broadcast "
+                                "across axes is not supported)", noise_shape, f"Dropout '{self.name}'")
+        self.noise_shape = noise_shape
         self.seed = seed
         # called on its own: a seed from gpudl's generator; in a model: the model's seed when seed is None
         self.base_seed = seed if seed is not None else gpudl_random.new_seed()
@@ -67,4 +73,4 @@ class Dropout(Layer):
         return self.ops.dropout_backward(dy, self._saved_mask, self.rate, self.base_seed, self.seed_counter)
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed, "noise_shape": self.noise_shape}

@@ -19,8 +19,8 @@ class Flatten(Layer):
             raise invalid_value("data_format", "None or 'channels_last'", data_format, f"Flatten '{self.name}'")
         self.data_format = data_format
 
-    def compute_output_shape(self, input_shape):
-        return (int(np.prod(input_shape)),)
+    def output_feature_shape(self, feature_shape):
+        return (int(np.prod(feature_shape)),)
 
     def forward(self, x, training=False):
         self._shape = x.shape

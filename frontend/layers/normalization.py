@@ -22,7 +22,8 @@ class Normalization(Layer):
 
     Args:
         axis: int, tuple of ints or None: the axes that keep their own statistics
-            (Keras's counting: 0 is the batch axis; -1 the features).
+            (Keras's counting: 0 is the batch axis; -1 the features). None: one mean and
+            variance over everything; then adapt and the layer take 1-D arrays too.
         mean, variance: optional statistics, scalars or broadcastable to the kept axes.
         invert: apply the inverse transformation.
     """
@@ -100,7 +101,7 @@ class Normalization(Layer):
     def _check_adapt_shape(self, data_shape, input_shape):
         keep, _, _, _ = self._layout(input_shape)
         full_data, full_input = (None,) + tuple(data_shape), (None,) + tuple(input_shape)
-        if len(data_shape) != len(input_shape) or any(full_data[d] != full_input[d] for d in keep):
+        if (keep and len(data_shape) != len(input_shape)) or any(full_data[d] != full_input[d] for d in keep):
             raise ValueError(f"The layer was built with input_shape={full_input}, but adapt() is being called with "
                              f"data with an incompatible shape, data.shape={full_data}")
 
@@ -110,9 +111,10 @@ class Normalization(Layer):
         One array: numpy mean and variance, as Keras. Batches: Keras's running combination."""
         if hasattr(data, "shape") or (isinstance(data, (list, tuple)) and data and not hasattr(data[0], "shape")):
             data = np.asarray(get_backend().to_numpy(data))
-            if data.ndim < 2 or data.shape[0] == 0:
+            min_rank = 2 if self.axis else 1  # axis=None: 1-D data are N samples of one value, as in Keras
+            if data.ndim < min_rank or data.shape[0] == 0:
                 raise ValueError(f"Normalization '{self.name}'.adapt expects a non-empty array of shape "
-                                 f"(N, features...); received shape {data.shape}.")
+                                 f"{'(N, features...)' if self.axis else '(N, ...)'}; received shape {data.shape}.")
             _, reduce, _, _ = self._layout(data.shape[1:])
             mean, variance, data_shape = np.mean(data, axis=reduce), np.var(data, axis=reduce), data.shape[1:]
         else:

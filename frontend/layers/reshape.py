@@ -22,20 +22,20 @@ class Reshape(Layer):
                                 f"Reshape '{self.name}'")
         self.target_shape = tuple(int(d) for d in target_shape)
 
-    def compute_output_shape(self, input_shape):
-        size, known = int(np.prod(input_shape)), int(np.prod([d for d in self.target_shape if d != -1]))
+    def output_feature_shape(self, feature_shape):
+        size, known = int(np.prod(feature_shape)), int(np.prod([d for d in self.target_shape if d != -1]))
         if (size % known if -1 in self.target_shape else size != known):
             raise ValueError(f"Reshape '{self.name}' cannot reshape inputs of shape (None, "
-                             f"{', '.join(map(str, input_shape))}) to target_shape={self.target_shape}: "
+                             f"{', '.join(map(str, feature_shape))}) to target_shape={self.target_shape}: "
                              f"{size} values per sample.")
         return tuple(size // known if d == -1 else d for d in self.target_shape)
 
     def build(self, input_shape):
-        self.compute_output_shape(input_shape)
+        self.output_feature_shape(input_shape)
 
     def forward(self, x, training=False):
         self._shape = x.shape
-        return x.reshape((x.shape[0],) + self.compute_output_shape(x.shape[1:]))
+        return x.reshape((x.shape[0],) + self.output_feature_shape(x.shape[1:]))
 
     def backward(self, dy):
         return dy.reshape(self._shape)
