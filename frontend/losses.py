@@ -22,9 +22,17 @@ w_i being the sample weights (1 when none are given), m the number of per-sample
     cosine_similarity               -sum_k y_k p_k / (|y| |p|)         per row (norms floored at eps)
     binary_crossentropy             -(y log p + (1 - y) log(1 - p)), p clipped to [eps, 1 - eps]
     categorical_crossentropy        -sum_k y_k log q_k, q = p / sum p clipped     per row
+    binary_focal_crossentropy       w (1 - p_t)^gamma bce, p_t = y p + (1 - y)(1 - p), w = alpha y +
+                                    (1 - alpha)(1 - y) with apply_class_balancing else 1     mean
+    categorical_focal_crossentropy  -sum_k alpha (1 - q_k)^gamma y_k log q_k   (q as above)  per row
 eps = 1e-7 (Keras's backend.epsilon()). A softmax (sigmoid) output followed by (binary)
 cross-entropy is fused: the model hands the loss the logits and the gradient is
 (A - Y) / m, never a log of a softmax.
+
+Targets (batch,) against outputs (batch, K), K > 1: the elementwise losses broadcast them
+as Keras does (y_true - y_pred compares target j with output column j), which works only
+for a batch of 1 or of K; other batches are refused with a clear error, where Keras
+fails to broadcast (keras/src/losses/loss.py squeeze_or_expand_to_same_rank).
 """
 
 import inspect
@@ -122,6 +130,7 @@ class Loss:
 
     fused_activation = None  # the output activation whose logits this loss can take
     from_logits = False
+    broadcasts_targets = False  # elementwise: targets (N,) broadcast against outputs (N, K), see below
     name, reduction = "loss", "sum_over_batch_size"  # for subclasses that skip super().__init__
 
     def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
@@ -164,6 +173,8 @@ class Loss:
         y = np.asarray(y)
         if y.ndim == 1 and output_shape == (1,):
             y = y.reshape(-1, 1)
+        if self.broadcasts_targets and y.ndim == 1 and len(output_shape) == 1:
+            return y  # Keras's broadcast: each batch is checked by check_target_broadcast
         if y.shape[1:] != tuple(output_shape):
             raise ValueError(f"`{where}` has shape {y.shape} but the model outputs (None, "
                              f"{', '.join(map(str, output_shape))}) and {self.name} expects targets "
@@ -181,6 +192,17 @@ class Loss:
         return f"<{type(self).__name__} name={self.name}>"
 
 
+def check_target_broadcast(name, y_true, y_pred):
+    """Keras's y_true - y_pred for targets (B,) and outputs (B, K): NumPy broadcasting
+    pairs target j with column j, defined only when B is 1 or K (Keras fails otherwise)."""
+    if y_true.ndim == y_pred.ndim - 1 and y_true.shape[-1] not in (1, y_pred.shape[-1]):
+        raise ValueError(
+            f"{name}: targets of shape {tuple(y_true.shape)} do not broadcast against outputs of shape "
+            f"{tuple(y_pred.shape)}. Like Keras, {name} subtracts targets (batch,) from outputs (batch, K) "
+            f"along the last axis, which is defined only for a batch of 1 or of K={y_pred.shape[-1]}; give "
+            f"targets of shape (batch, {y_pred.shape[-1]}).")
+
+
 class _SampleLoss(Loss):
     """A loss given by `per_sample(y_true, y_pred) -> (l (m,), gradient)`, where
     `gradient()` computes dl_i/dy_pred (rows) only when training asks for it."""
@@ -194,7 +216,15 @@ class _SampleLoss(Loss):
         return self._per_sample(y_true, y_pred)[0]
 
     def _per_sample(self, y_true, y_pred):
+        if self.broadcasts_targets:
+            check_target_broadcast(self.name, y_true, y_pred)
         return self.per_sample(y_true, y_pred)
+
+
+class _ElementwiseLoss(_SampleLoss):
+    """The mean over the last axis of an elementwise term of (y_true, y_pred)."""
+
+    broadcasts_targets = True
 
 
 def _mean_over_last_axis(term, derivative):
@@ -203,7 +233,7 @@ def _mean_over_last_axis(term, derivative):
     return term.mean(axis=-1), lambda: derivative() / term.dtype.type(k)
 
 
-class MeanSquaredError(_SampleLoss):
+class MeanSquaredError(_ElementwiseLoss):
     def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
@@ -212,7 +242,7 @@ class MeanSquaredError(_SampleLoss):
         return _mean_over_last_axis(diff * diff, lambda: 2 * diff)
 
 
-class MeanAbsoluteError(_SampleLoss):
+class MeanAbsoluteError(_ElementwiseLoss):
     def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
@@ -221,7 +251,7 @@ class MeanAbsoluteError(_SampleLoss):
         return _mean_over_last_axis(_xp().abs(diff), lambda: _xp().sign(diff))
 
 
-class MeanAbsolutePercentageError(_SampleLoss):
+class MeanAbsolutePercentageError(_ElementwiseLoss):
     def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_percentage_error", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
@@ -234,7 +264,7 @@ class MeanAbsolutePercentageError(_SampleLoss):
         return 100 * values, lambda: 100 * gradient()
 
 
-class MeanSquaredLogarithmicError(_SampleLoss):
+class MeanSquaredLogarithmicError(_ElementwiseLoss):
     def __init__(self, reduction="sum_over_batch_size", name="mean_squared_logarithmic_error", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
@@ -246,7 +276,7 @@ class MeanSquaredLogarithmicError(_SampleLoss):
         return _mean_over_last_axis(diff * diff, lambda: 2 * diff / (p_floor + 1) * (y_pred > EPSILON))
 
 
-class Huber(_SampleLoss):
+class Huber(_ElementwiseLoss):
     """Args: delta: where the loss turns from quadratic to linear (default 1.0)."""
 
     def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss", dtype=None):
@@ -265,7 +295,7 @@ class Huber(_SampleLoss):
         return {**super().get_config(), "delta": self.delta}
 
 
-class LogCosh(_SampleLoss):
+class LogCosh(_ElementwiseLoss):
     def __init__(self, reduction="sum_over_batch_size", name="log_cosh", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
@@ -283,7 +313,7 @@ def _hinge_labels(y_true, dtype):
     return xp.where(xp.all((y == 0) | (y == 1)), 2 * y - 1, y)
 
 
-class Hinge(_SampleLoss):
+class Hinge(_ElementwiseLoss):
     def __init__(self, reduction="sum_over_batch_size", name="hinge", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
@@ -293,7 +323,7 @@ class Hinge(_SampleLoss):
         return _mean_over_last_axis(margin, lambda: -y * (margin > 0))
 
 
-class SquaredHinge(_SampleLoss):
+class SquaredHinge(_ElementwiseLoss):
     def __init__(self, reduction="sum_over_batch_size", name="squared_hinge", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
@@ -333,7 +363,7 @@ class KLDivergence(_SampleLoss):
         return (y * xp.log(y / p)).sum(axis=-1), lambda: -y / p * ((y_pred > EPSILON) & (y_pred < 1))
 
 
-class Poisson(_SampleLoss):
+class Poisson(_ElementwiseLoss):
     def __init__(self, reduction="sum_over_batch_size", name="poisson", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
@@ -514,9 +544,8 @@ class BinaryCrossentropy(_CrossEntropy):
         """max(z, 0) - z y + log(1 + e^-|z|), mean over the last axis;  d/dz = sigmoid(z) - y."""
         xp = _xp()
         z, y = logits, self.targets(y_true, logits)
-        e = xp.exp(-xp.abs(z))
-        term = xp.maximum(z, 0) - z * y + xp.log1p(e)
-        return _mean_over_last_axis(term, lambda: xp.where(z >= 0, 1 / (1 + e), e / (1 + e)) - y)
+        term = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+        return _mean_over_last_axis(term, lambda: _sigmoid(z) - y)
 
     def prepare_targets(self, y, output_shape, where="y"):
         y = super().prepare_targets(y, output_shape, where)
@@ -526,20 +555,116 @@ class BinaryCrossentropy(_CrossEntropy):
         return y
 
 
-def _probability_cross_entropy(y, p):
-    """Keras's CE on probabilities, per row: q = p / sum p clipped to [eps, 1 - eps],
-    l = -sum_k y_k log q_k; the exact gradient through both the division and the clip."""
+class BinaryFocalCrossentropy(_CrossEntropy):
+    """Binary cross-entropy scaled by the focal factor (1 - p_t)^gamma (Lin et al., 2018):
+    l = mean_k w (1 - p_t)^gamma bce(y, p), p_t = y p + (1 - y)(1 - p), bce on p clipped
+    to [eps, 1 - eps] (the focal factor on p itself, as Keras), w = alpha y + (1 - alpha)(1 - y)
+    when apply_class_balancing, else 1. from_logits: p = sigmoid(y_pred) (then clipped).
+
+    Args (Keras's): apply_class_balancing=False, alpha=0.25, gamma=2.0, from_logits=False,
+        label_smoothing=0.0 (y' = y (1 - s) + s / 2), axis=-1, reduction, name, dtype.
+    """
+
+    smoothing_classes = 2
+
+    def __init__(self, apply_class_balancing=False, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0,
+                 axis=-1, reduction="sum_over_batch_size", name="binary_focal_crossentropy", dtype=None):
+        super().__init__(from_logits, label_smoothing, axis, reduction, name, dtype)
+        self.apply_class_balancing, self.alpha, self.gamma = apply_class_balancing, alpha, gamma
+
+    def per_sample(self, y_true, y_pred):
+        term, gradient = self.focal_term(self.targets(y_true, y_pred), y_pred)
+        return _mean_over_last_axis(term, gradient)
+
+    def logits_per_sample(self, y_true, logits):
+        """p = sigmoid(z), then per_sample's formula; dl/dz = dl/dp p (1 - p)."""
+        p = _sigmoid(logits)
+        term, gradient = self.focal_term(self.targets(y_true, logits), p)
+        return _mean_over_last_axis(term, lambda: gradient() * p * (1 - p))
+
+    def focal_term(self, y, p):
+        """The elementwise term and its lazy derivative in p:
+        d/dp = w (gamma (1 - p_t)^(gamma - 1) (1 - 2 y) bce + (1 - p_t)^gamma dbce/dp)."""
+        xp = _xp()
+        clipped = xp.clip(p, EPSILON, 1 - EPSILON)
+        bce = -(y * xp.log(clipped) + (1 - y) * xp.log(1 - clipped))
+        distance = y + p - 2 * y * p  # 1 - p_t
+        focal = distance ** self.gamma
+        weight = self.alpha * y + (1 - self.alpha) * (1 - y) if self.apply_class_balancing else 1
+
+        def gradient():
+            inside = (p > EPSILON) & (p < 1 - EPSILON)
+            d_bce = (clipped - y) / (clipped * (1 - clipped)) * inside
+            d_focal = self.gamma * distance ** (self.gamma - 1) * (1 - 2 * y) if self.gamma else 0
+            return weight * (d_focal * bce + focal * d_bce)
+
+        return weight * focal * bce, gradient
+
+    def get_config(self):
+        return {**super().get_config(), "apply_class_balancing": self.apply_class_balancing, "alpha": self.alpha,
+                "gamma": self.gamma}
+
+
+class CategoricalFocalCrossentropy(_CrossEntropy):
+    """Categorical cross-entropy with each class's term scaled by alpha (1 - q_k)^gamma
+    (Lin et al., 2018): l = -sum_k alpha (1 - q_k)^gamma y_k log q_k, q = p / sum p clipped
+    to [eps, 1 - eps]; from_logits: p = softmax(y_pred) first.
+
+    Args (Keras's): alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0
+        (y' = y (1 - s) + s / K), axis=-1, reduction, name, dtype.
+    """
+
+    def __init__(self, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1,
+                 reduction="sum_over_batch_size", name="categorical_focal_crossentropy", dtype=None):
+        super().__init__(from_logits, label_smoothing, axis, reduction, name, dtype)
+        self.alpha, self.gamma = alpha, gamma
+
+    def per_sample(self, y_true, y_pred):
+        return _probability_cross_entropy(self.targets(y_true, y_pred), y_pred, self.alpha, self.gamma)
+
+    def logits_per_sample(self, y_true, logits):
+        """p = softmax(z), then per_sample's formula; dl/dz = p (g - sum_k g_k p_k), g = dl/dp."""
+        p = get_backend().ops.softmax(logits)
+        values, gradient = _probability_cross_entropy(self.targets(y_true, logits), p, self.alpha, self.gamma)
+
+        def logits_gradient():
+            g = gradient()
+            return p * (g - (g * p).sum(axis=-1, keepdims=True))
+
+        return values, logits_gradient
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "gamma": self.gamma}
+
+
+def _sigmoid(z):
+    """1 / (1 + e^-z) without overflow: e^-|z| / (1 + e^-|z|) for z < 0."""
+    xp = _xp()
+    e = xp.exp(-xp.abs(z))
+    return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _probability_cross_entropy(y, p, alpha=1.0, gamma=0.0):
+    """Keras's (focal) CE on probabilities, per row: q = p / sum p clipped to [eps, 1 - eps],
+    l = -sum_k alpha (1 - q_k)^gamma y_k log q_k (alpha=1, gamma=0: plain CE); the exact
+    gradient through both the division and the clip:
+        dl/dq_k = alpha (gamma (1 - q_k)^(gamma - 1) y_k log q_k - (1 - q_k)^gamma y_k / q_k)."""
     xp = _xp()
     total = p.sum(axis=-1, keepdims=True)
     q = p / total
     q_clipped = xp.clip(q, EPSILON, 1 - EPSILON)
+    log_q = xp.log(q_clipped)
+    focal = (1 - q_clipped) ** gamma if gamma else 1
 
     def gradient():
         inside = (q > EPSILON) & (q < 1 - EPSILON)
-        dq = -(y / q_clipped) * inside
+        dq = -focal * y / q_clipped
+        if gamma:
+            dq = dq + gamma * (1 - q_clipped) ** (gamma - 1) * y * log_q
+        dq = alpha * dq * inside
         return (dq - (dq * q).sum(axis=-1, keepdims=True)) / total
 
-    return -(y * xp.log(q_clipped)).sum(axis=-1), gradient
+    return -alpha * (focal * y * log_q).sum(axis=-1), gradient
 
 
 # Keras's loss functions: per-sample losses of backend arrays (keras.losses.mean_squared_error).
@@ -575,11 +700,13 @@ cosine_similarity = _function(CosineSimilarity, "cosine_similarity")
 binary_crossentropy = _function(BinaryCrossentropy, "binary_crossentropy")
 categorical_crossentropy = _function(CategoricalCrossentropy, "categorical_crossentropy")
 sparse_categorical_crossentropy = _function(SparseCategoricalCrossentropy, "sparse_categorical_crossentropy")
+binary_focal_crossentropy = _function(BinaryFocalCrossentropy, "binary_focal_crossentropy")
+categorical_focal_crossentropy = _function(CategoricalFocalCrossentropy, "categorical_focal_crossentropy")
 
 FUNCTIONS = [mean_squared_error, mean_absolute_error, mean_absolute_percentage_error,
              mean_squared_logarithmic_error, huber, log_cosh, hinge, squared_hinge, categorical_hinge,
              kl_divergence, poisson, cosine_similarity, binary_crossentropy, categorical_crossentropy,
-             sparse_categorical_crossentropy]
+             sparse_categorical_crossentropy, binary_focal_crossentropy, categorical_focal_crossentropy]
 CLASSES = [fn.loss_class for fn in FUNCTIONS]
 
 # Keras's names: class names, function names and its short aliases.
@@ -604,23 +731,45 @@ def check_has_gradient(loss):
     return loss
 
 
+# Keras's ALL_OBJECTS_DICT: what keras.losses.get returns for each name.
+ALL_OBJECTS = {cls.__name__: cls for cls in CLASSES}
+ALL_OBJECTS.update({fn.__name__: fn for fn in FUNCTIONS})
+ALL_OBJECTS.update({alias: fn for fn, aliases in [
+    (binary_crossentropy, ("bce", "BCE")), (kl_divergence, ("kld", "KLD")), (mean_absolute_error, ("mae", "MAE")),
+    (mean_squared_error, ("mse", "MSE")), (mean_absolute_percentage_error, ("mape", "MAPE")),
+    (mean_squared_logarithmic_error, ("msle", "MSLE"))] for alias in aliases})
+
+
 def get(identifier):
-    """A Loss from a name ("mse", "CategoricalCrossentropy"), a Loss object or class,
-    one of this module's functions, or a serialized dict."""
-    if isinstance(identifier, Loss):
-        return check_has_gradient(identifier)
-    if inspect.isclass(identifier) and issubclass(identifier, Loss):
-        return check_has_gradient(identifier())
+    """Keras's keras.losses.get: a function name or alias gives the function
+    ("mse" -> mean_squared_error), a class name or class gives an instance, a config dict
+    its Loss; a function or Loss object comes back as it is; None gives None.
+    (compile resolves its loss with `loss_object`, which always gives a Loss.)"""
+    if identifier is None:
+        return None
     if isinstance(identifier, dict):
         return deserialize(identifier)
     if isinstance(identifier, str):
-        if identifier in LOSSES:
-            return LOSSES[identifier]()
-        raise unknown_name("loss", identifier, LOSSES)
-    if callable(getattr(identifier, "loss_class", None)):
-        return identifier.loss_class()
-    if callable(identifier):
-        name = getattr(identifier, "__name__", repr(identifier))
+        if identifier not in ALL_OBJECTS:
+            raise unknown_name("loss", identifier, ALL_OBJECTS)
+        identifier = ALL_OBJECTS[identifier]
+    if not callable(identifier):
+        raise invalid_value("loss", "a loss name, function, Loss object or class, or config dict", identifier)
+    return identifier() if inspect.isclass(identifier) else identifier
+
+
+def loss_object(identifier):
+    """The Loss that trains: from a name ("mse", "CategoricalCrossentropy"), a Loss object
+    or class, one of Keras's loss functions (keras.losses.mean_squared_error ->
+    MeanSquaredError()) or a serialized dict. A plain function or a Loss without
+    `value_and_gradient` is refused: gpudl needs the gradient (CUSTOM_LOSS_HELP)."""
+    loss = get(identifier)
+    if isinstance(loss, Loss):
+        return check_has_gradient(loss)
+    if callable(getattr(loss, "loss_class", None)):
+        return loss.loss_class()
+    if callable(loss):
+        name = getattr(loss, "__name__", repr(loss))
         raise ValueError(f"The loss {name!r} is a plain function. {CUSTOM_LOSS_HELP}")
     raise invalid_value("loss", "a loss name, a gpudl.losses.Loss object or class", identifier)
 

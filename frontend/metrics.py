@@ -13,11 +13,15 @@ never reads the device; `result()` is the one host read and returns a Python flo
     TruePositives ...   sum of w over [y != 0] [p > t], one count per threshold t
     Precision           TP / (TP + FP),   Recall  TP / (TP + FN)   (0 when the denominator is)
     AUC                 Keras's Riemann sum over num_thresholds buckets (see AUC.result)
+    PrecisionAtRecall ...  the best of one rate where another is >= a value (_AtConstraint)
+    FBetaScore, F1Score    (1 + b^2) P R / (b^2 P + R) per class, averaged as Keras
+    R2Score             1 - SS_res / SS_tot per output column, aggregated as Keras
 "accuracy" picks binary/sparse/categorical accuracy from the output width and the loss.
 """
 
 import inspect
 import math
+import warnings
 
 import numpy as np
 
@@ -470,6 +474,84 @@ class RootMeanSquaredError(Mean):
         return math.sqrt(super().result())
 
 
+R2_AGGREGATIONS = (None, "uniform_average", "variance_weighted_average")
+
+
+class R2Score(Metric):
+    """The coefficient of determination per output column k, over every batch seen:
+        R2_k = 1 - sum_i w_i (y_ik - p_ik)^2 / (sum_i w_i y_ik^2 - (sum_i w_i y_ik)^2 / sum_i w_i)
+    (0 where that is infinite, as Keras), then averaged ("uniform_average"), weighted by the
+    columns' total variation ("variance_weighted_average") or kept per column (None).
+    num_regressors p > 0 adjusts it: 1 - (1 - R2)(n - 1) / (n - p - 1), n the number of
+    target values seen (Keras counts every element of y_true), unless p >= n - 1 (a warning).
+    sample_weight: a scalar, (batch,) or (batch, K).
+
+    Args (Keras's): class_aggregation="uniform_average", num_regressors=0, name, dtype.
+    """
+
+    def __init__(self, class_aggregation="uniform_average", num_regressors=0, name="r2_score", dtype=None):
+        if class_aggregation not in R2_AGGREGATIONS:
+            raise invalid_value("class_aggregation", f"one of {R2_AGGREGATIONS}", class_aggregation, "R2Score")
+        if num_regressors < 0:
+            raise invalid_value("num_regressors", "a value >= 0", num_regressors, "R2Score")
+        super().__init__(name=name, dtype=dtype)
+        self.class_aggregation, self.num_regressors = class_aggregation, num_regressors
+        self.num_samples = self.add_variable(name="num_samples")
+        self._sums = None  # sum, squared_sum, residual, count: (K,) each, made on the first batch
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        xp = _xp()
+        y_pred, y_true = _predictions(y_pred), get_backend().asarray(y_true)
+        if y_pred.ndim == 1 and y_true.shape[-1:] == (1,):  # Keras expands the rank-1 side to (N, 1)
+            y_pred = y_pred[:, None]
+        y_true = _matching_rank(y_true, y_pred).astype(np.float64)
+        _check_2d("R2Score", y_true, y_pred)
+        if self._sums is None:
+            self._sums = [self.add_variable(shape=(y_pred.shape[-1],), name=name)
+                          for name in ("sum", "squared_sum", "residual", "count")]
+        weights = xp.ones((), dtype=np.float64) if sample_weight is None else \
+            get_backend().asarray(sample_weight, dtype=np.float64)
+        weights = xp.broadcast_to(weights[:, None] if weights.ndim == 1 else weights, y_true.shape)
+        weighted = y_true * weights
+        error = y_true - y_pred
+        for variable, value in zip(self._sums, (weighted, y_true * weighted, error * error * weights, weights)):
+            variable.assign_add(value.sum(axis=0))
+        self.num_samples.assign_add(y_true.size)
+
+    def result(self):
+        if self._sums is None:
+            return 0.0
+        total_y, squared, residual, count = (_read(variable) for variable in self._sums)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            variation = squared - total_y * (total_y / count)
+            scores = 1 - residual / variation
+        scores = np.where(np.isinf(scores), 0.0, scores)
+        if self.class_aggregation == "uniform_average":
+            score = scores.mean()
+        elif self.class_aggregation == "variance_weighted_average":
+            score = (variation * scores).sum() / variation.sum()
+        else:
+            score = scores
+        n, p = float(_read(self.num_samples)), self.num_regressors
+        if p and p >= n - 1:
+            warnings.warn(f"R2Score: num_regressors={p} with {n:g} target values: the adjusted R2 score is "
+                          f"undefined (it needs n - p - 1 > 0); falling back to the standard R2 score.",
+                          stacklevel=2)
+        elif p:
+            score = 1 - (1 - score) * (n - 1) / (n - p - 1)
+        return score if self.class_aggregation is None else float(score)
+
+    def get_config(self):
+        return {**super().get_config(), "class_aggregation": self.class_aggregation,
+                "num_regressors": self.num_regressors}
+
+
+def _check_2d(where, y_true, y_pred):
+    if y_true.ndim != 2 or y_pred.ndim != 2:
+        raise ValueError(f"{where} expects 2D inputs with shape (batch_size, output_dim). Received input shapes: "
+                         f"y_pred.shape={tuple(y_pred.shape)} and y_true.shape={tuple(y_true.shape)}.")
+
+
 # Confusion-matrix metrics.
 
 def _check_thresholds(thresholds, where):
@@ -633,6 +715,159 @@ class Recall(Precision):
     kinds = ("true_positives", "false_negatives")
 
 
+class _AtConstraint(_ConfusionMetric):
+    """Keras's SensitivitySpecificityBase: the best `dependent` rate over the thresholds
+    where the `constrained` rate is >= the given value (0 when none is), from TP, FP, TN, FN
+    at num_thresholds thresholds 0, 1/(T-1), ..., 1 (0.5 alone for T=1), y_pred > t.
+        recall = sensitivity = TP / (TP + FN),  specificity = TN / (TN + FP),
+        precision = TP / (TP + FP)   (0 when the denominator is)
+    class_id picks one output column, else every value counts."""
+
+    kinds = ("true_positives", "false_positives", "true_negatives", "false_negatives")
+    constrained = dependent = None  # rate names; `constrained` is also the argument's name
+
+    def __init__(self, value, num_thresholds=200, class_id=None, name=None, dtype=None):
+        where = type(self).__name__
+        if not 0 <= value <= 1:
+            raise invalid_value(self.constrained, "a float in [0, 1]", value, where)
+        if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, (int, np.integer)) \
+                or num_thresholds <= 0:
+            raise invalid_value("num_thresholds", "an integer > 0", num_thresholds, where)
+        thresholds = [0.5] if num_thresholds == 1 else \
+            [0.0] + [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)] + [1.0]
+        super().__init__(thresholds, name, dtype, class_id=class_id)
+        self.value, self.num_thresholds = value, num_thresholds
+        setattr(self, self.constrained, value)
+
+    def result(self):
+        tp, fp, tn, fn = (_read(getattr(self, kind)) for kind in self.kinds)
+        recall = _divide_no_nan(tp, tp + fn)
+        rates = {"recall": recall, "sensitivity": recall, "specificity": _divide_no_nan(tn, tn + fp),
+                 "precision": _divide_no_nan(tp, tp + fp)}
+        feasible = rates[self.constrained] >= self.value
+        return float(np.max(np.where(feasible, rates[self.dependent], 0.0), initial=0.0))
+
+    def get_config(self):
+        return {**Metric.get_config(self), "class_id": self.class_id, "num_thresholds": self.num_thresholds,
+                self.constrained: self.value}
+
+
+class PrecisionAtRecall(_AtConstraint):
+    """The best precision where recall >= `recall`. Args (Keras's): recall, num_thresholds=200,
+    class_id=None, name, dtype."""
+
+    constrained, dependent = "recall", "precision"
+
+    def __init__(self, recall, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(recall, num_thresholds, class_id, name, dtype)
+
+
+class RecallAtPrecision(_AtConstraint):
+    """The best recall where precision >= `precision`."""
+
+    constrained, dependent = "precision", "recall"
+
+    def __init__(self, precision, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(precision, num_thresholds, class_id, name, dtype)
+
+
+class SensitivityAtSpecificity(_AtConstraint):
+    """The best sensitivity (recall) where specificity >= `specificity`."""
+
+    constrained, dependent = "specificity", "sensitivity"
+
+    def __init__(self, specificity, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(specificity, num_thresholds, class_id, name, dtype)
+
+
+class SpecificityAtSensitivity(_AtConstraint):
+    """The best specificity where sensitivity (recall) >= `sensitivity`."""
+
+    constrained, dependent = "sensitivity", "specificity"
+
+    def __init__(self, sensitivity, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(sensitivity, num_thresholds, class_id, name, dtype)
+
+
+F_AVERAGES = (None, "micro", "macro", "weighted")
+
+
+class FBetaScore(Metric):
+    """F-beta per class of (batch, K) targets, over every batch seen (Keras's formula, eps=1e-7):
+        precision = TP / (TP + FP + eps),  recall = TP / (TP + FN + eps)
+        F = (1 + beta^2) precision recall / (beta^2 precision + recall + eps)
+    A prediction is positive when y_pred > threshold, or (threshold None) when it is its
+    row's maximum and |y_pred| > 1e-9. Counts are weighted by sample_weight (batch,).
+    average: None (one score per class, an array), "micro" (counts pooled over classes),
+    "macro" (the mean of the classes' scores), "weighted" (their mean weighted by each
+    class's weighted count of y_true).
+
+    Args (Keras's): average=None, beta=1.0, threshold=None, name="fbeta_score", dtype.
+    """
+
+    def __init__(self, average=None, beta=1.0, threshold=None, name="fbeta_score", dtype=None):
+        where = type(self).__name__
+        if average not in F_AVERAGES:
+            raise invalid_value("average", f"one of {F_AVERAGES}", average, where)
+        if not isinstance(beta, float) or beta <= 0:
+            raise invalid_value("beta", "a Python float > 0", beta, where)
+        if threshold is not None and (not isinstance(threshold, float) or not 0 < threshold <= 1):
+            raise invalid_value("threshold", "None or a Python float with 0 < threshold <= 1", threshold, where)
+        super().__init__(name=name, dtype=dtype)
+        self.average, self.beta, self.threshold = average, beta, threshold
+        self._counts = None  # TP, FP, FN, support: (K,) each, or () for "micro"
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        xp = _xp()
+        y_pred = _predictions(y_pred)
+        y_true = get_backend().asarray(y_true).astype(np.float64)
+        _check_2d(type(self).__name__, y_true, y_pred)
+        if self._counts is None:
+            shape = () if self.average == "micro" else (y_pred.shape[-1],)
+            self._counts = [self.add_variable(shape=shape, name=name) for name in
+                            ("true_positives", "false_positives", "false_negatives", "intermediate_weights")]
+        if self.threshold is None:
+            positive = (y_pred >= y_pred.max(axis=-1, keepdims=True)) & (xp.abs(y_pred) > 1e-9)
+        else:
+            positive = y_pred > self.threshold
+        positive = positive.astype(np.float64)
+        weights = _sample_weights(sample_weight, y_pred.shape[0], np.float64)
+        weights = 1.0 if weights is None else weights[:, None]
+        axis = None if self.average == "micro" else 0
+        for variable, value in zip(self._counts, (positive * y_true, positive * (1 - y_true),
+                                                  (1 - positive) * y_true, y_true)):
+            variable.assign_add((value * weights).sum(axis=axis))
+
+    def result(self):
+        if self._counts is None:
+            return 0.0
+        tp, fp, fn, support = (_read(variable) for variable in self._counts)
+        precision = tp / (tp + fp + EPSILON)
+        recall = tp / (tp + fn + EPSILON)
+        beta2 = self.beta ** 2
+        scores = (1 + beta2) * precision * recall / (beta2 * precision + recall + EPSILON)
+        if self.average == "weighted":
+            return float((scores * support / (support.sum() + EPSILON)).sum())
+        if self.average is not None:
+            return float(scores.mean())
+        return scores
+
+    def get_config(self):
+        return {**super().get_config(), "average": self.average, "beta": self.beta, "threshold": self.threshold}
+
+
+class F1Score(FBetaScore):
+    """FBetaScore with beta = 1: 2 precision recall / (precision + recall)."""
+
+    def __init__(self, average=None, threshold=None, name="f1_score", dtype=None):
+        super().__init__(average=average, beta=1.0, threshold=threshold, name=name, dtype=dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["beta"]
+        return config
+
+
 AUC_CURVES = {"roc": "ROC", "pr": "PR", "prgain": "PRGAIN"}
 AUC_SUMMATIONS = ("interpolation", "majoring", "minoring")
 
@@ -752,7 +987,8 @@ CLASSES = [Mean, Sum, MeanMetricWrapper, Accuracy, BinaryAccuracy, CategoricalAc
            MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredLogarithmicError, CosineSimilarity,
            LogCoshError, Hinge, SquaredHinge, CategoricalHinge, KLDivergence, Poisson, BinaryCrossentropy,
            CategoricalCrossentropy, SparseCategoricalCrossentropy, AUC, Precision, Recall, TruePositives,
-           FalsePositives, TrueNegatives, FalseNegatives]
+           FalsePositives, TrueNegatives, FalseNegatives, PrecisionAtRecall, RecallAtPrecision,
+           SensitivityAtSpecificity, SpecificityAtSensitivity, F1Score, FBetaScore, R2Score]
 
 # Keras's names of the metrics compile() takes: class names, their snake_case, the short
 # aliases; plus "rmse" and "logcosh".
@@ -767,7 +1003,8 @@ METRICS.update({alias: cls for cls, aliases in [
 FUNCTIONS = {fn.__name__: fn for fn in (accuracy, binary_accuracy, categorical_accuracy, sparse_categorical_accuracy,
                                         top_k_categorical_accuracy, sparse_top_k_categorical_accuracy,
                                         cosine_similarity)}
-FUNCTIONS.update({fn.__name__: fn for fn in losses.FUNCTIONS if fn.__name__ != "cosine_similarity"})
+FUNCTIONS.update({fn.__name__: fn for fn in losses.FUNCTIONS if fn.__name__ != "cosine_similarity"
+                  and "focal" not in fn.__name__})  # Keras's metrics have no focal functions
 
 
 def _accuracy_for(loss, output_units):
@@ -783,7 +1020,9 @@ def _accuracy_for(loss, output_units):
 def get(identifier, loss, output_units):
     """A Metric from a name (Keras's; the metric is named as written), a Metric object or
     class, a function of (y_true, y_pred) (wrapped in MeanMetricWrapper) or a config dict;
-    it learns the loss's fused output activation (for the model's logits)."""
+    it learns the loss's fused output activation (for the model's logits). `loss` is a Loss
+    or any identifier losses.loss_object takes."""
+    loss = losses.loss_object(loss)
     if isinstance(identifier, Metric):
         metric = identifier
     elif inspect.isclass(identifier) and issubclass(identifier, Metric):

@@ -129,14 +129,16 @@ KERAS_CLASSES = {
     "loss": _plain_entries(
         "MeanSquaredError", "MeanAbsoluteError", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError",
         "Huber", "LogCosh", "Hinge", "SquaredHinge", "CategoricalHinge", "KLDivergence", "Poisson",
-        "CosineSimilarity", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "BinaryCrossentropy"),
+        "CosineSimilarity", "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "BinaryCrossentropy",
+        "BinaryFocalCrossentropy", "CategoricalFocalCrossentropy"),
     "metric": _plain_entries(
         "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy", "TopKCategoricalAccuracy",
         "SparseTopKCategoricalAccuracy", "Precision", "Recall", "AUC", "TruePositives", "TrueNegatives",
         "FalsePositives", "FalseNegatives", "MeanSquaredError", "MeanAbsoluteError", "MeanAbsolutePercentageError",
         "MeanSquaredLogarithmicError", "RootMeanSquaredError", "LogCoshError", "CosineSimilarity", "Hinge",
         "SquaredHinge", "CategoricalHinge", "KLDivergence", "Poisson", "BinaryCrossentropy",
-        "CategoricalCrossentropy", "SparseCategoricalCrossentropy"),
+        "CategoricalCrossentropy", "SparseCategoricalCrossentropy", "PrecisionAtRecall", "RecallAtPrecision",
+        "SensitivityAtSpecificity", "SpecificityAtSensitivity", "F1Score", "FBetaScore", "R2Score"),
     "optimizer": {  # Keras's slot names in the comments
         "SGD": KerasClass(slots=(("velocity",),)),  # momentum (= -lr * velocity)
         "RMSprop": KerasClass(slots=(("mean_square",), ("momentum",), ("average_gradient",))),  # velocity, ...

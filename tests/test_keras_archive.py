@@ -257,6 +257,8 @@ KERAS_ARGUMENTS = {  # required constructor arguments of the Keras classes in th
     "GaussianNoise": (0.1,), "GaussianDropout": (0.1,), "AlphaDropout": (0.1,),
     "ExponentialDecay": (0.1, 10, 0.9), "InverseTimeDecay": (0.1, 10, 0.5), "PolynomialDecay": (0.1, 10),
     "PiecewiseConstantDecay": ([10], [0.1, 0.01]), "CosineDecay": (0.1, 10), "CosineDecayRestarts": (0.1, 10),
+    "PrecisionAtRecall": (0.5,), "RecallAtPrecision": (0.5,), "SensitivityAtSpecificity": (0.5,),
+    "SpecificityAtSensitivity": (0.5,),
 }
 KERAS_NAMESPACES = {"layer": "layers", "initializer": "initializers", "regularizer": "regularizers",
                     "constraint": "constraints", "loss": "losses", "metric": "metrics", "optimizer": "optimizers",

@@ -93,7 +93,7 @@ def reference(per_sample, weights, reduction):
 
 
 def loss_object(identifier, reduction="sum_over_batch_size"):
-    loss = losses.get(identifier)
+    loss = losses.loss_object(identifier)
     return type(loss).from_config({**loss.get_config(), "reduction": reduction})
 
 
@@ -161,7 +161,7 @@ def test_weighted_value_and_gradient_never_read_the_device(case):
     """What fit calls each step stays on the device. (The unweighted fused softmax path is
     the kernel's: its NumPy reference is tested with the kernels.)"""
     identifier, _, y_true, y_pred = CASES[case]
-    loss = losses.get(identifier)
+    loss = losses.loss_object(identifier)
     value, gradient = loss.value_and_gradient(y_true.view(NoHostRead), y_pred.view(NoHostRead),
                                               WEIGHTS.view(NoHostRead))
     assert value.shape == () and gradient.shape == y_pred.shape
@@ -232,8 +232,8 @@ def test_loss_functions_return_per_sample_values():
     ("kld", losses.KLDivergence), ("KLDivergence", losses.KLDivergence), ("bce", losses.BinaryCrossentropy),
     ("cosine_similarity", losses.CosineSimilarity), ("squared_hinge", losses.SquaredHinge)])
 def test_keras_names_give_the_loss_classes(name, cls):
-    assert type(losses.get(name)) is cls
-    assert type(losses.get(cls)) is cls
+    assert type(losses.loss_object(name)) is cls
+    assert type(losses.loss_object(cls)) is cls
 
 
 def test_default_names_are_keras_names():
@@ -268,7 +268,7 @@ class CallOverBuiltIn(losses.MeanSquaredError):
 @pytest.mark.parametrize("identifier", [plain_mse, CallOnlyLoss(), CallOnlyLoss, CallOverBuiltIn()])
 def test_loss_without_gradient_is_refused_with_the_method_to_write(identifier):
     with pytest.raises(ValueError, match="no automatic differentiation") as info:
-        losses.get(identifier)
+        losses.loss_object(identifier)
     assert "def value_and_gradient(self, y_true, y_pred, sample_weight=None)" in str(info.value)
     model = gpudl.Sequential([gpudl.layers.Input((3,)), gpudl.layers.Dense(2)])
     with pytest.raises(ValueError, match="no automatic differentiation"):
