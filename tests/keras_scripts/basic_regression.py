@@ -48,7 +48,9 @@ test_results["linear_model"] = linear_model.evaluate(test_features, test_labels,
 
 
 def build_and_compile_model(norm):
-    model = keras.Sequential([norm, layers.Dense(64, activation="relu"), layers.Dense(64, activation="relu"), layers.Dense(1)])
+    model = keras.Sequential(
+        [norm, layers.Dense(64, activation="relu"), layers.Dense(64, activation="relu"), layers.Dense(1)]
+    )
     model.compile(loss="mean_absolute_error", optimizer=keras.optimizers.Adam(0.001))
     return model
 

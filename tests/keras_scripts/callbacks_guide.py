@@ -149,8 +149,10 @@ history = model.fit(x_train, y_train, batch_size=64, epochs=30, verbose=0, callb
 out["best_weights_type"] = type(stopper.best_weights).__name__
 out["best_weights_shapes"] = [list(w.shape) for w in stopper.best_weights]
 out["best_weights_item_type"] = type(stopper.best_weights[0]).__name__
-out["epochs_run_matches_stop"] = len(history.history["loss"]) == (stopper.stopped_epoch + 1 if stopper.stopped_epoch else 30)
-out["restored_best"] = all(np.array_equal(a, b) for a, b in zip(model.get_weights(), stopper.best_weights)) if stopper.stopped_epoch else True
+epochs_run = len(history.history["loss"])
+out["epochs_run_matches_stop"] = epochs_run == (stopper.stopped_epoch + 1 if stopper.stopped_epoch else 30)
+restored = all(np.array_equal(a, b) for a, b in zip(model.get_weights(), stopper.best_weights))
+out["restored_best"] = restored if stopper.stopped_epoch else True
 
 
 class CustomLearningRateScheduler(keras.callbacks.Callback):

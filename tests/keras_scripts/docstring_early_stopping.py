@@ -16,7 +16,9 @@ out = {}
 callback = keras.callbacks.EarlyStopping(monitor="loss", patience=3)
 model = keras.models.Sequential([keras.layers.Dense(10)])
 model.compile(keras.optimizers.SGD(), loss="mse")
-history = model.fit(np.arange(100).reshape(5, 20), np.zeros(5), epochs=10, batch_size=1, callbacks=[callback], verbose=0)
+history = model.fit(
+    np.arange(100).reshape(5, 20), np.zeros(5), epochs=10, batch_size=1, callbacks=[callback], verbose=0
+)
 out["early_stopping_epochs"] = len(history.history["loss"])
 
 print(json.dumps(out))

@@ -35,9 +35,13 @@ schedules = {
     "ExponentialDecay": keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5),
     "PiecewiseConstantDecay": keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values),
     "InverseTimeDecay": keras.optimizers.schedules.InverseTimeDecay(0.1, decay_steps=1.0, decay_rate=0.5),
-    "PolynomialDecay": keras.optimizers.schedules.PolynomialDecay(0.1, decay_steps=50, end_learning_rate=0.01, power=0.5),
+    "PolynomialDecay": keras.optimizers.schedules.PolynomialDecay(
+        0.1, decay_steps=50, end_learning_rate=0.01, power=0.5
+    ),
     "CosineDecay": keras.optimizers.schedules.CosineDecay(0.1, decay_steps=50, alpha=0.1),
-    "CosineDecayWarmup": keras.optimizers.schedules.CosineDecay(0.0, decay_steps=50, warmup_target=0.1, warmup_steps=10),
+    "CosineDecayWarmup": keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=50, warmup_target=0.1, warmup_steps=10
+    ),
 }
 out["values"] = {name: [float(np.asarray(schedule(step))) for step in steps] for name, schedule in schedules.items()}
 out["config_keys"] = {name: sorted(schedule.get_config()) for name, schedule in schedules.items()}

@@ -48,7 +48,9 @@ out["get_layer_name"] = model.get_layer(index=0).name.split("_")[0]
 
 # to_categorical and categorical_crossentropy.
 a = keras.utils.to_categorical([0, 1, 2, 3], num_classes=4)
-b = np.array([0.9, 0.04, 0.03, 0.03, 0.3, 0.45, 0.15, 0.13, 0.04, 0.01, 0.94, 0.05, 0.12, 0.21, 0.5, 0.17]).reshape(4, 4)
+b = np.array(
+    [0.9, 0.04, 0.03, 0.03, 0.3, 0.45, 0.15, 0.13, 0.04, 0.01, 0.94, 0.05, 0.12, 0.21, 0.5, 0.17]
+).reshape(4, 4)
 out["to_categorical"] = np.asarray(a).tolist()
 out["categorical_crossentropy"] = np.asarray(keras.losses.categorical_crossentropy(a, b)).tolist()
 

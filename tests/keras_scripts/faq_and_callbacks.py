@@ -57,8 +57,8 @@ model = get_model()
 model.compile(optimizer=keras.optimizers.Adam(0.05), loss="binary_crossentropy", metrics=["accuracy"])
 early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
 recorder = WeightsPerEpoch()
-history = model.fit(x_train, y_train, epochs=40, batch_size=8, validation_data=(x_val, y_val), callbacks=[recorder, early],
-                    verbose=0)
+history = model.fit(x_train, y_train, epochs=40, batch_size=8, validation_data=(x_val, y_val),
+                    callbacks=[recorder, early], verbose=0)
 val_losses = history.history["val_loss"]
 best = int(np.argmin(val_losses))
 out["early_best_epoch_is_argmin"] = early.best_epoch == best

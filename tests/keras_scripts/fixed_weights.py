@@ -28,7 +28,8 @@ def make_model(optimizer, metrics=("accuracy",), weighted_metrics=None):
         keras.layers.Dense(4, activation="tanh"),
         keras.layers.Dense(1, activation="sigmoid"),
     ])
-    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=list(metrics), weighted_metrics=weighted_metrics)
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=list(metrics),
+                  weighted_metrics=weighted_metrics)
     model.set_weights(weights)
     return model
 

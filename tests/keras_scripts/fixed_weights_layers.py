@@ -78,7 +78,9 @@ out["losses"] = {
 out["loss_objects"] = {
     "Huber(delta=0.5)": float(keras.losses.Huber(delta=0.5)(y_true, y_pred)),
     "LogCosh": float(keras.losses.LogCosh()(y_true, y_pred)),
-    "MeanSquaredError(sample_weight)": float(keras.losses.MeanSquaredError()(y_true, y_pred, sample_weight=np.array([1.0, 0.5, 2.0]))),
+    "MeanSquaredError(sample_weight)": float(
+        keras.losses.MeanSquaredError()(y_true, y_pred, sample_weight=np.array([1.0, 0.5, 2.0]))
+    ),
 }
 z = np.linspace(-3, 3, 7, dtype="float32")
 out["activations_get_callable"] = callable(keras.activations.get("swish"))

@@ -41,7 +41,9 @@ model = make_model(
 out["sparse_evaluate"] = model.evaluate(x, labels, batch_size=8, verbose=0, return_dict=True)
 history = model.fit(x, labels, batch_size=15, epochs=1, shuffle=False, class_weight={0: 1.0, 1: 2.0, 2: 0.5, 3: 1.0},
                     verbose=0)
-out["sparse_class_weight_after_fit"] = np.concatenate([w.ravel() for w in model.get_weights()]).astype("float64").tolist()
+out["sparse_class_weight_after_fit"] = (
+    np.concatenate([w.ravel() for w in model.get_weights()]).astype("float64").tolist()
+)
 out["sparse_history"] = history.history
 
 model = make_model("categorical_crossentropy", ["accuracy", "categorical_crossentropy"], activation="softmax")

@@ -86,7 +86,9 @@ last = {k: v[-1] for k, v in history.history.items()}
 out["val_counts_sum_to_samples"] = bool(
     np.isclose(last["val_fn"] + last["val_fp"] + last["val_tn"] + last["val_tp"], num_val_samples)
 )
-out["train_counts_sum_to_samples"] = bool(np.isclose(last["fn"] + last["fp"] + last["tn"] + last["tp"], len(train_features)))
+out["train_counts_sum_to_samples"] = bool(
+    np.isclose(last["fn"] + last["fp"] + last["tn"] + last["tp"], len(train_features))
+)
 out["checkpoints"] = sorted(f for f in os.listdir(".") if f.startswith("fraud_model_at_epoch_"))
 
 results = model.evaluate(val_features, val_targets, verbose=0, return_dict=True)

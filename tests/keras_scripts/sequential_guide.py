@@ -88,7 +88,9 @@ after = model.get_weights()
 out["frozen_unchanged"] = [bool(np.array_equal(a, b)) for a, b in zip(before, after)]
 
 # A frozen base model under a new head.
-base_model = keras.Sequential([keras.Input(shape=(20,)), layers.Dense(16, activation="relu"), layers.Dense(8, activation="relu")])
+base_model = keras.Sequential(
+    [keras.Input(shape=(20,)), layers.Dense(16, activation="relu"), layers.Dense(8, activation="relu")]
+)
 base_model.trainable = False
 model = keras.Sequential([base_model, layers.Dense(10)])
 out["nested_layer_types"] = [type(layer).__name__ for layer in model.layers]

@@ -44,8 +44,8 @@ sgd = keras.optimizers.SGD(learning_rate=0.05, momentum=0.9, nesterov=True)
 sgd_config = keras.optimizers.serialize(sgd)
 out["optimizer_serialized_class"] = sgd_config["class_name"]
 restored = keras.optimizers.deserialize(sgd_config)
-out["optimizer_roundtrip"] = [type(restored).__name__, float(np.asarray(restored.learning_rate)), restored.get_config()["momentum"],
-                              restored.get_config()["nesterov"]]
+out["optimizer_roundtrip"] = [type(restored).__name__, float(np.asarray(restored.learning_rate)),
+                              restored.get_config()["momentum"], restored.get_config()["nesterov"]]
 
 y_true = np.array([[0.0, 1.0], [3.0, -1.0]], dtype="float32")
 y_pred = np.array([[0.5, 0.0], [0.0, 1.0]], dtype="float32")
@@ -55,7 +55,8 @@ out["loss_by_name"] = [callable(loss_fn), getattr(loss_fn, "__name__", type(loss
 out["loss_by_name_value"] = float(np.mean(np.asarray(loss_fn(y_true, y_pred))))
 loss_object = keras.losses.get({"class_name": "Huber", "config": {"delta": 2.0}})
 out["loss_from_config"] = [type(loss_object).__name__, float(loss_object(y_true, y_pred))]
-out["loss_serialize"] = keras.losses.serialize(keras.losses.BinaryCrossentropy(from_logits=True))["config"]["from_logits"]
+serialized_loss = keras.losses.serialize(keras.losses.BinaryCrossentropy(from_logits=True))
+out["loss_serialize"] = serialized_loss["config"]["from_logits"]
 
 initializer = keras.initializers.get("he_normal")
 out["initializer_by_name"] = type(initializer).__name__

@@ -91,7 +91,8 @@ out = {
         > l2_model.evaluate(validate_x, validate_y, verbose=0, return_dict=True)["binary_crossentropy"]
     ),
     "tiny_metric_equals_loss": bool(np.isclose(
-        *[tiny_model.evaluate(validate_x, validate_y, verbose=0, return_dict=True)[k] for k in ("loss", "binary_crossentropy")],
+        *[tiny_model.evaluate(validate_x, validate_y, verbose=0, return_dict=True)[k]
+          for k in ("loss", "binary_crossentropy")],
         rtol=1e-5)),
 }
 

@@ -88,7 +88,9 @@ out["predict_rows_sum_to_one"] = bool(np.allclose(predictions.sum(axis=1), 1.0, 
 
 result_dict = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
 out["evaluate_dict_keys"] = sorted(result_dict)
-out["evaluate_dict_matches_list"] = bool(np.allclose([result_dict["loss"], result_dict["sparse_categorical_accuracy"]], results, rtol=1e-5))
+out["evaluate_dict_matches_list"] = bool(
+    np.allclose([result_dict["loss"], result_dict["sparse_categorical_accuracy"]], results, rtol=1e-5)
+)
 
 # Class weights: class 5 twice as important.
 class_weight = {i: 1.0 for i in range(10)}
@@ -118,7 +120,8 @@ callbacks = [
 h = model.fit(x_train, y_train, epochs=20, batch_size=64, callbacks=callbacks, validation_split=0.2, verbose=0)
 out["early_stopping_keys"] = sorted(h.history)
 epochs_run = len(h.history["loss"])
-out["early_stopping_stopped_epoch_consistent"] = callbacks[0].stopped_epoch == (epochs_run - 1 if epochs_run < 20 else 0)
+stopped_epoch = callbacks[0].stopped_epoch
+out["early_stopping_stopped_epoch_consistent"] = stopped_epoch == (epochs_run - 1 if epochs_run < 20 else 0)
 
 
 class LossHistory(keras.callbacks.Callback):

@@ -20,7 +20,9 @@ y_val = x_val[:, :5].argmax(axis=1)
 
 
 def get_compiled_model():
-    model = keras.Sequential([keras.Input(shape=(16,)), layers.Dense(32, activation="relu"), layers.Dense(5, activation="softmax")])
+    model = keras.Sequential(
+        [keras.Input(shape=(16,)), layers.Dense(32, activation="relu"), layers.Dense(5, activation="softmax")]
+    )
     model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["sparse_categorical_accuracy"])
     return model
 
@@ -85,7 +87,8 @@ out["generator_history_lengths"] = {k: len(v) for k, v in history.history.items(
 out["generator_iterations"] = int(model.optimizer.iterations)
 
 model = get_compiled_model()
-history = model.fit(x_train, y_train, epochs=4, batch_size=64, validation_data=(x_val, y_val), validation_freq=2, verbose=0)
+history = model.fit(x_train, y_train, epochs=4, batch_size=64, validation_data=(x_val, y_val), validation_freq=2,
+                    verbose=0)
 out["validation_freq_lengths"] = {k: len(v) for k, v in history.history.items()}
 
 val_weight = np.linspace(0.5, 1.5, len(y_val)).astype("float32")

@@ -19,7 +19,9 @@ keras.utils.set_random_seed(18)
 rng = np.random.default_rng(18)
 x = rng.random((100, 4)).astype("float32")
 y = (x.sum(axis=1) > 2).astype("float32")
-model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu"), keras.layers.Dense(1, activation="sigmoid")])
+model = keras.Sequential(
+    [keras.Input((4,)), keras.layers.Dense(3, activation="relu"), keras.layers.Dense(1, activation="sigmoid")]
+)
 model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
 
 
@@ -42,7 +44,8 @@ out["evaluate_auto"] = printed(lambda: model.evaluate(x, y))
 out["predict_auto"] = printed(lambda: model.predict(x))
 out["checkpoint_verbose"] = printed(lambda: model.fit(
     x, y, epochs=2, validation_split=0.2, verbose=0,
-    callbacks=[keras.callbacks.ModelCheckpoint("best.weights.h5", save_weights_only=True, save_best_only=True, verbose=1)]))
+    callbacks=[keras.callbacks.ModelCheckpoint("best.weights.h5", save_weights_only=True, save_best_only=True,
+                                               verbose=1)]))
 out["early_stopping_verbose"] = printed(lambda: model.fit(
     x, y, epochs=3, verbose=0,
     callbacks=[keras.callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=10.0, verbose=1)]))

@@ -21,7 +21,8 @@ out["kernel"] = {"path": kernel.path, "name": kernel.name, "shape": list(kernel.
 out["weight_paths"] = [w.path for w in model.weights]
 layer.kernel.assign(np.ones((3, 2)))
 layer.bias.assign(np.array([0.5, -0.5]))
-out["assigned"] = [float(layer.kernel.numpy().sum()), type(layer.kernel.numpy()).__name__, np.asarray(layer.bias).tolist()]
+out["assigned"] = [float(layer.kernel.numpy().sum()), type(layer.kernel.numpy()).__name__,
+                   np.asarray(layer.bias).tolist()]
 out["layer_call_after_assign"] = \
     np.asarray(model.layers[0](np.array([[1.0, 2.0, 3.0]], dtype="float32"))).tolist()
 out["get_layer"] = [model.get_layer("d").name, model.layers[1].name, model.get_layer(index=1).name]
