@@ -7,6 +7,9 @@ A layer is `build` (shapes and parameters), `forward`, `backward`:
                                    None when `self.input_gradient_needed` is False
 `build` receives shapes without the batch axis; `layer.build((None, n))` with Keras's
 batch axis works too (a leading None is dropped before a subclass's build sees it).
+`compute_output_shape` takes and returns Keras's shapes with the batch axis; a layer
+whose output shape differs from its input's overrides `output_feature_shape`, the
+same per sample.
 gpudl has no autodiff, so a layer written with Keras's `call()` alone is refused with
 an error naming forward/backward. Subclass Layer for a custom layer; the gradient
 checker (gpudl.gradient_check) verifies its backward pass.
