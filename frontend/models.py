@@ -617,6 +617,12 @@ class Sequential:
     def variables(self):
         return self.weights
 
+    @property
+    def losses(self):
+        """Keras's `model.losses`: every layer's penalties (activity penalties of the last
+        forward pass, then one per regularized weight), in layer order."""
+        return [loss for layer in self._leaves() for loss in layer.losses]
+
     def get_weights(self):
         """Host copies of every weight, in Keras order (Dense: kernel, bias; BatchNormalization:
         gamma, beta, moving_mean, moving_variance)."""

@@ -507,3 +507,13 @@ def test_rank_one_inputs_are_expanded_for_a_one_feature_model():
     model.compile("sgd", "mse")
     model.fit(x, 3 * x, epochs=1, verbose=0)
     np.testing.assert_allclose(model.predict(x, verbose=0), model.predict(x[:, None], verbose=0))
+
+
+def test_model_losses_list_each_penalty_and_sum_to_the_regularization_loss():
+    model = gpudl.Sequential([gpudl.Input((6,)), Dense(4, kernel_regularizer=gpudl.regularizers.L2(0.1),
+                                                       bias_regularizer=gpudl.regularizers.L1(0.2)),
+                              Dense(3, kernel_regularizer=gpudl.regularizers.L2(0.3))], dtype="float64", seed=0)
+    kernel1, bias1, kernel2, _ = model.get_weights()
+    expected = [0.1 * (kernel1 ** 2).sum(), 0.2 * np.abs(bias1).sum(), 0.3 * (kernel2 ** 2).sum()]
+    np.testing.assert_allclose([float(v) for v in model.losses], expected, rtol=1e-12)
+    assert float(model.regularization_loss()) == pytest.approx(sum(expected), rel=1e-12)
