@@ -10,7 +10,7 @@ time over --runs rounds with the spread (min to max), and the ratio of the media
 last line is the headline ratio. Keras+JAX runs in a subprocess (this file with
 --keras-only) under --keras-python, by default this interpreter when it can import keras
 and jax: one fit of --runs + 1 epochs, the first (which compiles) left out. --profile N
-prints where a gpudl epoch over N examples spends its time (cProfile, ms per step).
+prints where a gpudl epoch over N examples spends its CPU time (cProfile, ms per step).
 
     python perf/fit_cpu.py [--examples 60000] [--runs 3] [--keras-python PATH] [--profile 20000]
                            [--json perf/fit_cpu.json]
@@ -134,14 +134,18 @@ def run_keras(python, examples, runs):
 
 
 def profile_gpudl(examples):
-    """cProfile of one gpudl epoch over `examples`: the top functions by own time, ms/step."""
+    """cProfile of one gpudl epoch over `examples`: the top functions by own CPU time (process
+    time: what other processes take from the cores is not counted), ms/step. Run it with
+    --threads 1, so that the CPU time of a function is its time."""
     x, y = make_data(examples)
     gpudl_epoch(x[:BATCH * 4], y[:BATCH * 4])  # imports and first calls out of the profile
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)
     profiler.runcall(gpudl_epoch, x, y)
     steps = -(-examples // BATCH)
     stats = pstats.Stats(profiler).sort_stats("tottime")
-    print(f"\nprofile of one gpudl epoch, {examples} examples ({steps} steps): own time per step")
+    total = sum(own for _, _, own, _, _ in stats.stats.values())
+    print(f"\nprofile of one gpudl epoch, {examples} examples ({steps} steps): own CPU time per step "
+          f"(all functions: {total / steps * 1e3:.2f} ms/step, profiler overhead included)")
     print(f"{'ms/step':>8s} {'calls/step':>10s}  function")
     for (path, line, name), (_, calls, own, _, _) in sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:18]:
         where = f"{os.path.relpath(path) if path.startswith('/') else path}:{line}({name})"
