@@ -62,6 +62,12 @@ model = make_model(keras.optimizers.SGD(learning_rate=0.1))
 model.fit(x, y, batch_size=8, epochs=1, shuffle=False, sample_weight=sample_weight, verbose=0)
 out["sample_weight_weights"] = flat(model.get_weights())
 
+# validation_split takes the last quarter before any shuffling; batches of 12, 12 and 6 make
+# the epoch loss a mean weighted by batch size.
+model = make_model(keras.optimizers.SGD(learning_rate=0.1))
+history = model.fit(x, y, batch_size=12, epochs=2, shuffle=False, validation_split=0.25, verbose=0)
+out["validation_split_history"] = history.history
+
 model = make_model("sgd", metrics=["mae", keras.metrics.AUC(), keras.metrics.Precision(), keras.metrics.Recall()])
 result = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
 out["metric_names"] = sorted(result)
