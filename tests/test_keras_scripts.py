@@ -80,11 +80,19 @@ def run_script(name, folder):
     return result.returncode, result.stdout, result.stderr
 
 
+def script_name(item):
+    """The `name` parameter of a collected test, if it has one."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("name") if callspec else None
+
+
 @pytest.fixture(scope="module")
-def script_runs(tmp_path_factory):
-    """Starts every script at once (in parallel subprocesses); name -> future of run_script."""
-    pool = ThreadPoolExecutor(max_workers=max(2, min(len(SCRIPTS), os.cpu_count() or 2)))
-    runs = {name: pool.submit(run_script, name, tmp_path_factory.mktemp(name)) for name in SCRIPTS}
+def script_runs(request, tmp_path_factory):
+    """Starts at once, in parallel subprocesses, every script a selected test of this module
+    needs; name -> future of run_script."""
+    needed = sorted({script_name(item) for item in request.session.items if item.module is request.module} - {None})
+    pool = ThreadPoolExecutor(max_workers=max(2, min(len(needed), os.cpu_count() or 2)))
+    runs = {name: pool.submit(run_script, name, tmp_path_factory.mktemp(name)) for name in needed}
     yield runs
     pool.shutdown(wait=True)
 
