@@ -1,7 +1,7 @@
 """What Keras 3 accepts as data and returns, for the inputs MLP scripts pass without
-thinking: Python lists, integer and float64 arrays, boolean labels, validation_data as a
-tuple, predict without batch_size over more than one batch, calling the model on a
-list; and the types of what comes back (float32 arrays from predict and calls, floats
+thinking: integer and float64 arrays, boolean labels, validation_data as a tuple, predict
+without batch_size over more than one batch (Python lists are left out: Keras refuses
+them, "Unrecognized data type", where gpudl converts them); and the types of what comes back (float32 arrays from predict and calls, floats
 from evaluate/train_on_batch/test_on_batch without metrics, dicts with return_dict,
 float32 ndarrays from get_weights, History.params keys)."""
 
@@ -15,9 +15,7 @@ keras.utils.set_random_seed(25)
 out = {}
 model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
 model.compile("sgd", "binary_crossentropy", metrics=["accuracy"])
-out["fit_lists"] = sorted(model.fit([[0.0, 1.0], [1.0, 0.0]], [0, 1], verbose=0).history)
 out["fit_int_x"] = sorted(model.fit(np.array([[0, 1], [1, 0]]), np.array([0, 1]), verbose=0).history)
-out["predict_list_dtype"] = str(np.asarray(model.predict([[0.0, 1.0]], verbose=0)).dtype)
 out["predict_float64_dtype"] = str(model.predict(np.zeros((2, 2)), verbose=0).dtype)
 out["predict_int_dtype"] = str(model.predict(np.zeros((2, 2), dtype=int), verbose=0).dtype)
 out["evaluate_bool_y"] = len(model.evaluate(np.zeros((2, 2)), np.array([True, False]), verbose=0))
@@ -25,7 +23,6 @@ history = model.fit(np.zeros((4, 2)), np.zeros(4), validation_data=(np.zeros((2,
 out["fit_tuple_validation"] = sorted(history.history)
 out["history_params_keys"] = sorted(history.params)
 out["predict_70_rows"] = model.predict(np.zeros((70, 2)), verbose=0).shape[0]
-out["call_list_shape"] = list(np.asarray(model([[0.0, 1.0]])).shape)
 out["call_float64_dtype"] = str(np.asarray(model(np.zeros((1, 2)))).dtype)
 out["train_on_batch_return_dict"] = sorted(model.train_on_batch(np.zeros((2, 2)), np.zeros(2), return_dict=True))
 out["predict_on_batch_type"] = type(model.predict_on_batch(np.zeros((2, 2)))).__name__
