@@ -1,9 +1,10 @@
 """What Keras 3 accepts as data and returns, for the inputs MLP scripts pass without
 thinking: integer and float64 arrays, boolean labels, validation_data as a tuple, predict
 without batch_size over more than one batch (Python lists are left out: Keras refuses
-them, "Unrecognized data type", where gpudl converts them); and the types of what comes back (float32 arrays from predict and calls, floats
-from evaluate/train_on_batch/test_on_batch without metrics, dicts with return_dict,
-float32 ndarrays from get_weights, History.params keys)."""
+them, "Unrecognized data type", where gpudl converts them); and the types of what comes
+back (float32 arrays from predict and calls, floats from evaluate/train_on_batch/
+test_on_batch without metrics, dicts with return_dict, float32 ndarrays from
+get_weights, History.params keys)."""
 
 import json
 
