@@ -358,11 +358,16 @@ def _value_to_keras(key, value, where, problems):
 
 
 def _compile_to_keras(model, problems):
+    """Keras's compile_config; a loss given by name stays the name, as Keras writes it."""
+    from gpudl.frontend import losses
+
     loss = model.compiled_loss
     if _keras_name_of("loss", type(loss)) is None:
         problems.append(f"the loss {type(loss).__name__} has no Keras equivalent")
+    named = isinstance(model.loss, str) and model.loss in losses.LOSSES
     return {"optimizer": _optimizer_to_keras(model.optimizer, problems),
-            "loss": _keras_object("loss", type(loss).__name__, loss.get_config()), "loss_weights": None,
+            "loss": model.loss if named else _keras_object("loss", type(loss).__name__, loss.get_config()),
+            "loss_weights": None,
             "metrics": _metrics_to_keras(model._metric_names, problems),
             "weighted_metrics": _metrics_to_keras(model._weighted_metric_names, problems)}
 
