@@ -48,8 +48,6 @@ KNOWN_GAPS = {
         "'sequential/d/kernel' (keras/src/backend/common/variables.py Variable.path)"),
     ("weights_api", "weight_paths"): (
         "model.weights paths lack the 'sequential/' prefix Keras gives (keras/src/backend/common/variables.py)"),
-    ("surface_names", "optimizers"): (
-        "missing from gpudl.optimizers: Ftrl (Keras 3: keras/src/optimizers/__init__.py)"),
 }
 
 # Keys Keras 3.15 adds that are no part of an MLP script's surface: left out of the comparison.
