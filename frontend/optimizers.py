@@ -5,8 +5,8 @@ update per contiguous run of it (one run, hence one launch, unless layers are fr
 Two kinds of update rule:
   fused  SGD, Momentum, RMSprop (momentum=0, centered=False), Adam and AdamW (amsgrad=False):
          one kernel per run, in gpudl.kernels.optimizer_updates (the formulas are there);
-  xp     Adagrad, Adadelta, Adamax, Nadam, Lion, Adam(amsgrad=True), RMSprop(momentum>0 or
-         centered=True): written once over the backend's array namespace, on every backend.
+  xp     Adagrad, Adadelta, Adamax, Nadam, Lion, Ftrl, Adam(amsgrad=True), RMSprop(momentum>0
+         or centered=True): written once over the backend's array namespace, on every backend.
 Either way the scalars that change from step to step (learning rate, bias corrections) are
 computed on the host in float64, uploaded in a step table, and read on the device through
 the step counter, so a step needs no host-to-device transfer.
@@ -31,8 +31,8 @@ place; the optimizer keeps their slots, keyed by identity). Read the state back 
 
 The course's conventions (not Keras's) for Adam and RMSprop: epsilon added outside the square
 root of the bias-corrected second moment, default 1e-8 (Kingma & Ba, PyTorch), amsgrad,
-centered and momentum included. Adagrad, Adadelta, Adamax, Nadam and Lion use Keras's
-formulas and defaults exactly.
+centered and momentum included. Adagrad, Adadelta, Adamax, Nadam, Lion and Ftrl use
+Keras's formulas and defaults exactly.
 """
 
 import inspect
@@ -66,6 +66,15 @@ def _optional_non_negative(argument, value, where):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
             or not (math.isfinite(value) and value >= 0):
         raise invalid_value(argument, "a non-negative float or None", value, where)
+    return float(value)
+
+
+def _finite_float(argument, value, expected, where, accept):
+    """`value` as a float when it is a finite real number that `accept` takes; else the house
+    ValueError saying `expected`."""
+    numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not (numeric and math.isfinite(value) and accept(value)):
+        raise invalid_value(argument, expected, value, where)
     return float(value)
 
 
@@ -867,8 +876,67 @@ class Lion(Optimizer):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
 
 
+class Ftrl(Optimizer):
+    """FTRL-Proximal, follow the regularized leader (McMahan et al. 2013; Keras's form), with
+    p = learning_rate_power, l1, l2 and shrinkage the regularization strengths:
+        g' = g + 2*shrinkage*w;  n_new = n + g^2
+        z += g' - (n_new^(-p) - n^(-p)) / lr * w
+        w = (clip(z, -l1, l1) - z) / (n_new^(-p) / lr + 2*l2 + beta/lr);  n = n_new
+    (w = 0 where |z| <= l1: the L1 strength makes weights exactly sparse.) Slots: "accumulator"
+    (n, starts at initial_accumulator_value), "linear" (z).
+
+    Args: learning_rate=0.001, learning_rate_power=-0.5 (<= 0; 0: a fixed rate),
+    initial_accumulator_value=0.1, l1_regularization_strength=0.0, l2_regularization_strength=0.0,
+    l2_shrinkage_regularization_strength=0.0, beta=0.0 (all >= 0), and the base arguments.
+    """
+
+    slot_names = ("accumulator", "linear")
+
+    def __init__(self, learning_rate=0.001, learning_rate_power=-0.5, initial_accumulator_value=0.1,
+                 l1_regularization_strength=0.0, l2_regularization_strength=0.0,
+                 l2_shrinkage_regularization_strength=0.0, beta=0.0, **kwargs):
+        self.learning_rate_power = _finite_float("learning_rate_power", learning_rate_power, "a float <= 0",
+                                                 "Ftrl", lambda value: value <= 0)
+        non_negative = {"initial_accumulator_value": initial_accumulator_value,
+                        "l1_regularization_strength": l1_regularization_strength,
+                        "l2_regularization_strength": l2_regularization_strength,
+                        "l2_shrinkage_regularization_strength": l2_shrinkage_regularization_strength, "beta": beta}
+        for argument, value in non_negative.items():
+            setattr(self, argument, _finite_float(argument, value, "a non-negative float", "Ftrl",
+                                                  lambda value: value >= 0))
+        super().__init__(learning_rate, **kwargs)
+
+    def slot_initial_value(self, name):
+        return self.initial_accumulator_value if name == "accumulator" else 0.0
+
+    def step_table_rows(self, first_step, rates):
+        """Rows (lr, 2*l2 + beta/lr)."""
+        rates = np.array(rates, dtype=np.float64)
+        with np.errstate(divide="ignore"):  # a schedule's rate 0 gives inf, as in Keras
+            return np.stack([rates, 2.0 * self.l2_regularization_strength + self.beta / rates], axis=1)
+
+    def update(self, param, grad, slots):
+        lr, quadratic_offset = self.step_row(param.dtype)
+        accumulator, linear = slots["accumulator"], slots["linear"]
+        power = -self.learning_rate_power
+        shrunk_grad = grad + (2.0 * self.l2_shrinkage_regularization_strength) * param
+        new_accumulator_power = (accumulator + grad * grad) ** power
+        linear += shrunk_grad - (new_accumulator_power - accumulator**power) / lr * param
+        accumulator += grad * grad
+        l1 = self.l1_regularization_strength
+        param[...] = (self.xp.clip(linear, -l1, l1) - linear) / (new_accumulator_power / lr + quadratic_offset)
+
+    def get_config(self):
+        return {**super().get_config(), "learning_rate_power": self.learning_rate_power,
+                "initial_accumulator_value": self.initial_accumulator_value,
+                "l1_regularization_strength": self.l1_regularization_strength,
+                "l2_regularization_strength": self.l2_regularization_strength,
+                "l2_shrinkage_regularization_strength": self.l2_shrinkage_regularization_strength,
+                "beta": self.beta}
+
+
 OPTIMIZERS = {cls.__name__.lower(): cls
-              for cls in (SGD, Momentum, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax, Nadam, Lion)}
+              for cls in (SGD, Momentum, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax, Nadam, Lion, Ftrl)}
 
 
 def serialize(optimizer):

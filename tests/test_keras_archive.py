@@ -145,6 +145,8 @@ GPUDL_OPTIMIZERS = {
     "rmsprop": lambda: gpudl.optimizers.RMSprop(0.05),
     "adam_amsgrad": lambda: gpudl.optimizers.Adam(0.05, amsgrad=True),
     "nadam": lambda: gpudl.optimizers.Nadam(0.05),
+    "ftrl": lambda: gpudl.optimizers.Ftrl(0.5, l1_regularization_strength=0.01, l2_regularization_strength=0.1,
+                                          l2_shrinkage_regularization_strength=0.05, beta=0.5),
 }
 KERAS_OPTIMIZERS = {
     "sgd_momentum": lambda: keras.optimizers.SGD(0.5, momentum=0.9),
@@ -154,6 +156,8 @@ KERAS_OPTIMIZERS = {
     "adadelta": lambda: keras.optimizers.Adadelta(1.0),
     "adamax": lambda: keras.optimizers.Adamax(0.05),
     "lion": lambda: keras.optimizers.Lion(0.01),
+    "ftrl": lambda: keras.optimizers.Ftrl(0.5, learning_rate_power=-0.3, l1_regularization_strength=0.01,
+                                          l2_shrinkage_regularization_strength=0.05, beta=0.5),
 }
 
 

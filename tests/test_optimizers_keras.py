@@ -464,7 +464,7 @@ def test_unknown_arguments_names_and_two_clipping_arguments_are_refused():
     with pytest.raises(ValueError, match="Only one of `clipnorm`, `clipvalue` and `global_clipnorm`"):
         optimizers.SGD(clipnorm=1.0, clipvalue=1.0)
     with pytest.raises(ValueError, match="Unknown optimizer: 'adamm'. Known optimizers: adadelta, adagrad, adam, "
-                                         "adamax, adamw, lion, momentum, nadam, rmsprop, sgd"):
+                                         "adamax, adamw, ftrl, lion, momentum, nadam, rmsprop, sgd"):
         optimizers.get("adamm")
 
 
