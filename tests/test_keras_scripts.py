@@ -43,6 +43,13 @@ KNOWN_GAPS = {
         "model.losses does not exist; Keras lists one penalty per regularized weight (3 here: the first Dense's "
         "kernel and bias, the second's kernel), plus the activity penalties of the last eager call "
         "(keras/src/layers/layer.py Layer.losses)"),
+    ("training_loop_by_hand", "trainable_variables_len"): (
+        "model.trainable_variables does not exist; Keras has it (and variables, non_trainable_variables) beside "
+        "trainable_weights, and its JAX/PyTorch training-loop guides use it (keras/src/layers/layer.py)"),
+    ("training_loop_by_hand", "optimizer_variable_shapes"): (
+        "optimizer.variables of Adam is [iterations (1,), m, v, ...]; Keras's is [iterations (), learning_rate (), "
+        "then m and v per weight] (keras/src/optimizers/base_optimizer.py: iterations and learning_rate are "
+        "scalar variables it tracks)"),
     ("weights_api", "kernel"): (
         "a weight's path is 'd/kernel'; Keras prefixes the model's name scope it was built in, "
         "'sequential/d/kernel' (keras/src/backend/common/variables.py Variable.path)"),
@@ -1226,6 +1233,25 @@ EXPECTED = {'basic_regression': {'dnn_history_lengths': {'loss': 10, 'val_loss':
                          'weighted_validation_keys': ['loss', 'sparse_categorical_accuracy', 'val_loss',
                                                       'val_sparse_categorical_accuracy'],
                          'workers_history_keys': ['loss', 'sparse_categorical_accuracy']},
+ 'training_loop_by_hand': {'iterations': 8,
+                           'losses': [1.4853777885437012, 1.554961919784546, 1.450260043144226, 1.416392207145691,
+                                      1.3872467279434204, 1.4786715507507324, 1.3416812419891357,
+                                      1.3142365217208862],
+                           'metric_after_reset': 0.0,
+                           'optimizer_variable_shapes': [[], [], [6, 4], [6, 4], [4], [4]],
+                           'train_acc': [0.15625, 0.203125],
+                           'trainable_variables_len': 2,
+                           'val_acc': [0.15000000596046448, 0.20000000298023224],
+                           'weights': [0.3791859745979309, 0.10136736184358597, -0.19868986308574677,
+                                       -0.24118006229400635, -0.24377793073654175, 0.15828080475330353,
+                                       0.2763170301914215, 0.1719728261232376, -0.0904034897685051,
+                                       -0.35265055298805237, -0.17955538630485535, -0.03300141543149948,
+                                       0.19224455952644348, 0.2088887244462967, -0.004518998321145773,
+                                       -0.15569180250167847, -0.20774683356285095, -0.13404783606529236,
+                                       0.2514636516571045, 0.2776389420032501, 0.04517931491136551,
+                                       -0.14022082090377808, -0.2244974672794342, -0.16777457296848297,
+                                       0.00019608944421634078, 0.018777666613459587, 0.03000491112470627,
+                                       -0.03272693604230881]},
  'verbose_output': {'checkpoint_verbose': ['Epoch N: val_loss improved from None to N, saving model to '
                                            'best.weights.hN',
                                            'Epoch N: finished saving model to best.weights.hN',
