@@ -428,6 +428,7 @@ class Sequential:
             if self.stop_training:
                 break
         callback_list.on_train_end(training_logs)
+        self._clear_activity_losses()
         return history
 
     def epoch_order(self, n, epoch):
@@ -487,6 +488,10 @@ class Sequential:
         ids = {id(p) for layer in self._leaves() if layer.trainable for p in layer.weights}
         return self.arena.runs(lambda p: id(p) in ids)
 
+    def _clear_activity_losses(self):
+        for layer in self._leaves():
+            layer.clear_activity_loss()
+
     def _reset_metrics(self):
         for metric in self.metrics or []:  # None until the first batch is seen
             metric.reset()
@@ -515,6 +520,7 @@ class Sequential:
             callback_list.on_test_batch_end(step, self._logs(loss_sum, seen))
         logs = dict(self._logs(loss_sum, seen).read())
         callback_list.on_test_end(logs)
+        self._clear_activity_losses()
         return logs
 
     def _results(self, logs, return_dict):
@@ -560,6 +566,7 @@ class Sequential:
             outputs.append(backend.to_numpy(output))
             callback_list.on_predict_batch_end(step, {"outputs": outputs[-1]})
         callback_list.on_predict_end()
+        self._clear_activity_losses()
         return np.concatenate(outputs)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
@@ -620,7 +627,7 @@ class Sequential:
     @property
     def losses(self):
         """Keras's `model.losses`: every layer's penalties (activity penalties of the last
-        forward pass, then one per regularized weight), in layer order."""
+        eager call `model(x)`, then one per regularized weight), in layer order."""
         return [loss for layer in self._leaves() for loss in layer.losses]
 
     def get_weights(self):

@@ -517,3 +517,18 @@ def test_model_losses_list_each_penalty_and_sum_to_the_regularization_loss():
     expected = [0.1 * (kernel1 ** 2).sum(), 0.2 * np.abs(bias1).sum(), 0.3 * (kernel2 ** 2).sum()]
     np.testing.assert_allclose([float(v) for v in model.losses], expected, rtol=1e-12)
     assert float(model.regularization_loss()) == pytest.approx(sum(expected), rel=1e-12)
+
+
+def test_activity_penalties_count_in_model_losses_only_after_an_eager_call():
+    """Keras keeps a layer's activity losses from eager calls, not from fit/evaluate/predict."""
+    x, y = data(n=8)
+    model = gpudl.Sequential([gpudl.Input((6,)), Dense(4, activity_regularizer=gpudl.regularizers.L2(0.5),
+                                                       kernel_regularizer=gpudl.regularizers.L2(0.1)),
+                              Dense(3, activation="softmax")], dtype="float64", seed=0)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    model.evaluate(x, y, verbose=0)
+    assert len(model.losses) == 1
+    hidden = model.layers[0](x)
+    model(x)
+    assert len(model.losses) == 2
+    assert float(model.losses[0]) == pytest.approx(0.5 * (hidden ** 2).sum() / len(x), rel=1e-12)

@@ -325,6 +325,11 @@ class Layer:
             self._activity_output = output
             self._activity_loss = self.activity_regularizer(output) / output.shape[0]
 
+    def clear_activity_loss(self):
+        """Forget the last forward pass's activity penalty (fit, evaluate and predict call it when
+        they end: Keras keeps a layer's activity losses only from eager calls)."""
+        self._activity_output, self._activity_loss = None, 0.0
+
     def _activity_gradient(self, dy):
         """dy + d(activity penalty)/d(output) of the last forward pass."""
         if self.activity_regularizer is None:
