@@ -10,6 +10,7 @@ import sys
 import types
 
 from gpudl import backend, models, saving
+from gpudl.errors import NotInGpudl
 from gpudl.backend import clear_session, floatx, get_backend, set_backend, set_floatx
 from gpudl.frontend import (activations, callbacks, constraints, data, initializers, layers, losses, metrics, optimizers,
                             regularizers, schedules, tuning, utils)
@@ -37,7 +38,7 @@ class _NoOps(types.ModuleType):
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        raise NotImplementedError(
+        raise NotInGpudl(
             f"gpudl has no keras.ops (no autodiff), so ops.{name} does not exist: use NumPy on arrays, and "
             f"write a custom layer as a Layer with forward(x, training) and backward(dy), a custom loss as a "
             f"Loss with value_and_gradient(y_true, y_pred, sample_weight=None).")

@@ -44,3 +44,8 @@ def check_finite_array(name, array):
             f"`{name}` contains NaN or inf (first at index {tuple(int(i) for i in bad)}); "
             f"expected finite values."
         )
+
+
+class NotInGpudl(AttributeError, NotImplementedError):
+    """A Keras name gpudl does not have on purpose (convolutions, keras.ops, ...); its message
+    names the gpudl way. An AttributeError too, so hasattr() answers False."""

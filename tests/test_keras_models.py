@@ -532,3 +532,11 @@ def test_activity_penalties_count_in_model_losses_only_after_an_eager_call():
     model(x)
     assert len(model.losses) == 2
     assert float(model.losses[0]) == pytest.approx(0.5 * (hidden ** 2).sum() / len(x), rel=1e-12)
+
+
+def test_convolution_and_recurrent_layers_name_the_gpudl_way_and_hasattr_stays_false():
+    with pytest.raises(NotImplementedError, match="convolution layers are not part of gpudl.*forward"):
+        gpudl.layers.Conv2D(8, 3)
+    with pytest.raises(NotImplementedError, match="recurrent"):
+        gpudl.layers.LSTM(4)
+    assert not hasattr(gpudl.layers, "Conv2D") and not hasattr(gpudl.ops, "matmul")

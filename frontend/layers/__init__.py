@@ -1,5 +1,6 @@
 """Keras-style layers; subclass Layer for your own (build / forward / backward)."""
 
+from gpudl.errors import NotInGpudl
 from gpudl.frontend.layers.activation import Activation
 from gpudl.frontend.layers.activity_regularization import ActivityRegularization
 from gpudl.frontend.layers.alpha_dropout import AlphaDropout
@@ -72,3 +73,28 @@ def deserialize(config, custom_objects=None):
     if input_shape is not None:
         layer.build(tuple(input_shape))
     return layer
+
+
+# Keras layers that an MLP library does not have: reaching for one says so, and what gpudl offers.
+NOT_IN_GPUDL = {
+    **dict.fromkeys(("Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
+                     "SeparableConv1D", "SeparableConv2D", "DepthwiseConv1D", "DepthwiseConv2D", "MaxPooling1D",
+                     "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
+                     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
+                     "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "SpatialDropout2D"),
+                    "convolution"),
+    **dict.fromkeys(("LSTM", "GRU", "SimpleRNN", "Bidirectional", "RNN", "LSTMCell", "GRUCell", "SimpleRNNCell",
+                     "ConvLSTM2D", "TimeDistributed", "Embedding", "Attention", "MultiHeadAttention"),
+                    "recurrent and sequence"),
+    **dict.fromkeys(("Lambda", "Add", "Concatenate", "Multiply", "Average", "Subtract", "Dot", "Maximum",
+                     "Minimum"), "functional-API"),
+}
+
+
+def __getattr__(name):
+    if name in NOT_IN_GPUDL:
+        raise NotInGpudl(
+            f"gpudl has no {name}: {NOT_IN_GPUDL[name]} layers are not part of gpudl, a library for multilayer "
+            f"perceptrons (Dense, BatchNormalization, Dropout, ... in a Sequential). A layer of your own is a "
+            f"gpudl.layers.Layer with build(input_shape), forward(x, training) and backward(dy).")
+    raise AttributeError(f"module 'gpudl.layers' has no attribute {name!r}")
