@@ -14,7 +14,8 @@ Here each script runs with `import keras` -> `import gpudl as keras` and `from k
 -> `from gpudl...`, in a subprocess in its own temporary folder, and its JSON line must
 equal the one real Keras printed for the same script: same keys, list lengths, type
 names, shapes, strings and booleans; floats (all of them come from fixed data, fixed
-weights or fixed seeds inside one library) equal to float32 rounding.
+weights or fixed seeds inside one library) equal to float32 rounding. The scripts whose
+numbers go through the fused kernels run a second time on the Triton backend.
 
 EXPECTED was printed by Keras 3.15.1 on the JAX 0.10.2 CPU backend (NumPy 2.4.6):
 `cd $(mktemp -d) && KERAS_BACKEND=jax /work/kerasvenv/bin/python tests/keras_scripts/<name>.py`,
@@ -46,10 +47,6 @@ CRASHES = {
 
 # Output keys where gpudl differs from Keras today: (script, key) -> the gap.
 KNOWN_GAPS = {
-    ("fixed_weights_layers", "losses_len"): (
-        "model.losses does not exist; Keras lists one penalty per regularized weight (3 here: the first Dense's "
-        "kernel and bias, the second's kernel), plus the activity penalties of the last eager call "
-        "(keras/src/layers/layer.py Layer.losses)"),
     ("training_loop_by_hand", "trainable_variables_len"): (
         "model.trainable_variables does not exist; Keras has it (and variables, non_trainable_variables) beside "
         "trainable_weights, and its JAX/PyTorch training-loop guides use it (keras/src/layers/layer.py)"),
@@ -68,6 +65,10 @@ KNOWN_GAPS = {
         "model.weights paths lack the 'sequential/' prefix Keras gives (keras/src/backend/common/variables.py)"),
 }
 
+# Scripts whose numbers exercise the fused kernels (batch norm, softmax cross-entropy, the
+# optimizer updates): also run on the Triton backend (interpreted on the CPU without a GPU).
+TRITON_SCRIPTS = ("fixed_weights", "fixed_weights_layers", "fixed_weights_multiclass")
+
 # Keys Keras 3.15 adds that are no part of an MLP script's surface: left out of the comparison.
 VERSION_SPECIFIC = {
     # Dense.get_config() gained `quantization_config` with Keras's int8/int4 quantization.
@@ -81,36 +82,41 @@ def gpudl_source(text):
     return re.sub(r"^from keras([. ])", r"from gpudl\1", text, flags=re.MULTILINE)
 
 
-def run_script(name, folder):
-    """Runs one script under gpudl in `folder`; returns (returncode, stdout, stderr)."""
+def run_script(name, folder, backend=None):
+    """Runs one script under gpudl in `folder`, on gpudl's default backend or the one named;
+    returns (returncode, stdout, stderr)."""
     source = gpudl_source((SCRIPTS_DIR / f"{name}.py").read_text())
     (folder / f"{name}.py").write_text(source)
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if backend:
+        env["GPUDL_BACKEND"] = backend
     result = subprocess.run([sys.executable, f"{name}.py"], cwd=folder, env=env, capture_output=True, text=True,
                             timeout=SCRIPT_TIMEOUT_S)
     return result.returncode, result.stdout, result.stderr
 
 
-def script_name(item):
-    """The `name` parameter of a collected test, if it has one."""
-    callspec = getattr(item, "callspec", None)
-    return callspec.params.get("name") if callspec else None
+def script_run(item):
+    """(script, backend) a collected test needs, or None."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return (params["name"], params.get("backend")) if "name" in params else None
 
 
 @pytest.fixture(scope="module")
 def script_runs(request, tmp_path_factory):
     """Starts at once, in parallel subprocesses, every script a selected test of this module
-    needs; name -> future of run_script."""
-    needed = sorted({script_name(item) for item in request.session.items if item.module is request.module} - {None})
+    needs; (name, backend) -> future of run_script."""
+    needed = sorted({script_run(item) for item in request.session.items if item.module is request.module} - {None},
+                    key=str)
     pool = ThreadPoolExecutor(max_workers=max(2, min(len(needed), os.cpu_count() or 2)))
-    runs = {name: pool.submit(run_script, name, tmp_path_factory.mktemp(name)) for name in needed}
+    runs = {(name, backend): pool.submit(run_script, name, tmp_path_factory.mktemp(name), backend)
+            for name, backend in needed}
     yield runs
     pool.shutdown(wait=True)
 
 
-def script_output(script_runs, name):
+def script_output(script_runs, name, backend=None):
     """The JSON object the script printed last under gpudl; fails with its stderr if it stopped."""
-    returncode, stdout, stderr = script_runs[name].result()
+    returncode, stdout, stderr = script_runs[name, backend].result()
     assert returncode == 0, f"{name}.py stopped under gpudl (exit {returncode}):\n{stderr[-3000:]}"
     return json.loads(stdout.strip().splitlines()[-1])
 
@@ -157,8 +163,15 @@ def expected_value(name, key):
     return value
 
 
+def differences_from_keras(output, name):
+    """Every difference of a script's output from what Keras printed, outside KNOWN_GAPS."""
+    return [item for key in EXPECTED[name] if (name, key) not in KNOWN_GAPS
+            for item in mismatches(output.get(key, "<missing>"), expected_value(name, key), key)]
+
+
 def test_every_script_has_a_keras_reference():
     assert sorted(EXPECTED) == SCRIPTS
+    assert set(TRITON_SCRIPTS) <= set(SCRIPTS) - set(CRASHES)
     assert all(name in SCRIPTS for name in CRASHES)
     assert all(name in SCRIPTS and key in EXPECTED[name] for name, key in KNOWN_GAPS)
 
@@ -189,13 +202,16 @@ def test_mismatches_scales_float_tolerance_by_the_list():
     pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=CRASHES[name])) if name in CRASHES else name
     for name in SCRIPTS])
 def test_script_runs_on_gpudl_and_prints_what_keras_prints(script_runs, name):
-    output = script_output(script_runs, name)
-    found = []
-    for key in EXPECTED[name]:
-        if (name, key) in KNOWN_GAPS:
-            continue
-        found += mismatches(output.get(key, "<missing>"), expected_value(name, key), key)
+    found = differences_from_keras(script_output(script_runs, name), name)
     assert not found, f"{name}.py under gpudl differs from Keras:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("backend", ["triton"])
+@pytest.mark.parametrize("name", TRITON_SCRIPTS)
+def test_numeric_script_prints_what_keras_prints_on_the_triton_backend(script_runs, name, backend):
+    pytest.importorskip("triton")
+    found = differences_from_keras(script_output(script_runs, name, backend), name)
+    assert not found, f"{name}.py under gpudl's {backend} backend differs from Keras:\n" + "\n".join(found)
 
 
 @pytest.mark.parametrize("name, key", [
