@@ -1,8 +1,11 @@
 """What Keras 3 raises for the mistakes MLP scripts make most (the exception class only;
 the messages are each library's own): a removed argument name (`lr=`), unknown names of
 activation, loss, optimizer and metric, an invalid dropout rate, x and y of different
-lengths, fit without y, fit before compile, set_weights with a wrong shape (and the
-weights untouched after it), and load_weights of a file from another architecture."""
+lengths, sample_weight of the wrong length, validation_split with a PyDataset or of 1.0,
+Dense with no units, predict on the wrong number of features, fit before compile, set_weights with a wrong shape (and the weights untouched after it),
+and load_weights of a file from another architecture. (Where gpudl refuses what Keras
+lets through, e.g. class_weight without a class present in y, or accepts what Keras
+refuses, e.g. keras.Input(shape=4), it is not here.)"""
 
 import json
 
@@ -59,6 +62,27 @@ def lengths_differ():
 
 
 out["x_y_lengths_differ"] = raised(lengths_differ)
+
+
+def compiled_4_to_1():
+    model = model_4_to_1()
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+class Batches(keras.utils.PyDataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        return x[:5], y[:5]
+
+
+out["sample_weight_wrong_length"] = raised(lambda: compiled_4_to_1().fit(x, y, sample_weight=np.ones(7), verbose=0))
+out["validation_split_pydataset"] = raised(lambda: compiled_4_to_1().fit(Batches(), validation_split=0.2, verbose=0))
+out["validation_split_1"] = raised(lambda: compiled_4_to_1().fit(x, y, validation_split=1.0, verbose=0))
+out["dense_units_0"] = raised(lambda: keras.layers.Dense(0))
+out["predict_wrong_features"] = raised(lambda: compiled_4_to_1().predict(np.zeros((2, 5)), verbose=0))
 
 
 def fit_without_compile():
