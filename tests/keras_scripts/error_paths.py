@@ -2,8 +2,9 @@
 the messages are each library's own): a removed argument name (`lr=`), unknown names of
 activation, loss, optimizer and metric, an invalid dropout rate, x and y of different
 lengths, sample_weight of the wrong length, validation_split with a PyDataset or of 1.0,
-Dense with no units, predict on the wrong number of features, fit before compile, set_weights with a wrong shape (and the weights untouched after it),
-and load_weights of a file from another architecture. (Where gpudl refuses what Keras
+Dense with no units, predict on the wrong number of features, fit before compile,
+set_weights with a wrong shape (and the weights untouched after it), and load_weights of
+a file from another architecture. (Where gpudl refuses what Keras
 lets through, e.g. class_weight without a class present in y, or accepts what Keras
 refuses, e.g. keras.Input(shape=4), it is not here.)"""
 
