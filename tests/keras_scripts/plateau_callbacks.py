@@ -1,7 +1,7 @@
 """Keras 3's built-in callbacks on a loss that cannot move (SGD with a learning rate of
 1e-9; the monitors' min_delta is 1e-4 or more, far above the loss's rounding drift), so
-every decision they take is fixed: ReduceLROnPlateau with patience, cooldown
-and min_lr (the rates logged in the history and its verbose messages), EarlyStopping with
+every decision they take is fixed: ReduceLROnPlateau with patience, cooldown and min_lr
+(the rates logged in the history and its verbose messages), EarlyStopping with
 start_from_epoch and with an unreachable baseline, ModelCheckpoint every 2 batches with
 `{epoch:02d}` and `{batch}` in the name and with initial_value_threshold, CSVLogger
 appending with a `;` separator, and LearningRateScheduler's verbose message
@@ -62,7 +62,8 @@ model = frozen_model()
 checkpoint = keras.callbacks.ModelCheckpoint("ckpt_{epoch:02d}_{batch}.weights.h5", save_weights_only=True, save_freq=2)
 model.fit(x, y, batch_size=10, epochs=2, verbose=0, callbacks=[checkpoint])
 out["batch_checkpoints"] = sorted(f for f in os.listdir(".") if f.startswith("ckpt_"))
-threshold = keras.callbacks.ModelCheckpoint("best.keras", monitor="loss", save_best_only=True, initial_value_threshold=0.0)
+threshold = keras.callbacks.ModelCheckpoint("best.keras", monitor="loss", save_best_only=True,
+                                            initial_value_threshold=0.0)
 model.fit(x, y, batch_size=10, epochs=2, verbose=0, callbacks=[threshold])
 out["threshold_blocked_save"] = not os.path.exists("best.keras")
 
