@@ -4,8 +4,8 @@ on JAX when it is installed, all measured in one run.
 MLP 784-512-512-10 with batch-norm, ReLU, dropout 0.2, softmax-cross-entropy and Adam,
 batch 128, 60,000 float32 examples (synthetic, labelled by a random linear teacher).
 
-The runs alternate, gpudl then PyTorch, the order flipping every round, so that load from
-other processes on the machine falls on both. The table gives each library's median epoch
+After a short untimed warm-up of each, the runs alternate, gpudl then PyTorch, the order
+flipping every round, so that load from other processes on the machine falls on both. The table gives each library's median epoch
 time over --runs rounds with the spread (min to max), and the ratio of the medians; the
 last line is the headline ratio. Keras+JAX runs in a subprocess (this file with
 --keras-only) under --keras-python, by default this interpreter when it can import keras
@@ -189,6 +189,8 @@ def main():
     losses = {"gpudl": [], "torch": []}
     load = []  # 1-minute load average before each epoch: other processes sharing the cores
     epochs = {"gpudl": gpudl_epoch, "torch": torch_epoch}
+    for epoch in epochs.values():  # warm-up, not timed: imports, first calls, thread pools
+        epoch(x[:BATCH * 10], y[:BATCH * 10])
     for round_index in range(args.runs):
         order = ("gpudl", "torch") if round_index % 2 == 0 else ("torch", "gpudl")
         for name in order:
