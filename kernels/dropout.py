@@ -133,7 +133,7 @@ def apply_mask(x, keep, rate):
     elements are x * scale and the dropped ones +0 exactly (also where x is inf or NaN),
     as np.where(keep, x * scale, 0) gives, in two passes: the product, then its bits
     multiplied by the 0/1 mask as unsigned integers."""
-    y = np.multiply(x, x.dtype.type(1.0 / (1.0 - rate)))
+    y = np.multiply(x, x.dtype.type(1.0 / (1.0 - rate)), out=np.empty_like(x))  # an array, even 0-d
     bits = y.view(f"u{y.dtype.itemsize}")
     np.multiply(bits, keep, out=bits)
     return y
