@@ -1175,6 +1175,8 @@ EXPECTED = {'basic_regression': {'dnn_history_lengths': {'loss': 10, 'val_loss':
                    'predictions_shape': [768, 1],
                    'probabilities_dtype': 'float32',
                    'probabilities_in_unit_interval': True,
+                   'summary_file_param_lines': ['Total params: 221 (884.00 B)', 'Trainable params: 221 (884.00 B)',
+                                                'Non-trainable params: 0 (0.00 B)'],
                    'summary_param_lines': ['Total params: 221 (884.00 B)', 'Trainable params: 221 (884.00 B)',
                                            'Non-trainable params: 0 (0.00 B)'],
                    'summary_param_lines_after_fit': ['Total params: 665 (2.60 KB)',

@@ -1,7 +1,8 @@
 """After the classic "first deep learning project in Python with Keras" Pima Indians
 diabetes classifier (machinelearningmastery.com): Sequential built with `add` and
 `input_dim`, binary cross-entropy with Adam and accuracy, fit with batch_size=10,
-`_, accuracy = model.evaluate(X, y)`, rounded predictions, and model.summary().
+`_, accuracy = model.evaluate(X, y)`, rounded predictions, and model.summary() (also
+written to a file through `print_fn`).
 Synthetic data with the dataset's shape (768 rows, 8 features, 0/1 outcome)."""
 
 import contextlib
@@ -32,6 +33,11 @@ buffer = io.StringIO()
 with contextlib.redirect_stdout(buffer):
     model.summary()
 out["summary_param_lines"] = [line.strip(" │┃") for line in buffer.getvalue().splitlines() if "params:" in line]
+
+with open("modelsummary.txt", "w") as fh:
+    model.summary(print_fn=lambda x: fh.write(x + "\n"))
+with open("modelsummary.txt") as fh:
+    out["summary_file_param_lines"] = [line.strip(" │┃") for line in fh.read().splitlines() if "params:" in line]
 
 model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
 history = model.fit(X, y, epochs=3, batch_size=10, verbose=0)
