@@ -56,6 +56,9 @@ KNOWN_GAPS = {
         "optimizer.variables starts with a step counter of shape (1,); Keras's iterations variable is a scalar, "
         "shape () (keras/src/optimizers/base_optimizer.py); the missing learning_rate entry is README's documented "
         "difference"),
+    ("error_paths", "pop_empty"): (
+        "Sequential().pop() on an empty model raises TypeError; Keras's pop() is `self._layers.pop()`, so IndexError "
+        "(keras/src/models/sequential.py pop)"),
     ("custom_metrics", "result_variable_float"): (
         "float() of the variable a Metric subclass made with add_variable (and returns from result(), as the guide's "
         "CategoricalTruePositives does) raises TypeError; Keras's Variable has __float__ "
@@ -395,12 +398,19 @@ EXPECTED = {'basic_regression': {'dnn_history_lengths': {'loss': 10, 'val_loss':
                  'dropout_rate_1_5': 'ValueError',
                  'fit_without_compile': 'ValueError',
                  'load_weights_other_architecture': 'ValueError',
+                 'pop_empty': 'IndexError',
                  'predict_wrong_features': 'ValueError',
                  'sample_weight_wrong_length': 'ValueError',
                  'set_weights_wrong_count': 'ValueError',
                  'set_weights_wrong_shape': 'ValueError',
                  'set_weights_wrong_shape_unchanged': True,
                  'sgd_lr_argument': 'ValueError',
+                 'unbuilt': {'count_params': 'ValueError',
+                             'get_layer_missing': 'ValueError',
+                             'get_weights': '[]',
+                             'output_shape': 'AttributeError',
+                             'summary': None,
+                             'weights': '[]'},
                  'unknown_activation': 'ValueError',
                  'unknown_loss': 'ValueError',
                  'unknown_metric': 'ValueError',

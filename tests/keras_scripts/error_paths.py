@@ -4,7 +4,9 @@ activation, loss, optimizer and metric, an invalid dropout rate, x and y of diff
 lengths, sample_weight of the wrong length, validation_split with a PyDataset or of 1.0,
 Dense with no units, predict on the wrong number of features, fit before compile,
 set_weights with a wrong shape (and the weights untouched after it), and load_weights of
-a file from another architecture. (Where gpudl refuses what Keras
+a file from another architecture; and what an unbuilt Sequential answers (weights,
+get_weights, summary, count_params, output_shape, get_layer of a missing name, pop of an
+empty model), returned values shown by repr. (Where gpudl refuses what Keras
 lets through, e.g. class_weight without a class present in y, or accepts what Keras
 refuses, e.g. keras.Input(shape=4), it is not here.)"""
 
@@ -25,10 +27,10 @@ def model_4_to_1():
 
 def raised(call):
     try:
-        call()
+        result = call()
     except Exception as error:  # the class is what is compared
         return type(error).__name__
-    return None
+    return None if result is None else repr(result)
 
 
 out = {}
@@ -100,5 +102,16 @@ out["set_weights_wrong_count"] = raised(lambda: model.set_weights([np.zeros((4, 
 
 keras.Sequential([keras.Input((4,)), keras.layers.Dense(2), keras.layers.Dense(1)]).save_weights("other.weights.h5")
 out["load_weights_other_architecture"] = raised(lambda: model_4_to_1().load_weights("other.weights.h5"))
+
+unbuilt = keras.Sequential([keras.layers.Dense(2), keras.layers.Dense(3)])
+out["unbuilt"] = {
+    "weights": raised(lambda: unbuilt.weights),
+    "get_weights": raised(lambda: unbuilt.get_weights()),
+    "summary": raised(lambda: unbuilt.summary()),
+    "count_params": raised(lambda: unbuilt.count_params()),
+    "output_shape": raised(lambda: unbuilt.output_shape),
+    "get_layer_missing": raised(lambda: unbuilt.get_layer("nope")),
+}
+out["pop_empty"] = raised(lambda: keras.Sequential().pop())
 
 print(json.dumps(out))
