@@ -98,7 +98,7 @@ class Sequential:
     def pop(self, rebuild=True):
         """Remove and return the last layer."""
         if not self.layers:
-            raise TypeError(f"Sequential '{self.name}' has no layers to pop.")
+            raise IndexError(f"There are no layers in the model. (Sequential '{self.name}')")
         layer = self.layers.pop()
         self.built = False
         if rebuild and self.layers and self._feature_shape is not None:
