@@ -1,5 +1,6 @@
 """ReLU layer (Keras's arguments)."""
 
+from gpudl.frontend import activations
 from gpudl.errors import invalid_value
 from gpudl.frontend.layers.base import Layer
 
@@ -37,10 +38,14 @@ class ReLU(Layer):
 
     def forward(self, x, training=False):
         self._x = x
+        if self.activation == "relu":  # the default ReLU: max(x, 0), one pass (the Dense activation's code)
+            return activations.relu(x)
         y = self.xp.where(x >= self.threshold, x, x.dtype.type(self.negative_slope) * (x - x.dtype.type(self.threshold)))
         return y if self.max_value is None else self.xp.minimum(y, x.dtype.type(self.max_value))
 
     def backward(self, dy):
+        if self.activation == "relu":
+            return activations.relu_backward(dy, self._x, None)
         return dy * self._slope(self._x)
 
     def get_config(self):
