@@ -56,9 +56,6 @@ KNOWN_GAPS = {
         "optimizer.variables starts with a step counter of shape (1,); Keras's iterations variable is a scalar, "
         "shape () (keras/src/optimizers/base_optimizer.py); the missing learning_rate entry is README's documented "
         "difference"),
-    ("error_paths", "pop_empty"): (
-        "Sequential().pop() on an empty model raises TypeError; Keras's pop() is `self._layers.pop()`, so IndexError "
-        "(keras/src/models/sequential.py pop)"),
     ("custom_metrics", "result_variable_float"): (
         "float() of the variable a Metric subclass made with add_variable (and returns from result(), as the guide's "
         "CategoricalTruePositives does) raises TypeError; Keras's Variable has __float__ "
