@@ -174,7 +174,7 @@ def test_dropout_train_keeps_the_mask_that_backward_applies():
     assert dx.tobytes() == dropout.dropout(dy, 0.2, seed, seed_counter).tobytes()
 
 
-def test_dropout_layer_backward_uses_the_forward_mask_on_the_numpy_backend():
+def test_dropout_layer_backward_uses_the_forward_mask_on_the_numpy_backend(monkeypatch):
     gpudl.set_backend("numpy")
     layer = gpudl.layers.Dropout(0.3, seed=5)
     layer.build_for((40,), "float32")
@@ -185,6 +185,11 @@ def test_dropout_layer_backward_uses_the_forward_mask_on_the_numpy_backend():
     key = dropout.derived_key(5, (2, 0))
     keep = dropout.keep_mask(x.shape, 0.3, key)
     assert np.array_equal(y, np.where(keep, x * np.float32(1 / 0.7), np.float32(0)))
+
+    def no_second_draw(*args, **kwargs):
+        raise AssertionError("the backward drew the mask again")
+
+    monkeypatch.setattr(dropout, "keep_mask", no_second_draw)
     assert np.array_equal(layer.backward(dy), np.where(keep, dy * np.float32(1 / 0.7), np.float32(0)))
 
 
