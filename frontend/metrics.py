@@ -72,6 +72,9 @@ class Variable:
     def numpy(self):
         return get_backend().to_numpy(self.value)
 
+    def __float__(self):
+        return float(self.numpy())
+
     def __array__(self, dtype=None, copy=None):
         return np.asarray(self.numpy(), dtype=dtype)
 

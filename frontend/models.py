@@ -625,6 +625,14 @@ class Sequential:
         return self.weights
 
     @property
+    def trainable_variables(self):
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self):
+        return self.non_trainable_weights
+
+    @property
     def losses(self):
         """Keras's `model.losses`: every layer's penalties (activity penalties of the last
         eager call `model(x)`, then one per regularized weight), in layer order."""

@@ -490,11 +490,12 @@ class Optimizer:
 
     @property
     def variables(self):
-        """The optimizer's state in Keras's order: the step counter (int64, shape (1,)), then for
+        """The optimizer's state in Keras's order: the step counter (int64, shape () as Keras's
+        `iterations`: a view of the device counter), then for
         each variable, its slots in slot_names order, shaped like it: the model's parameters
         first (arena order), then the plain arrays in the order they were first seen. Views of
         the live state. (Keras also lists a constant learning rate; read optimizer.learning_rate.)"""
-        state = [self.step_counter]
+        state = [self.step_counter.reshape(())]
         if self.slots:
             state += [self.get_slot(p, name) for p in self._arena.parameters for name in self.slot_names]
         for variable, slots in self._variable_slots.values():

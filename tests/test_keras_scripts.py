@@ -49,17 +49,6 @@ CRASHES = {
 
 # Output keys where gpudl differs from Keras today: (script, key) -> the gap.
 KNOWN_GAPS = {
-    ("training_loop_by_hand", "trainable_variables_len"): (
-        "model.trainable_variables does not exist; Keras has it (and variables, non_trainable_variables) beside "
-        "trainable_weights, and its JAX/PyTorch training-loop guides use it (keras/src/layers/layer.py)"),
-    ("training_loop_by_hand", "optimizer_variable_shapes"): (
-        "optimizer.variables starts with a step counter of shape (1,); Keras's iterations variable is a scalar, "
-        "shape () (keras/src/optimizers/base_optimizer.py); the missing learning_rate entry is README's documented "
-        "difference"),
-    ("custom_metrics", "result_variable_float"): (
-        "float() of the variable a Metric subclass made with add_variable (and returns from result(), as the guide's "
-        "CategoricalTruePositives does) raises TypeError; Keras's Variable has __float__ "
-        "(keras/src/backend/common/variables.py)"),
 }
 
 # Deliberate differences, one line each in README's "Differences from Keras":
@@ -106,7 +95,8 @@ def run_script(name, folder, backend=None):
 def script_run(item):
     """(script, backend) a collected test needs, or None."""
     params = getattr(getattr(item, "callspec", None), "params", {})
-    return (params["name"], params.get("backend")) if "name" in params else None
+    name = params.get("name")
+    return (name, params.get("backend")) if isinstance(name, str) else None  # an empty parametrize gives NOTSET
 
 
 @pytest.fixture(scope="module")

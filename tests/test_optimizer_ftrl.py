@@ -169,7 +169,7 @@ def test_apply_on_plain_arrays_updates_them_in_place_and_keeps_readable_slots():
         np.testing.assert_allclose(optimizer.get_slot(array, "linear"), linear, rtol=1e-12, atol=1e-15)
     # Keras's order: the step counter, then each variable's accumulator and linear
     state = optimizer.variables
-    assert len(state) == 5 and state[0][0] == 4
+    assert len(state) == 5 and state[0] == 4 and state[0].shape == ()
     np.testing.assert_array_equal(state[1], optimizer.get_slot(matrix, "accumulator"))
     np.testing.assert_array_equal(state[4], optimizer.get_slot(vector, "linear"))
 

@@ -261,7 +261,7 @@ def test_adam_on_a_parameter_dict_equals_the_course_formulas_and_moments_are_rea
         np.testing.assert_allclose(optimizer.get_slot(parameters[key], "m"), v[key], rtol=1e-13, atol=1e-16)
         np.testing.assert_allclose(optimizer.get_slot(parameters[key], "v"), s[key], rtol=1e-13, atol=1e-18)
     state = optimizer.variables
-    assert int(state[0][0]) == t0 + 3 and len(state) == 1 + 2 * len(parameters)
+    assert int(state[0]) == t0 + 3 and state[0].shape == () and len(state) == 1 + 2 * len(parameters)
     np.testing.assert_array_equal(state[1], optimizer.get_slot(parameters["W1"], "m"))
 
 

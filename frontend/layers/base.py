@@ -272,6 +272,14 @@ class Layer:
     def non_trainable_weights(self):
         return [p for p in self._weights if not (p.trainable and self.trainable)]
 
+    @property
+    def trainable_variables(self):
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self):
+        return self.non_trainable_weights
+
     def get_weights(self):
         """Host copies of the weights, in Keras's order."""
         return [p.numpy() for p in self._weights]
