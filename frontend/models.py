@@ -7,7 +7,6 @@ callback reads the batch logs (`DeviceLogs`).
 """
 
 import json
-import math
 
 import numpy as np
 

@@ -36,7 +36,7 @@ def save_model(model, filepath, overwrite=True, **kwargs):
 
 
 def _save_npz(model, path):
-    from gpudl.frontend import losses
+    from gpudl.frontend import losses, metrics
 
     arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
     config = {"format": FORMAT, "version": VERSION, "model": model.get_config(), "seed": model.seed, "compile": None,

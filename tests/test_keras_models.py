@@ -540,3 +540,15 @@ def test_convolution_and_recurrent_layers_name_the_gpudl_way_and_hasattr_stays_f
     with pytest.raises(NotImplementedError, match="recurrent"):
         gpudl.layers.LSTM(4)
     assert not hasattr(gpudl.layers, "Conv2D") and not hasattr(gpudl.ops, "matmul")
+
+
+def test_saving_keeps_metric_objects_with_their_settings(tmp_path):
+    x, y = data(n=30, classes=2)
+    model = gpudl.Sequential([gpudl.Input((6,)), Dense(1, activation="sigmoid")], dtype="float64", seed=0)
+    model.compile("adam", "binary_crossentropy", metrics=["accuracy", gpudl.metrics.AUC(curve="PR", name="pr_auc")],
+                  weighted_metrics=[gpudl.metrics.Precision(thresholds=0.3, name="p30")])
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "metrics.npz")
+    loaded = gpudl.models.load_model(tmp_path / "metrics.npz")
+    assert loaded.evaluate(x, y, verbose=0, return_dict=True) == model.evaluate(x, y, verbose=0, return_dict=True)
+    assert loaded.metrics[1].curve == "PR" and loaded.metrics_names == ["loss", "accuracy", "pr_auc", "p30"]
