@@ -58,7 +58,7 @@ def gradient_check(model, x, y, epsilon=1e-7, custom_objects=None):
                          f"(call model.build(input_shape), fit or predict first).")
     if not model.compiled:
         raise ValueError(f"gradient_check needs a compiled model (it checks the compiled loss); "
-                         f"call model.compile first.")
+                         f"call model.compile on '{model.name}' first.")
     work = model if model.dtype == "float64" else model.clone("float64", custom_objects)
     x, y = work._check_xy(x, y)
     saved = work.get_weights()

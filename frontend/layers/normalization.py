@@ -4,7 +4,7 @@ mu and sigma on dev and test)."""
 import numpy as np
 
 from gpudl.backend import floatx, get_backend
-from gpudl.frontend.layers.base import Layer, feature_shape
+from gpudl.frontend.layers.base import Layer
 
 EPSILON = 1e-7  # Keras's backend epsilon: the floor of the standard deviation
 
