@@ -20,7 +20,7 @@ from gpudl.frontend import optimizers as optimizers_module
 from gpudl.frontend.callbacks import CallbackList, History
 from gpudl.frontend.data_sources import ArrayBatches, SourceBatches, is_batch_source
 from gpudl.frontend.layers import LAYER_CLASSES
-from gpudl.frontend.layers.base import Layer, unique_name
+from gpudl.frontend.layers.base import Layer, assign_weights, unique_name
 from gpudl.frontend.layers.dropout import Dropout
 from gpudl.frontend.layers.input import Input
 from gpudl.frontend.layers.input_layer import InputLayer
@@ -645,18 +645,7 @@ class Sequential:
 
     def set_weights(self, weights):
         """Copy `weights` (as returned by get_weights) into the model; checks all shapes first."""
-        params = self.weights
-        if len(weights) != len(params):
-            raise ValueError(f"set_weights of model '{self.name}' expects {len(params)} arrays; "
-                             f"received {len(weights)}.")
-        arrays = [np.asarray(w) for w in weights]
-        for p, w in zip(params, arrays):
-            if w.shape != p.shape:
-                raise ValueError(f"Weight '{p.path}' of model '{self.name}' has shape {p.shape}; received an "
-                                 f"array of shape {w.shape}.")
-        backend = get_backend()
-        for p, w in zip(params, arrays):
-            p.value[...] = backend.asarray(w, dtype=p.value.dtype)
+        assign_weights(self.weights, weights, f"Model '{self.name}'")
 
     def save(self, filepath, overwrite=True, zipped=None):
         """Save the model: a `.keras` path writes a Keras 3 archive; any other path writes

@@ -122,6 +122,6 @@ def test_set_weights_checks_every_shape_before_writing():
     before = model.get_weights()
     bad = [np.ones_like(w) for w in before]
     bad[-1] = np.ones(4)
-    with pytest.raises(ValueError, match=r"has shape \(3,\); received an array of shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"has shape \(3,\); set_weights received an array of shape \(4,\)"):
         model.set_weights(bad)
     np.testing.assert_array_equal(model.get_weights()[0], before[0])

@@ -82,7 +82,7 @@ def test_set_weights_checks_every_shape_first_and_changes_nothing_on_error():
     layer = Dense(3)
     layer.build((None, 2))
     before = layer.get_weights()
-    with pytest.raises(ValueError, match=r"Layer 'dense\w*' weight 'bias' has shape \(3,\); set_weights received "
+    with pytest.raises(ValueError, match=r"Layer 'dense\w*' weight 'dense\w*/bias' has shape \(3,\); set_weights received "
                                          r"an array of shape \(2,\)"):
         layer.set_weights([np.ones((2, 3)), np.ones(2)])
     with pytest.raises(ValueError, match="has 2 weights .kernel, bias.; set_weights received a list of 1"):

@@ -109,6 +109,22 @@ class Parameter:
         return f"<Parameter path={self.path} shape={self.shape} dtype={self.dtype} trainable={self.trainable}>"
 
 
+def assign_weights(params, weights, owner):
+    """Copy `weights` into `params` in order (Parameter.assign); the count and every shape are
+    checked first, and an error names `owner`, the weight and both shapes, so nothing changes."""
+    weights = list(weights)
+    if len(weights) != len(params):
+        raise ValueError(f"{owner} has {len(params)} weights ({', '.join(p.name for p in params) or 'none'}); "
+                         f"set_weights received a list of {len(weights)}.")
+    arrays = [np.asarray(get_backend().to_numpy(w)) for w in weights]
+    for p, array in zip(params, arrays):
+        if array.shape != p.shape:
+            raise ValueError(f"{owner} weight '{p.path}' has shape {p.shape}; set_weights received an array of "
+                             f"shape {array.shape}.")
+    for p, array in zip(params, arrays):
+        p.assign(array)
+
+
 def _build_once(build):
     """Wraps a layer's build: drop Keras's batch axis, settle the dtype, build once,
     then set input_shape and built. A super().build(...) inside a build passes through."""
@@ -287,18 +303,7 @@ class Layer:
     def set_weights(self, weights):
         """Copy `weights` (as get_weights returns them) in; every shape is checked first,
         so nothing changes on an error."""
-        weights = list(weights)
-        if len(weights) != len(self._weights):
-            raise ValueError(f"Layer '{self.name}' has {len(self._weights)} weights "
-                             f"({', '.join(p.name for p in self._weights) or 'none'}); set_weights received "
-                             f"a list of {len(weights)}.")
-        arrays = [np.asarray(get_backend().to_numpy(w)) for w in weights]
-        for p, array in zip(self._weights, arrays):
-            if array.shape != p.shape:
-                raise ValueError(f"Layer '{self.name}' weight '{p.name}' has shape {p.shape}; set_weights "
-                                 f"received an array of shape {array.shape}.")
-        for p, array in zip(self._weights, arrays):
-            p.assign(array)
+        assign_weights(self._weights, weights, f"Layer '{self.name}'")
 
     def count_params(self):
         if not self.built:
