@@ -18,7 +18,8 @@ from gpudl.frontend.initializers import deserialize_object, lookup, object_table
 
 
 class Regularizer:
-    """penalty = l1 * sum|W| + l2 * sum W^2 (a host float), with its gradient."""
+    """penalty = l1 * sum|W| + l2 * sum W^2 (a 0-d float64 backend array: fit adds it to the
+    loss on the device, with no host read per step), with its gradient."""
 
     def __init__(self, l1=0.0, l2=0.0):
         for name, value in (("l1", l1), ("l2", l2)):
@@ -28,11 +29,11 @@ class Regularizer:
 
     def __call__(self, weights):
         xp = get_backend().xp
-        penalty = 0.0
-        if self.l1:
-            penalty += self.l1 * float(xp.abs(weights).sum())
+        penalty = xp.zeros((), dtype=np.float64)
+        if self.l1:  # each sum in the weights' dtype, then float64, as float() of it would give
+            penalty = penalty + self.l1 * xp.abs(weights).sum().astype(np.float64)
         if self.l2:
-            penalty += self.l2 * float(xp.square(weights).sum())
+            penalty = penalty + self.l2 * xp.square(weights).sum().astype(np.float64)
         return penalty
 
     def gradient(self, weights):
@@ -113,8 +114,8 @@ class OrthogonalRegularizer(Regularizer):
         with np.errstate(divide="ignore"):
             unit, _ = self._unit_vectors(weights)
         product = unit @ unit.T
-        off_diagonal = float(xp.abs(product).sum() - xp.abs(xp.diagonal(product)).sum())
-        return self._pair_weight(unit.shape[0]) * off_diagonal
+        off_diagonal = (xp.abs(product).sum() - xp.abs(xp.diagonal(product)).sum()).astype(np.float64)
+        return self._pair_weight(unit.shape[0]) * off_diagonal  # a 0-d device array: no host read
 
     def gradient(self, weights):
         xp = get_backend().xp

@@ -321,7 +321,7 @@ class Layer:
     def losses(self):
         """Keras's `layer.losses`: the activity penalty of the last forward pass (once the
         layer has an activity_regularizer and has run), then regularizer(weight) for each
-        regularized trainable weight, in weight order; host floats."""
+        regularized trainable weight, in weight order; 0-d arrays (float() reads one)."""
         activity = [self._activity_loss] if getattr(self, "_activity_output", None) is not None else []
         return activity + [p.regularizer(p.value) for p in self.trainable_weights if p.regularizer is not None]
 
