@@ -286,7 +286,7 @@ def test_fit_reads_the_device_a_bounded_number_of_times_per_epoch(monkeypatch):
         assert len(reads) <= 2 * 2, f"{len(reads)} device reads for 2 epochs of {256 // batch_size} steps"
     loss = model._train_step(*(backend.asarray(a) for a in (x[:8], y[:8])))
     assert type(loss) is not float  # a device scalar (np.float64 on the numpy backend), read only when asked
-    penalized = gpudl.Sequential([gpudl.Input((6,)), Dense(3, kernel_regularizer="l1_l2")], seed=0)
+    penalized = gpudl.Sequential([gpudl.Input((6,)), Dense(3, kernel_regularizer="l1l2")], seed=0)
     assert type(penalized.regularization_loss()) is not float  # a weight penalty stays on the device too
 
 
