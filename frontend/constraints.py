@@ -78,7 +78,7 @@ class MinMaxNorm(Constraint):
 
 max_norm, non_neg, unit_norm, min_max_norm = MaxNorm, NonNeg, UnitNorm, MinMaxNorm  # Keras's aliases
 
-CONSTRAINTS = object_table((MaxNorm, NonNeg, UnitNorm, MinMaxNorm))
+CONSTRAINTS = object_table("constraint", (MaxNorm, NonNeg, UnitNorm, MinMaxNorm))
 
 
 def get(identifier):

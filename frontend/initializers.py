@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from gpudl import random as gpudl_random
+from gpudl import registry
 from gpudl.backend import floatx
 from gpudl.errors import invalid_value, unknown_name
 
@@ -273,21 +274,13 @@ ALIASES = {"normal": RandomNormal, "uniform": RandomUniform, "one": Ones, "zero"
            "xavier_normal": GlorotNormal, "xavier_uniform": GlorotUniform}
 
 
-def _snake_case(name):
-    from gpudl.frontend.layers.base import snake_case
-
-    return snake_case(name)
-
-
-def object_table(classes, aliases=None):
-    """Keras's lookup table: each class by its name and its snake_case name, plus aliases."""
-    table = {cls.__name__: cls for cls in classes}
-    table.update({_snake_case(cls.__name__): cls for cls in classes})
-    table.update(aliases or {})
-    return table
+def object_table(kind, classes, aliases=None):
+    """Register `classes` of `kind` (gpudl.registry) and return Keras's lookup table: each class
+    by its name and its snake_case name, plus aliases."""
+    return registry.register(kind, classes, aliases, snake_case_names=True)
 
 
-INITIALIZERS = object_table(CLASSES, ALIASES)
+INITIALIZERS = object_table("initializer", CLASSES, ALIASES)
 
 
 def lookup(identifier, table, kind, base):

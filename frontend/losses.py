@@ -37,12 +37,13 @@ fails to broadcast (keras/src/losses/loss.py squeeze_or_expand_to_same_rank).
 
 import inspect
 import math
-import re
 
 import numpy as np
 
+from gpudl import registry
 from gpudl.backend import floatx, get_backend
 from gpudl.errors import invalid_value, unknown_name
+from gpudl.naming import snake_case
 
 EPSILON = 1e-7  # keras.backend.epsilon(): probabilities are clipped to [eps, 1 - eps]
 PROBABILITY_EPSILON = EPSILON
@@ -60,12 +61,6 @@ Write a gpudl.losses.Loss subclass with this one method:
             return loss, diff * (2 / diff.size)   # (loss, dloss/dy_pred shaped like y_pred)
 
 sample_weight is None or an array of shape (batch,)."""
-
-
-def snake_case(name):
-    """Keras's default object name: "MeanSquaredError" -> "mean_squared_error"."""
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _xp():
@@ -710,7 +705,7 @@ FUNCTIONS = [mean_squared_error, mean_absolute_error, mean_absolute_percentage_e
 CLASSES = [fn.loss_class for fn in FUNCTIONS]
 
 # Keras's names: class names, function names and its short aliases.
-LOSSES = {cls.__name__: cls for cls in CLASSES}
+LOSSES = dict(registry.register("loss", CLASSES))
 LOSSES.update({fn.__name__: fn.loss_class for fn in FUNCTIONS})
 LOSSES.update({alias: cls for cls, aliases in [
     (BinaryCrossentropy, ("bce", "BCE")), (KLDivergence, ("kld", "KLD")), (MeanAbsoluteError, ("mae", "MAE")),
@@ -780,8 +775,7 @@ def serialize(loss):
 
 def deserialize(config, custom_objects=None):
     """The Loss of `serialize(loss)`; custom Loss classes come from `custom_objects`."""
-    classes = {cls.__name__: cls for cls in CLASSES}
-    classes.update(custom_objects or {})
-    if config["class_name"] not in classes:
-        raise unknown_name("loss", config["class_name"], classes)
-    return check_has_gradient(classes[config["class_name"]].from_config(config["config"]))
+    cls = registry.find(config["class_name"], ("loss",), custom_objects)
+    if cls is None:
+        raise unknown_name("loss", config["class_name"], {**registry.classes("loss"), **(custom_objects or {})})
+    return check_has_gradient(cls.from_config(config["config"]))

@@ -25,10 +25,12 @@ import warnings
 
 import numpy as np
 
+from gpudl import registry
 from gpudl.backend import floatx, get_backend
 from gpudl.errors import invalid_value, unknown_name
 from gpudl.frontend import activations, losses
-from gpudl.frontend.losses import EPSILON, snake_case
+from gpudl.frontend.losses import EPSILON
+from gpudl.naming import snake_case
 from gpudl.frontend.losses import (  # noqa: F401  (Keras's keras.metrics.* functions)
     binary_crossentropy, categorical_crossentropy, categorical_hinge, hinge, huber, kl_divergence, log_cosh,
     mean_absolute_error, mean_absolute_percentage_error, mean_squared_error, mean_squared_logarithmic_error, poisson,
@@ -993,6 +995,8 @@ CLASSES = [Mean, Sum, MeanMetricWrapper, Accuracy, BinaryAccuracy, CategoricalAc
            FalsePositives, TrueNegatives, FalseNegatives, PrecisionAtRecall, RecallAtPrecision,
            SensitivityAtSpecificity, SpecificityAtSensitivity, F1Score, FBetaScore, R2Score]
 
+registry.register("metric", CLASSES)
+
 # Keras's names of the metrics compile() takes: class names, their snake_case, the short
 # aliases; plus "rmse" and "logcosh".
 COMPILE_CLASSES = [cls for cls in CLASSES if cls not in (Mean, Sum, MeanMetricWrapper)]
@@ -1052,14 +1056,13 @@ def serialize(metric):
 
 def deserialize(config, custom_objects=None):
     """The Metric of `serialize(metric)`; custom classes and functions come from custom_objects."""
-    classes = {cls.__name__: cls for cls in CLASSES}
-    classes.update(custom_objects or {})
     name, arguments = config["class_name"], dict(config["config"])
-    if name not in classes:
-        raise unknown_name("metric", name, classes)
+    cls = registry.find(name, ("metric",), custom_objects)
+    if cls is None:
+        raise unknown_name("metric", name, {**registry.classes("metric"), **(custom_objects or {})})
     if name == "MeanMetricWrapper":
         functions = {**FUNCTIONS, **(custom_objects or {})}
         if arguments.get("fn") not in functions:
             raise unknown_name("metric function", arguments.get("fn"), functions)
         arguments["fn"] = functions[arguments["fn"]]
-    return classes[name].from_config(arguments)
+    return cls.from_config(arguments)

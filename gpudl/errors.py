@@ -36,6 +36,18 @@ def check_positive(argument, value, where=None):
     return float(value)
 
 
+def check_count(argument, value, where=None, minimum=0):
+    """A whole number >= `minimum` (epochs, patience, steps_per_epoch...), as an int: Python and
+    NumPy integers, and integral floats as Keras takes them (epochs=10.0); never a bool."""
+    expected = "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
+    if minimum == 1:
+        expected = "a positive integer"
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)) \
+            or not np.isfinite(value) or value != int(value) or value < minimum:
+        raise invalid_value(argument, expected, value, where)
+    return int(value)
+
+
 def check_finite_array(name, array):
     """Raise if `array` holds NaN or inf, saying where the first one is."""
     if array.dtype.kind in "fc" and not np.isfinite(array).all():

@@ -1,5 +1,6 @@
 """Keras-style layers; subclass Layer for your own (build / forward / backward)."""
 
+from gpudl import registry
 from gpudl.errors import NotInGpudl
 from gpudl.frontend.layers.activation import Activation
 from gpudl.frontend.layers.activity_regularization import ActivityRegularization
@@ -30,10 +31,10 @@ __all__ = ["Activation", "ActivityRegularization", "AlphaDropout", "BatchNormali
            "LayerNormalization", "LeakyReLU", "Normalization", "PReLU", "Parameter", "ReLU", "Rescaling", "Reshape",
            "Softmax", "UnitNormalization", "deserialize", "serialize"]
 
-LAYER_CLASSES = {cls.__name__: cls for cls in (
+LAYER_CLASSES = registry.register("layer", (
     Activation, ActivityRegularization, AlphaDropout, BatchNormalization, Dense, Dropout, ELU, Flatten,
     GaussianDropout, GaussianNoise, Identity, InputLayer, LayerNormalization, LeakyReLU, Normalization, PReLU, ReLU,
-    Rescaling, Reshape, Softmax, UnitNormalization)}
+    Rescaling, Reshape, Softmax, UnitNormalization))
 
 
 def serialize(layer):
@@ -60,9 +61,10 @@ def deserialize(config, custom_objects=None):
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"`gpudl.layers.deserialize` expects a dict with 'class_name' and 'config' (as "
                          f"gpudl.layers.serialize returns); received {config!r}.")
-    known = {**LAYER_CLASSES, **(custom_objects or {})}
-    cls = known.get(config.get("registered_name")) or known.get(config["class_name"])
+    cls = (registry.find(config.get("registered_name"), ("layer",), custom_objects)
+           or registry.find(config["class_name"], ("layer",), custom_objects))
     if cls is None:
+        known = {**LAYER_CLASSES, **(custom_objects or {})}
         raise TypeError(f"Could not locate class {config['class_name']!r}: pass it in custom_objects. Known layers: "
                         f"{', '.join(sorted(known))}")
     layer = cls.from_config(dict(config.get("config") or {}))

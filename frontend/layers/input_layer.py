@@ -1,6 +1,6 @@
 """InputLayer: Keras's layer form of Input."""
 
-from gpudl.frontend.layers.base import snake_case, unique_name
+from gpudl.naming import snake_case, unique_name
 from gpudl.frontend.layers.input import Input
 
 
