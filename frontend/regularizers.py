@@ -135,7 +135,7 @@ class OrthogonalRegularizer(Regularizer):
 l1, l2, l1_l2 = L1, L2, L1L2  # Keras's lower-case aliases (the classes themselves)
 orthogonal_regularizer = OrthogonalRegularizer
 
-REGULARIZERS = object_table((L1, L2, L1L2, OrthogonalRegularizer))
+REGULARIZERS = object_table("regularizer", (L1, L2, L1L2, OrthogonalRegularizer))
 
 
 def get(identifier):

@@ -15,7 +15,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")  # Keras reads it once, at its fir
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import gpudl  # noqa: E402
-from gpudl.keras_archive import load_keras_archive, save_keras_archive  # noqa: E402
+from gpudl.saving.keras_archive import load_keras_archive, save_keras_archive  # noqa: E402
 
 h5py = pytest.importorskip("h5py")
 keras = pytest.importorskip("keras")  # in the test extra; the skip is only a safety net

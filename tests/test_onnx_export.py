@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gpudl
-from gpudl.onnx_export import OPSET, export_onnx
+from gpudl.saving.onnx_export import OPSET, export_onnx
 
 onnx = pytest.importorskip("onnx")  # in the test extra; the skip is only a safety net
 ort = pytest.importorskip("onnxruntime")

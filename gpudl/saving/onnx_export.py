@@ -217,7 +217,7 @@ def build_onnx_model(model):
 
 def export_onnx(model, path):
     """Write `model`'s inference graph to `path` as an ONNX file (atomically)."""
-    from gpudl.saving import write_atomically
+    from gpudl.saving.atomic import write_atomically
 
     data = build_onnx_model(model).SerializeToString()
     write_atomically(os.fspath(path), lambda f: f.write(data))

@@ -50,14 +50,15 @@ import io
 import json
 import math
 import os
-import re
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from gpudl import registry
 from gpudl.backend import get_backend
+from gpudl.naming import snake_case
 
 CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
 KERAS_LAYOUT_VERSION = "3.15.1"  # the Keras whose saving_lib this layout follows (tests load with it)
@@ -156,34 +157,15 @@ KERAS_CLASSES = {
 }
 
 
-def _registry(kind):
-    """gpudl's classes of a kind, by class name (only these can ever be built)."""
-    from gpudl.frontend import (constraints, initializers, layers, losses, metrics, optimizers, regularizers,
-                                schedules)
-
-    registries = {"layer": layers.LAYER_CLASSES, "initializer": initializers.INITIALIZERS,
-                  "regularizer": regularizers.REGULARIZERS, "constraint": constraints.CONSTRAINTS,
-                  "loss": losses.LOSSES, "metric": metrics.METRICS, "optimizer": optimizers.OPTIMIZERS,
-                  "schedule": schedules.SCHEDULES}
-    return {cls.__name__: cls for cls in registries[kind].values()}
-
-
 def _gpudl_class(kind, keras_name):
     """The gpudl class for a Keras class, or None when the table or gpudl lacks it."""
-    return _registry(kind).get(keras_name) if keras_name in KERAS_CLASSES[kind] else None
+    return registry.classes(kind).get(keras_name) if keras_name in KERAS_CLASSES[kind] else None
 
 
 def _keras_name_of(kind, gpudl_class):
     """The Keras class name for a gpudl class (None: no Keras equivalent in the table)."""
     name = gpudl_class.__name__
-    return name if name in KERAS_CLASSES[kind] and _registry(kind).get(name) is gpudl_class else None
-
-
-def _snake(name):
-    """Keras's to_snake_case: GlorotUniform -> glorot_uniform, ReLU -> re_lu."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+    return name if name in KERAS_CLASSES[kind] and registry.classes(kind).get(name) is gpudl_class else None
 
 
 def _h5py():
@@ -256,7 +238,7 @@ def _arena_slices(model):
 
 def _group_name(keras_class_name, used):
     """layers/<snake class name>, then _1, _2, ... for repeats (Keras's _get_unique_name)."""
-    name = _snake(keras_class_name)
+    name = snake_case(keras_class_name)
     if name in used:
         used[name] += 1
         return f"{name}_{used[name]}"
@@ -271,7 +253,7 @@ def _group_name(keras_class_name, used):
 def save_keras_archive(model, path):
     """Write `model` (configuration, weights, optimizer state) to `path` as a Keras 3
     archive, atomically (a crash mid-save leaves the previous file whole)."""
-    from gpudl.saving import write_atomically
+    from gpudl.saving.atomic import write_atomically
 
     h5py = _h5py()
     config = json.dumps(_model_to_keras(model), default=_json_default)
@@ -336,7 +318,7 @@ def _layer_to_keras(layer, model_dtype, problems):
     keras_name = _keras_name_of("layer", type(layer))
     if keras_name is None:
         problems.append(f"layer '{layer.name}' is a {type(layer).__name__}, which has no Keras equivalent in "
-                        f"gpudl.keras_archive.KERAS_CLASSES")
+                        f"gpudl.saving.keras_archive.KERAS_CLASSES")
         return None
     config = {key: _value_to_keras(key, value, f"layer '{layer.name}'", problems)
               for key, value in layer.get_config().items()}
@@ -405,7 +387,7 @@ def _optimizer_to_keras(optimizer, problems):
         if not isinstance(rate, float):
             problems.append("gpudl Momentum with a learning-rate schedule has no Keras equivalent")
         else:
-            config = {**config, "name": _snake(name), "learning_rate": rate * (1.0 - optimizer.beta),
+            config = {**config, "name": snake_case(name), "learning_rate": rate * (1.0 - optimizer.beta),
                       "momentum": optimizer.beta, "nesterov": False}
             del config["beta"]
     return _keras_object("optimizer", name, config)
@@ -635,7 +617,7 @@ def _value_from_keras(key, value, where, problems):
         if value is None:
             return None
         if isinstance(value, str):  # "glorot_uniform", "l2"
-            names = {_snake(name): name for name in KERAS_CLASSES[kind]}
+            names = {snake_case(name): name for name in KERAS_CLASSES[kind]}
             value = _keras_object(kind, names.get(value, value), {})
         unpacked = _unpack(value, kind, where, problems)
         if unpacked is None:
@@ -840,8 +822,8 @@ def _build(plan):
 
 def _build_sequential(plan):
     from gpudl.frontend.layers.input import Input
-    from gpudl.frontend.models import Sequential
 
+    Sequential = registry.find("Sequential", ("model",))
     head = [Input(plan.input_shape)] if plan.input_shape else []
     layers = [_build_sequential(layer) if isinstance(layer, _Plan) else layer for layer, _ in plan.layers]
     try:
