@@ -5,7 +5,7 @@ import numpy as np
 
 from gpudl.errors import invalid_value
 from gpudl.frontend.callbacks import Progbar
-from gpudl.frontend.data_sources import PyDataset
+from gpudl.frontend.models.data_adapter import PyDataset
 from gpudl.random import set_random_seed
 from gpudl.saving import (CustomObjectScope, custom_object_scope, deserialize_keras_object, get_custom_objects,
                           register_keras_serializable, serialize_keras_object)

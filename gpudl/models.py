@@ -2,7 +2,7 @@
 
 import json
 
-from gpudl.frontend.models import Sequential
+from gpudl.frontend.models import Model, Sequential
 from gpudl.saving import load_model, save_model
 
 
@@ -24,15 +24,6 @@ def model_from_json(json_string, custom_objects=None):
         raise ValueError("model_from_json reads the JSON of gpudl's Sequential.to_json(); received a "
                          f"description of {spec.get('class_name') if isinstance(spec, dict) else type(spec).__name__!r}.")
     return Sequential.from_config(spec["config"], custom_objects)
-
-
-class Model:
-    """keras.Model (the functional API and subclassed models) is not part of gpudl."""
-
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError(
-            "gpudl has no functional API or subclassed Model (no autodiff): build a gpudl.Sequential of "
-            "layers, and write a custom layer as a Layer with forward(x, training) and backward(dy).")
 
 
 __all__ = ["Model", "Sequential", "clone_model", "load_model", "model_from_json", "save_model"]

@@ -20,28 +20,12 @@ host NumPy array.
 """
 
 import functools
-import re
 
 import numpy as np
 
 from gpudl.backend import floatx, get_backend
 from gpudl.errors import invalid_value
-
-_name_counts = {}
-
-
-def unique_name(base):
-    """dense, dense_1, dense_2, ... like Keras."""
-    count = _name_counts.get(base, 0)
-    _name_counts[base] = count + 1
-    return base if count == 0 else f"{base}_{count}"
-
-
-def snake_case(class_name):
-    """BatchNormalization -> batch_normalization, ReLU -> re_lu (Keras's rule)."""
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
+from gpudl.naming import snake_case, unique_name
 
 def feature_shape(input_shape):
     """The shape without the batch axis: (None, 4) -> (4,); (4,) stays (4,)."""
@@ -186,9 +170,12 @@ class Layer:
         self.activity_regularizer = None  # layers that take `activity_regularizer` set it
         self._activity_loss = 0.0
 
+    builds_once = True  # a model builds again as layers arrive (its arena is laid out anew)
+    _label = "Layer"  # how errors name it: Layer 'dense', Model 'sequential'
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "build" in cls.__dict__:
+        if "build" in cls.__dict__ and cls.builds_once:
             cls.build = _build_once(cls.__dict__["build"])
 
     # -- building -----------------------------------------------------------
@@ -272,9 +259,14 @@ class Layer:
                 f"Rename call to forward and write backward; gpudl.gradient_check verifies it.")
 
     # -- weights ------------------------------------------------------------
+    def _sublayers(self):
+        """The layers this one holds (a model's layers); their weights are its weights too."""
+        return []
+
     @property
     def weights(self):
-        return list(self._weights)
+        """Its own weights, then its sublayers', in Keras's get_weights order."""
+        return list(self._weights) + [p for layer in self._sublayers() for p in layer.weights]
 
     @weights.setter
     def weights(self, parameters):
@@ -282,11 +274,17 @@ class Layer:
 
     @property
     def trainable_weights(self):
-        return [p for p in self._weights if p.trainable] if self.trainable else []
+        own = [p for p in self._weights if p.trainable] if self.trainable else []
+        return own + [p for layer in self._sublayers() for p in layer.trainable_weights]
 
     @property
     def non_trainable_weights(self):
-        return [p for p in self._weights if not (p.trainable and self.trainable)]
+        own = [p for p in self._weights if not (p.trainable and self.trainable)]
+        return own + [p for layer in self._sublayers() for p in layer.non_trainable_weights]
+
+    @property
+    def variables(self):
+        return self.weights
 
     @property
     def trainable_variables(self):
@@ -297,25 +295,30 @@ class Layer:
         return self.non_trainable_weights
 
     def get_weights(self):
-        """Host copies of the weights, in Keras's order."""
-        return [p.numpy() for p in self._weights]
+        """Host copies of the weights, in Keras's order (Dense: kernel, bias; BatchNormalization:
+        gamma, beta, moving_mean, moving_variance)."""
+        return [p.numpy() for p in self.weights]
 
     def set_weights(self, weights):
         """Copy `weights` (as get_weights returns them) in; every shape is checked first,
         so nothing changes on an error."""
-        assign_weights(self._weights, weights, f"Layer '{self.name}'")
+        assign_weights(self.weights, weights, f"{self._label} '{self.name}'")
 
     def count_params(self):
         if not self.built:
-            raise ValueError(f"You tried to call count_params on layer '{self.name}', but the layer isn't "
-                             f"built. Build it first: layer.build(input_shape) or call it on data.")
-        return int(sum(np.prod(p.shape) for p in self._weights))
+            kind = self._label.lower()
+            raise ValueError(f"You tried to call count_params on {kind} '{self.name}', but the {kind} isn't "
+                             f"built. Build it first: {kind}.build(input_shape) or call it on data.")
+        return int(sum(np.prod(p.shape) for p in self.weights))
 
     # -- penalties and constraints ----------------------------------------------
     def regularization_loss(self):
         """The penalties of this layer's regularized weights, plus the activity penalty
         of its last forward pass (see _regularize_activity)."""
-        return self._activity_loss + sum(p.regularizer(p.value) for p in self._weights if p.regularizer is not None)
+        total = self._activity_loss + sum(p.regularizer(p.value) for p in self._weights if p.regularizer is not None)
+        for layer in self._sublayers():
+            total = total + layer.regularization_loss()
+        return total
 
     @property
     def losses(self):
@@ -323,13 +326,17 @@ class Layer:
         layer has an activity_regularizer and has run), then regularizer(weight) for each
         regularized trainable weight, in weight order; 0-d arrays (float() reads one)."""
         activity = [self._activity_loss] if getattr(self, "_activity_output", None) is not None else []
-        return activity + [p.regularizer(p.value) for p in self.trainable_weights if p.regularizer is not None]
+        own = [p for p in self._weights if p.trainable] if self.trainable else []
+        return (activity + [p.regularizer(p.value) for p in own if p.regularizer is not None]
+                + [loss for layer in self._sublayers() for loss in layer.losses])
 
     def add_regularization_gradients(self):
         """grad += d(penalty)/d(value) for each regularized parameter."""
         for p in self._weights:
             if p.regularizer is not None and p.grad is not None:
                 p.grad += p.regularizer.gradient(p.value)
+        for layer in self._sublayers():
+            layer.add_regularization_gradients()
 
     def _regularize_activity(self, output):
         """Keras's activity penalty: activity_regularizer(output) / batch size joins the loss
@@ -342,6 +349,8 @@ class Layer:
         """Forget the last forward pass's activity penalty (fit, evaluate and predict call it when
         they end: Keras keeps a layer's activity losses only from eager calls)."""
         self._activity_output, self._activity_loss = None, 0.0
+        for layer in self._sublayers():
+            layer.clear_activity_loss()
 
     def _activity_gradient(self, dy):
         """dy + d(activity penalty)/d(output) of the last forward pass."""
@@ -355,6 +364,8 @@ class Layer:
         for p in self._weights:
             if p.constraint is not None:
                 p.value[...] = p.constraint(p.value)
+        for layer in self._sublayers():
+            layer.apply_constraints()
 
     # -- describing ---------------------------------------------------------
     def get_config(self):

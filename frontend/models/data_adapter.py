@@ -1,0 +1,267 @@
+"""What fit/evaluate/predict read: the checks of x, y and sample weights, and where the batches
+come from (arrays, a `PyDataset`, or a Python generator), each turned into one iterable of
+(x, y, sample_weight) device batches.
+
+    arrays     x, y, sample_weight sliced by `batch_size` (shuffled per epoch by fit)
+    PyDataset  len(ds) batches, ds[i] -> (x, y) or (x, y, sample_weight); on_epoch_end()
+    generator  next(gen) -> (x, y) or (x, y, sample_weight), `steps` batches per epoch
+
+Data flows one way: the trainer checks x (this module), builds the model for x's shape, then
+checks y against the built model's output (this module again), then takes batches. The module
+knows nothing of models: the trainer hands it shapes, dtypes and its `check_xy`.
+"""
+
+import inspect
+
+import numpy as np
+
+from gpudl.errors import check_count, check_finite_array, invalid_value
+
+DEFAULT_BATCH_SIZE = 32
+
+
+def check_batch_size(batch_size):
+    """None -> 32 (Keras's default); otherwise a positive integer."""
+    if batch_size is None:
+        return DEFAULT_BATCH_SIZE
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise invalid_value("batch_size", "a positive integer", batch_size)
+    return int(batch_size)
+
+
+def check_x(x, feature_shape, dtype, where, owner):
+    """Any array-like (NumPy of any layout, a list, a torch CPU tensor) as one C-contiguous
+    array of `dtype`, after checking its dtype, its shape against `feature_shape` (the input
+    shape without the batch axis, None when not known yet) and its values. `owner` names the
+    layer and model in the shape error ("Layer 'dense' of model 'sequential'")."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"`{where}` must be a numeric array; received dtype {x.dtype}.")
+    if x.ndim == 1 and feature_shape == (1,):  # Keras expands rank-1 x for a (None, 1) input
+        x = x.reshape(-1, 1)
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(f"`{where}` must be a non-empty array of shape (N, features...); "
+                         f"received shape {x.shape}.")
+    if feature_shape is not None and tuple(x.shape[1:]) != tuple(feature_shape):
+        raise ValueError(f"{owner} expected `{where}` of shape (None, {', '.join(map(str, feature_shape))}); "
+                         f"received shape {x.shape}.")
+    check_finite_array(where, x)
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def check_y(y, rows, where_x, where_y):
+    """y as an array with `rows` samples and finite values (the loss then shapes it)."""
+    if y is None:
+        raise ValueError(f"`{where_y}` is required: gpudl's losses need targets.")
+    y = np.asarray(y)
+    if y.shape[:1] != (rows,):
+        raise ValueError(f"`{where_x}` and `{where_y}` must have the same number of samples; "
+                         f"received {rows} and {y.shape[0] if y.ndim else 'a scalar'}.")
+    check_finite_array(where_y, y)
+    return y
+
+
+def check_sample_weight(sample_weight, n, dtype, where="sample_weight"):
+    """None, or a finite non-negative float array of shape (n,) in `dtype`."""
+    if sample_weight is None:
+        return None
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    if weights.ndim == 2 and weights.shape[1] == 1:
+        weights = weights[:, 0]
+    if weights.shape != (n,):
+        raise ValueError(f"`{where}` must have shape ({n},), one weight per sample; received shape "
+                         f"{weights.shape}.")
+    check_finite_array(where, weights)
+    if (weights < 0).any():
+        raise ValueError(f"`{where}` must be non-negative; found {weights.min()} at index "
+                         f"{int(np.argmin(weights))}.")
+    return weights.astype(dtype)
+
+
+def class_sample_weights(class_weight, y, dtype):
+    """Keras's class_weight -> sample_weight: each sample weighs class_weight[its class]."""
+    if not isinstance(class_weight, dict):
+        raise invalid_value("class_weight", "a dict {class index: weight}", class_weight, "fit")
+    labels = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else np.round(y.reshape(len(y))).astype(int)
+    missing = sorted(set(np.unique(labels).tolist()) - {int(k) for k in class_weight})
+    if missing:
+        raise ValueError(f"`class_weight` has no weight for class {missing[0]}, which is present in `y` "
+                         f"(classes in y without a weight: {missing}). Give every class a weight.")
+    table = {int(k): float(v) for k, v in class_weight.items()}
+    return check_sample_weight([table[int(c)] for c in labels], len(labels), dtype, "class_weight")
+
+
+def sample_weights(sample_weight, class_weight, y, dtype):
+    """The per-sample weights of a batch or array: from `class_weight`, else `sample_weight`."""
+    if class_weight is not None:
+        return class_sample_weights(class_weight, y, dtype)
+    return check_sample_weight(sample_weight, len(y), dtype)
+
+
+def training_batches(x, y, sample_weight, class_weight, batch_size, steps_per_epoch, check_xy, dtype):
+    """fit's batches: ArrayBatches of checked arrays, or SourceBatches of a PyDataset or
+    generator (whose batches are checked as they come, with `class_weight`)."""
+    if steps_per_epoch is not None:
+        steps_per_epoch = check_count("steps_per_epoch", steps_per_epoch, "fit")
+    if is_batch_source(x):
+        if y is not None:
+            raise ValueError("fit: `y` must be None when `x` is a PyDataset or a generator (it yields "
+                             "(x, y) batches).")
+        return SourceBatches(x, steps_per_epoch, "x", check_xy, class_weight, dtype)
+    x, y = check_xy(x, y)
+    return ArrayBatches(x, y, sample_weights(sample_weight, class_weight, y, dtype), batch_size, steps_per_epoch)
+
+
+def evaluation_batches(data, batch_size, steps, where, check_xy, dtype):
+    """Batches for evaluation: ArrayBatches of (x, y[, w]), or SourceBatches of a PyDataset/generator."""
+    if steps is not None:
+        steps = check_count("steps", steps, where)
+    if is_batch_source(data):
+        return SourceBatches(data, steps, where, check_xy, None, dtype)
+    if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+        raise invalid_value(where, "a tuple (x_val, y_val) or (x_val, y_val, sample_weight_val)",
+                            type(data).__name__, "fit")
+    x, y = check_xy(data[0], data[1], f"{where}[0]", f"{where}[1]")
+    weights = check_sample_weight(data[2] if len(data) == 3 else None, len(x), dtype, f"{where}[2]")
+    return ArrayBatches(x, y, weights, batch_size, steps)
+
+
+class PyDataset:
+    """Keras's batch source: subclass it with `__len__` (batches per epoch) and
+    `__getitem__(index)` returning one batch `(x, y)` or `(x, y, sample_weight)`;
+    `on_epoch_end()` is called after every epoch (reshuffle there).
+
+    Args:
+        workers, use_multiprocessing, max_queue_size: accepted for Keras scripts;
+            gpudl reads batches in the training thread.
+    """
+
+    def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
+        self.workers = workers
+        self.use_multiprocessing = use_multiprocessing
+        self.max_queue_size = max_queue_size
+
+    def __len__(self):
+        raise NotImplementedError(f"{type(self).__name__} must implement __len__ (number of batches).")
+
+    def __getitem__(self, index):
+        raise NotImplementedError(f"{type(self).__name__} must implement __getitem__(index) -> (x, y).")
+
+    @property
+    def num_batches(self):
+        return len(self)
+
+    def on_epoch_end(self):
+        """Called by fit after each epoch."""
+
+
+def is_batch_source(x):
+    """True for a PyDataset (or any object with __len__/__getitem__ batches) or a generator."""
+    return isinstance(x, PyDataset) or inspect.isgenerator(x) or (
+        hasattr(x, "__next__") and not isinstance(x, np.ndarray))
+
+
+def split_batch(batch, where):
+    """(x, y, sample_weight) from a batch tuple of length 1, 2 or 3."""
+    if not isinstance(batch, (tuple, list)) or not 1 <= len(batch) <= 3:
+        raise ValueError(f"{where} must yield tuples (x, y) or (x, y, sample_weight); received "
+                         f"{type(batch).__name__}{'' if not hasattr(batch, '__len__') else f' of length {len(batch)}'}.")
+    x, y, sample_weight = (list(batch) + [None, None])[:3]
+    return x, y, sample_weight
+
+
+class SourceBatches:
+    """Batches of a PyDataset or a generator, `steps` per epoch (None: the whole dataset,
+    or until the generator is exhausted). With `check_xy`, `batches` checks each one and moves
+    it to the device."""
+
+    def __init__(self, source, steps=None, where="x", check_xy=None, class_weight=None, dtype=None):
+        self.source, self.where = source, where
+        self.check_xy, self.class_weight, self.dtype = check_xy, class_weight, dtype
+        self.is_dataset = not (inspect.isgenerator(source) or hasattr(source, "__next__"))
+        if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 1):
+            raise ValueError(f"Invalid value received for argument `steps_per_epoch`. Expected a positive "
+                             f"integer. Received: steps_per_epoch={steps!r}")
+        if self.is_dataset:
+            self.steps = len(source) if steps is None else min(int(steps), len(source))
+        else:
+            self.steps = None if steps is None else int(steps)
+        self.exhausted = False
+
+    def epoch(self, order=None):
+        """Yield (x, y, sample_weight) for one epoch; `order` permutes a PyDataset's batches."""
+        if self.is_dataset:
+            indices = range(self.steps) if order is None else order[:self.steps]
+            for index in indices:
+                yield split_batch(self.source[int(index)], f"{type(self.source).__name__}[{index}]")
+            return
+        count = 0
+        while self.steps is None or count < self.steps:
+            try:
+                batch = next(self.source)
+            except StopIteration:
+                self.exhausted = True
+                return
+            yield split_batch(batch, "the generator")
+            count += 1
+
+    def batches(self, backend, order=None):
+        """One epoch of checked device batches (x, y, w)."""
+        for xb, yb, wb in self.epoch(order):
+            xb, yb = self.check_xy(xb, yb, f"{self.where} batch x", f"{self.where} batch y")
+            wb = sample_weights(wb, self.class_weight, yb, self.dtype)
+            yield backend.asarray(xb), backend.asarray(yb), None if wb is None else backend.asarray(wb)
+
+    @property
+    def length(self):
+        """The samples a shuffle permutes: a PyDataset's batches (None for a generator)."""
+        return len(self.source) if self.is_dataset else None
+
+    def end_epoch(self):
+        if self.is_dataset:
+            self.source.on_epoch_end()
+
+
+class ArrayBatches:
+    """Batches of host arrays x, y and optional per-sample weights w, moved to the device
+    once and sliced by `batch_size` in `order` (fit's shuffle)."""
+
+    def __init__(self, x, y, w, batch_size, steps=None):
+        self.x, self.y, self.w, self.batch_size, self.max_steps = x, y, w, batch_size, steps
+        self.on_device = None  # (x, y, w) uploaded once, at the first epoch
+
+    @property
+    def steps(self):
+        steps = -(-len(self.x) // self.batch_size)
+        return steps if self.max_steps is None else min(steps, self.max_steps)
+
+    def split(self, fraction):
+        """Keras's validation_split: hand back the last `fraction` of the samples (before any
+        shuffling) as (x, y, w) and keep the rest."""
+        n = len(self.x)
+        at = int(np.floor(n * (1.0 - fraction)))
+        if at == 0 or at == n:
+            raise ValueError(f"validation_split={fraction} leaves an empty training or validation set "
+                             f"for {n} samples.")
+        held_out = (self.x[at:], self.y[at:], None if self.w is None else self.w[at:])
+        self.x, self.y, self.w = self.x[:at], self.y[:at], None if self.w is None else self.w[:at]
+        return held_out
+
+    @property
+    def length(self):
+        """The samples a shuffle permutes."""
+        return len(self.x)
+
+    def batches(self, backend, order=None):
+        """Yield device batches (x, y, w) in `order` (None: as stored)."""
+        if self.on_device is None:
+            self.on_device = (backend.asarray(self.x), backend.asarray(self.y),
+                              None if self.w is None else backend.asarray(self.w))
+        x, y, w = self.on_device
+        for step in range(self.steps):
+            part = (slice(step * self.batch_size, (step + 1) * self.batch_size) if order is None
+                    else order[step * self.batch_size:(step + 1) * self.batch_size])
+            yield x[part], y[part], None if w is None else w[part]
+
+    def end_epoch(self):
+        pass
