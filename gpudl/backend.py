@@ -41,41 +41,27 @@ class Backend:
 
 
 def op_table(suffix=""):
-    """The fused ops of gpudl.kernels whose names end in `suffix`: "" for the NumPy
-    references, "_triton" or "_cupy" for the GPU kernels (same signatures)."""
-    from gpudl.kernels import batchnorm, dropout, optimizer_updates, softmax_cross_entropy
+    """The fused ops of gpudl.kernels.OPS under their op-table names: suffix "" for the
+    NumPy references, "_triton" or "_cupy" for the GPU kernels (same signatures); plus
+    the training dropout pair made from `dropout`."""
+    from gpudl import kernels
 
-    def pick(module, name):
-        return getattr(module, name + suffix)
-
-    dropout_train, dropout_backward = _dropout_train_and_backward(dropout, suffix)
-    return SimpleNamespace(
-        batchnorm_forward_train=pick(batchnorm, "forward_train"),
-        batchnorm_forward_infer=pick(batchnorm, "forward_infer"),
-        batchnorm_backward=pick(batchnorm, "backward"),
-        dropout=pick(dropout, "dropout"),
-        dropout_train=dropout_train,
-        dropout_backward=dropout_backward,
-        softmax=pick(softmax_cross_entropy, "softmax"),
-        softmax_cross_entropy=pick(softmax_cross_entropy, "softmax_cross_entropy"),
-        sgd=pick(optimizer_updates, "sgd"),
-        sgd_momentum=pick(optimizer_updates, "sgd_momentum"),
-        ema_momentum=pick(optimizer_updates, "ema_momentum"),
-        rmsprop=pick(optimizer_updates, "rmsprop"),
-        adam=pick(optimizer_updates, "adam"),
-    )
+    ops = {op.name: kernels.implementation(op, suffix) for op in kernels.OPS}
+    ops["dropout_train"], ops["dropout_backward"] = _dropout_train_and_backward(ops["dropout"], suffix)
+    return SimpleNamespace(**ops)
 
 
-def _dropout_train_and_backward(dropout, suffix):
+def _dropout_train_and_backward(dropout_kernel, suffix):
     """The training dropout ops: dropout_train(x, rate, seed, seed_counter) -> (y, saved) and
     dropout_backward(dy, saved, rate, seed, seed_counter) -> dx. NumPy keeps the forward's
     keep-mask for the backward (Philox in NumPy costs more than a byte per element); the GPU
     kernels draw the mask again from the key, so they save nothing (no mask memory)."""
     if not suffix:
+        from gpudl.kernels import dropout
+
         return dropout.dropout_train, dropout.dropout_backward
-    kernel = getattr(dropout, "dropout" + suffix)
-    return (lambda x, rate, seed, seed_counter=None: (kernel(x, rate, seed, seed_counter), None),
-            lambda dy, saved, rate, seed, seed_counter=None: kernel(dy, rate, seed, seed_counter))
+    return (lambda x, rate, seed, seed_counter=None: (dropout_kernel(x, rate, seed, seed_counter), None),
+            lambda dy, saved, rate, seed, seed_counter=None: dropout_kernel(dy, rate, seed, seed_counter))
 
 
 def cuda_device_count():

@@ -2,11 +2,13 @@
 checked against independent numbers: Random123's known answer, a scalar Philox written
 here from the paper, float64 recomputations and the course's worked examples."""
 
+import inspect
 import math
 
 import numpy as np
 import pytest
 
+from gpudl import backend, kernels
 from gpudl.kernels import batchnorm, dropout, optimizer_updates, softmax_cross_entropy
 
 
@@ -207,3 +209,20 @@ def test_update_reads_row_step_mod_rows_of_the_step_table():
     expected = w - 0.3 * g
     optimizer_updates.sgd(w, g, np.array([[np.nan], [np.nan], [0.3], [np.nan], [np.nan]]), np.array([7]))
     np.testing.assert_array_equal(w, expected)
+
+
+# --- the op list ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("op", kernels.OPS, ids=lambda op: op.name)
+def test_every_listed_op_has_a_reference_and_both_gpu_kernels_with_its_signature(op):
+    reference = kernels.implementation(op)
+    for suffix in ("_triton", "_cupy"):
+        assert inspect.signature(kernels.implementation(op, suffix)) == inspect.signature(reference), suffix
+
+
+def test_the_op_table_is_the_op_list_plus_the_training_dropout_pair():
+    table = vars(backend.op_table())
+    assert set(table) == {op.name for op in kernels.OPS} | {"dropout_train", "dropout_backward"}
+    assert table["batchnorm_forward_train"] is batchnorm.forward_train
+    assert table["dropout_train"] is dropout.dropout_train
+    assert kernels.MODULES == ("batchnorm", "dropout", "softmax_cross_entropy", "optimizer_updates")
