@@ -25,7 +25,7 @@ import traceback
 import numpy as np
 
 import gpudl
-from gpudl import bench
+from gpudl.tools import bench
 
 DROPOUT = 0.1
 MODELS = {"large": {"sizes": (1024, 4096, 4096, 1000), "batch": 4096, "steps_per_epoch": 10},

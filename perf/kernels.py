@@ -2,7 +2,7 @@
 
     python perf/kernels.py [--json PATH] [--repeats 20] [--only batchnorm_forward,dropout,...]
 
-The measurements are gpudl.bench's, for both GPU backends in one table (`gpudl bench`
+The measurements are gpudl.tools.bench's, for both GPU backends in one table (`gpudl bench`
 times only the active one): for each op and size, our median time, PyTorch's in the
 same run, the floor = fewest bytes the op must move / device-to-device copy bandwidth
 measured in this run, the fraction of that floor reached (floor / our time), and the
@@ -16,7 +16,7 @@ import json
 import sys
 
 import gpudl
-from gpudl import bench
+from gpudl.tools import bench
 from gpudl.backend import cuda_device_count
 
 GPU_BACKENDS = ("triton", "cupy")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import gpudl
-from gpudl import bench, cli
+from gpudl.tools import bench, cli
 from gpudl.backend import cuda_device_count
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def run_captured(function, *args):
 
 @pytest.fixture(scope="module")
 def quick_bench(tmp_path_factory):
-    """`gpudl bench --quick --repeats 2 --json PATH` through gpudl.cli.main: (JSON, table)."""
+    """`gpudl bench --quick --repeats 2 --json PATH` through gpudl.tools.cli.main: (JSON, table)."""
     path = tmp_path_factory.mktemp("bench") / "bench.json"
     _, table = run_captured(cli.main, ["bench", "--quick", "--repeats", "2", "--json", str(path)])
     return json.loads(path.read_text()), table

@@ -1,11 +1,11 @@
-"""The CUDA-on-CPU harness itself (tests/cuda_cpu): CUDA semantics the CuPy kernels rely
+"""The CUDA-on-CPU harness itself (gpudl/tools/cuda_cpu.py): CUDA semantics the CuPy kernels rely
 on, and that it catches a planted bug. The CuPy kernels against their NumPy references
 run in test_kernels_triton.py (implementation "cupy"), through the same launchers."""
 
 import numpy as np
 import pytest
 
-from cuda_cpu import SCALARS_SEEN, RawModule, cupy_on_cpu
+from gpudl.tools.cuda_cpu import SCALARS_SEEN, RawModule, cupy_on_cpu
 from gpudl.kernels import _triton_util, batchnorm, dropout, optimizer_updates, softmax_cross_entropy
 
 BLOCK_REVERSE = r"""

@@ -17,7 +17,8 @@ import pytest
 
 triton = pytest.importorskip("triton")
 
-from gpudl import selftest  # noqa: E402
+from gpudl import kernels  # noqa: E402
+from gpudl.tools import selftest  # noqa: E402
 
 
 def jit_kernels(module_name):
@@ -35,7 +36,7 @@ def triton_rows():
 def test_every_triton_kernel_compiles_for_sm80_and_sm90a_without_spills(triton_rows):
     failed = [row for row in triton_rows if row.result != "pass"]
     assert not failed, "\n".join(map(str, failed))
-    expected = set().union(*(jit_kernels(name) for name in selftest.KERNEL_MODULES))
+    expected = set().union(*(jit_kernels(name) for name in kernels.MODULES))
     compiled = {(row.kernel, row.where) for row in triton_rows}
     assert compiled == {(kernel, target) for kernel in expected for target, _ in selftest.TRITON_TARGETS}
 
@@ -62,7 +63,7 @@ def test_every_cupy_kernel_compiles_with_nvrtc_for_sm80_and_sm90():
     rows = selftest.nvrtc_rows()
     failed = [row for row in rows if row.result != "pass"]
     assert not failed, "\n".join(map(str, failed))
-    expected = {f"{name}.{kernel.name}" for name in selftest.KERNEL_MODULES
+    expected = {f"{name}.{kernel.name}" for name in kernels.MODULES
                 for kernel in selftest.kernel_module(name).CUPY_KERNELS}
     assert {(r.kernel, r.case, r.where) for r in rows} == {
         (kernel, dtype, target) for kernel in expected for dtype in ("float32", "float64")

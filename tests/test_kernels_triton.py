@@ -1,6 +1,6 @@
 """The GPU kernels against their NumPy references on the CPU: the Triton kernels in the
 Triton interpreter, the CuPy kernels' CUDA C through the CUDA-on-CPU harness
-(tests/cuda_cpu), both through their own launchers and the same checks.
+(gpudl/tools/cuda_cpu.py), both through their own launchers and the same checks.
 
 tests/conftest.py sets TRITON_INTERPRET=1 before triton is first imported when there is
 no CUDA device; on a GPU these checks run compiled in test_kernels_gpu.py instead.
@@ -20,7 +20,7 @@ if os.environ.get("TRITON_INTERPRET") != "1":
 pytest.importorskip("torch")
 pytest.importorskip("triton")
 
-from cuda_cpu import cupy_on_cpu  # noqa: E402
+from gpudl.tools.cuda_cpu import cupy_on_cpu  # noqa: E402
 from gpudl import backend  # noqa: E402
 from gpudl.kernels import batchnorm, dropout, optimizer_updates, softmax_cross_entropy  # noqa: E402
 

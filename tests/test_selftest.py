@@ -7,13 +7,14 @@ import sys
 import numpy as np
 import pytest
 
-from cuda_cpu import cupy_on_cpu
-from gpudl import selftest
+from gpudl.tools.cuda_cpu import cupy_on_cpu
+from gpudl.tools import selftest
+from gpudl import kernels
 from gpudl.kernels import _triton_util, dropout
 
 
 def test_gpudl_selftest_quick_on_the_cpu_passes_every_section(tmp_path):
-    command = [sys.executable, "-m", "gpudl.cli", "selftest", "--quick", "--json", str(tmp_path / "rows.json")]
+    command = [sys.executable, "-m", "gpudl.tools.cli", "selftest", "--quick", "--json", str(tmp_path / "rows.json")]
     done = subprocess.run(command, capture_output=True, text=True)
     lines = done.stdout.strip().splitlines()
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -58,3 +59,13 @@ def test_fit_check_compares_a_gpu_backend_with_numpy():
     """The GPU fit check's code, on the Triton interpreter (the device run does 200 steps)."""
     (row,) = selftest.fit_rows(["triton"], steps=6)
     assert row.result == "pass", row
+
+
+def test_an_op_of_the_list_that_no_check_runs_fails_the_coverage_row(monkeypatch):
+    extra = kernels.Op("dropout_twice", "dropout", "dropout")
+    monkeypatch.setattr(kernels, "OPS", kernels.OPS + (extra,))
+    checks = selftest.KernelChecks("triton", "Triton interpreter", np.asarray, np.asarray)
+    checks.launched = {op.name for op in kernels.OPS[:-1]}
+    checks.record_coverage()
+    (row,) = checks.rows
+    assert row.kernel == "triton op list" and row.result == "FAIL" and row.measure == "not checked: dropout_twice"

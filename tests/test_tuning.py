@@ -398,7 +398,7 @@ def test_workers_are_pinned_one_gpu_each_or_share_the_cpu_cores(monkeypatch):
 
 def test_gpudl_tune_prints_the_table_and_writes_the_plot(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    from gpudl.cli import main
+    from gpudl.tools.cli import main
 
     main(["tune", "--trials", "3", "--zoom-trials", "2", "--epochs", "2", "--executor", "sequential",
           "--directory", str(tmp_path / "run"), "--plot", str(tmp_path / "tune.png")])

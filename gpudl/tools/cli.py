@@ -56,7 +56,7 @@ def tune(args):
 def info(args):
     """The device (GPUs through CuPy or PyTorch, else the CPU), the backend and why it was
     chosen, and the versions of the stack; anything missing is said, never raised."""
-    from gpudl.bench import describe_gpu, environment
+    from gpudl.tools.bench import describe_gpu, environment
 
     env = environment()
     versions = env["versions"]
@@ -80,7 +80,7 @@ def info(args):
 
 def bench(args):
     """Time the fused kernels and a reference fit() step against PyTorch on this device."""
-    from gpudl.bench import print_bench, run_bench
+    from gpudl.tools.bench import print_bench, run_bench
 
     if args.repeats is not None and args.repeats < 1:
         raise SystemExit(f"gpudl bench: Invalid value received for argument `--repeats`. "
@@ -96,7 +96,7 @@ def selftest(args):
     """On a GPU: every fused kernel of both GPU backends against the NumPy reference, a
     200-step fit against the numpy backend, bandwidth fractions. On a CPU: the compile
     checks and the CPU executions of the kernels. Exits non-zero when anything failed."""
-    from gpudl.selftest import run
+    from gpudl.tools.selftest import run
 
     raise SystemExit(run(args))
 
@@ -128,7 +128,7 @@ def main(argv=None):
                               help="timed calls per measurement (median); default 20 on a GPU, 5 on the CPU")
     bench_parser.set_defaults(run=bench)
     selftest_parser = commands.add_parser("selftest", help="check every kernel on this machine (run first on a GPU)")
-    from gpudl.selftest import add_arguments
+    from gpudl.tools.selftest import add_arguments
 
     add_arguments(selftest_parser)
     selftest_parser.set_defaults(run=selftest)

@@ -8,7 +8,7 @@ kernel's fraction of the measured device copy bandwidth.
 On a CPU: every Triton kernel compiled ahead of time for sm_80 and sm_90a and every CuPy
 kernel compiled with NVRTC for sm_80 and sm_90 (registers, spills, shared memory read
 from ptxas), then the same kernel checks on the CPU: Triton in its interpreter, CuPy's
-CUDA C through the CUDA-on-CPU harness of tests/cuda_cpu (a source checkout).
+CUDA C through the CUDA-on-CPU harness (gpudl.tools.cuda_cpu; needs g++).
 
 Every row is (check, kernel, case, where, measure, result); the exit status is 0 only
 when no row failed.
@@ -21,6 +21,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,12 +30,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gpudl import kernels
+
 # compile targets: (name, compute capability); sm_90 compiles as sm_90a (wgmma, setmaxnreg)
 TRITON_TARGETS = (("sm_80", 80), ("sm_90a", 90))
 NVRTC_TARGETS = (("sm_80", 80), ("sm_90", 90))
 SM80_MAX_SHARED_BYTES = 163 * 1024  # opt-in shared memory per block on an A100
-KERNEL_MODULES = ("batchnorm", "dropout", "softmax_cross_entropy", "optimizer_updates")
-REPO_TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests")
+KERNEL_MODULES = kernels.MODULES
 
 
 class Row(NamedTuple):
@@ -130,12 +132,12 @@ def triton_compile_rows_here(workers, quick=False):
 
 
 def run_section(section, workers=2, quick=False, interpret=False):
-    """Rows of one section, computed by `python -m gpudl.selftest --section ...` in a fresh
+    """Rows of one section, computed by `python -m gpudl.tools.selftest --section ...` in a fresh
     process: Triton picks compiled or interpreted mode once, at import."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     if interpret:
         env["TRITON_INTERPRET"] = "1"
-    command = [sys.executable, "-m", "gpudl.selftest", "--section", section, "--workers", str(workers)]
+    command = [sys.executable, "-m", "gpudl.tools.selftest", "--section", section, "--workers", str(workers)]
     done = subprocess.run(command + (["--quick"] if quick else []), capture_output=True, text=True, env=env)
     rows = [Row(*json.loads(line[len("ROW "):])) for line in done.stdout.splitlines() if line.startswith("ROW ")]
     if done.returncode != 0 or not rows:
@@ -254,9 +256,20 @@ class KernelChecks:
     def __init__(self, implementation, where, put, get, ulps=64):
         self.implementation, self.where, self.put, self.get, self.ulps = implementation, where, put, get, ulps
         self.rows = []
+        self.launched = set()  # names of the ops of gpudl.kernels.OPS the checks have run
 
-    def launcher(self, module_name, name):
-        return getattr(kernel_module(module_name), f"{name}_{self.implementation}")
+    def launcher(self, op_name):
+        """This implementation of the op named `op_name` in gpudl.kernels.OPS."""
+        self.launched.add(op_name)
+        return kernels.implementation(op_name, "_" + self.implementation)
+
+    def record_coverage(self):
+        """One row: every op of gpudl.kernels.OPS was run by a check (a new row of the list
+        without a check here fails, naming the op)."""
+        missing = [op.name for op in kernels.OPS if op.name not in self.launched]
+        measure = f"not checked: {', '.join(missing)}" if missing else "every op checked against its reference"
+        self.rows.append(Row("kernel", f"{self.implementation} op list", f"{len(kernels.OPS)} ops", self.where,
+                             measure, "FAIL" if missing else "pass"))
 
     def record(self, kernel, case, errors):
         """errors: {what: ulps}; pass when every error is within self.ulps."""
@@ -279,7 +292,7 @@ class KernelChecks:
         dy = rng.standard_normal((N, C)).astype(dtype)
         device_stats = [self.put(running_mean), self.put(running_var)]
         y, mean, rstd = batchnorm.forward_train(x, gamma, beta, running_mean, running_var, 0.9, 1e-3, relu)
-        y2, mean2, rstd2 = self.launcher("batchnorm", "forward_train")(
+        y2, mean2, rstd2 = self.launcher("batchnorm_forward_train")(
             self.put(x), self.put(gamma), self.put(beta), *device_stats, 0.9, 1e-3, relu)
         y_scale = np.abs(gamma).max() + np.abs(beta).max()
         case = f"{np.dtype(dtype).name} {(N, C)} relu={relu}"
@@ -288,12 +301,12 @@ class KernelChecks:
             "rstd": error_in_ulps(self.get(rstd2), rstd, dtype, 1),
             "running": error_in_ulps(self.get(device_stats[1]), running_var, dtype, 1)})
         infer = batchnorm.forward_infer(x, gamma, beta, running_mean, running_var, 1e-3, relu)
-        infer2 = self.launcher("batchnorm", "forward_infer")(self.put(x), self.put(gamma), self.put(beta),
-                                                             *device_stats, 1e-3, relu)
+        infer2 = self.launcher("batchnorm_forward_infer")(self.put(x), self.put(gamma), self.put(beta),
+                                                          *device_stats, 1e-3, relu)
         self.record("batchnorm forward_infer", case, {"y": error_in_ulps(self.get(infer2), infer, dtype, y_scale)})
         mean, rstd = self.get(mean2), self.get(rstd2)
         dx, dgamma, dbeta = batchnorm.backward(dy, x, gamma, beta, mean, rstd, relu)
-        dx2, dgamma2, dbeta2 = self.launcher("batchnorm", "backward")(
+        dx2, dgamma2, dbeta2 = self.launcher("batchnorm_backward")(
             self.put(dy), self.put(x), self.put(gamma), self.put(beta), self.put(mean), self.put(rstd), relu)
         self.record("batchnorm backward", case, {
             "dx": error_in_ulps(self.get(dx2), dx, dtype, np.abs(gamma * rstd).max()),
@@ -313,7 +326,7 @@ class KernelChecks:
         for name, arrays, scalars in calls:
             expected = getattr(dropout, name)(*arrays, *scalars)
             device_scalars = scalars[:2] + tuple(self.put(s) for s in scalars[2:])
-            actual = self.get(self.launcher("dropout", name)(*map(self.put, arrays), *device_scalars))
+            actual = self.get(self.launcher(name)(*map(self.put, arrays), *device_scalars))
             what = name + (" key from [index, call]" if len(scalars) == 3 else f" rate={scalars[0]}")
             self.record_exact(what, case, int(np.count_nonzero(actual != expected)))
 
@@ -324,7 +337,7 @@ class KernelChecks:
         logits = (3 * rng.standard_normal((m, C))).astype(dtype)
         soft = rng.random((m, C)).astype(dtype)
         soft /= soft.sum(axis=1, keepdims=True)
-        fused = self.launcher("softmax_cross_entropy", "softmax_cross_entropy")
+        fused = self.launcher("softmax_cross_entropy")
         for kind, labels in (("index labels", rng.integers(0, C, m)), ("soft labels", soft)):
             loss, dz = softmax_cross_entropy.softmax_cross_entropy(logits, labels)
             loss2, dz2 = fused(self.put(logits), self.put(labels))
@@ -335,7 +348,7 @@ class KernelChecks:
                 "dZ*m": error_in_ulps(self.get(dz2) * m, dz * m, dtype, 1),
                 "in place vs not": error_in_ulps(self.get(dz3), self.get(dz2), dtype, 1e-300)
                 + error_in_ulps(float(loss3), float(loss2), dtype, 1e-300)})
-        probabilities = self.get(self.launcher("softmax_cross_entropy", "softmax")(self.put(logits)))
+        probabilities = self.get(self.launcher("softmax")(self.put(logits)))
         self.record("softmax", f"{np.dtype(dtype).name} {(m, C)}", {
             "a": error_in_ulps(probabilities, softmax_cross_entropy.softmax(logits), dtype, 1 / C)})
 
@@ -355,7 +368,7 @@ class KernelChecks:
             actual = [self.put(a) for a in expected]
             step_counter = np.array([7], dtype=np.int64)
             getattr(updates, rule)(*expected, step_table, step_counter, *constants)
-            self.launcher("optimizer_updates", rule)(*actual, self.put(step_table), self.put(step_counter), *constants)
+            self.launcher(rule)(*actual, self.put(step_table), self.put(step_counter), *constants)
             name = rule + (" nesterov" if constants[1:] == (True,) else "")
             errors = [error_in_ulps(self.get(a), e, dtype, np.abs(e).max()) for a, e in zip(actual, expected)]
             self.record(name, f"{np.dtype(dtype).name} n={n}", {"buffers": max(errors)})
@@ -371,19 +384,20 @@ class KernelChecks:
                 self.softmax_cross_entropy(m, C, dtype)
             for n in shapes("optimizer", large):
                 self.optimizer(n, dtype)
+        self.record_coverage()
         return self.rows
 
 
 def cpu_kernel_rows(quick=False):
     """The kernel checks on the CPU: Triton interpreted (TRITON_INTERPRET=1 in this
-    process), CuPy's CUDA C through tests/cuda_cpu when the source checkout has it;
+    process), CuPy's CUDA C through the CUDA-on-CPU harness when g++ is installed;
     quick: float32 only."""
     dtypes = DTYPES[:1] if quick else DTYPES
     rows = KernelChecks("triton", "Triton interpreter", np.asarray, np.asarray).run_all(dtypes=dtypes)
-    if not os.path.isdir(os.path.join(REPO_TESTS, "cuda_cpu")):
-        return rows + [Row("kernel", "cupy", "-", "CUDA on CPU", "needs a source checkout (tests/cuda_cpu)", "skip")]
-    sys.path.insert(0, REPO_TESTS)
-    from cuda_cpu import cupy_on_cpu
+    if shutil.which("g++") is None:
+        return rows + [Row("kernel", "cupy", "-", "CUDA on CPU", "needs g++ (the harness compiles the CUDA C)",
+                           "skip")]
+    from gpudl.tools.cuda_cpu import cupy_on_cpu
 
     with cupy_on_cpu():
         return rows + KernelChecks("cupy", "CUDA on CPU (g++)", np.asarray, np.asarray).run_all(dtypes=dtypes)
@@ -435,7 +449,7 @@ def bandwidth_rows(backend_names, quick):
     """Each fused kernel's time and fraction of the device copy bandwidth (gpudl bench's
     measurement at its quick GPU sizes)."""
     from gpudl import backend as backends
-    from gpudl import bench
+    from gpudl.tools import bench
 
     previous = backends.get_backend().name
     rows = []

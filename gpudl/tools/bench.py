@@ -1,7 +1,7 @@
 """`gpudl bench`: the fused kernels and one reference training step on the current
 device, against PyTorch in the same run; also what `gpudl info` reports.
 
-For each fused op of the active backend's op table, and each size:
+For each timed fused op (the rows of gpudl.kernels.OPS with a bench name), and each size:
     ours ms, torch ms   median of timed calls after warm-up (CUDA events on each
                         library's stream on a GPU; perf_counter on the CPU)
     floor ms            fewest bytes the op must move / copy bandwidth, the bandwidth
@@ -29,18 +29,13 @@ import numpy as np
 import gpudl
 from gpudl.backend import get_backend
 from gpudl.frontend.callbacks import Callback
+from gpudl.kernels import OPS as KERNEL_OPS
 from gpudl.kernels.optimizer_updates import adam_step_table
 
-OPS = ("batchnorm_forward", "batchnorm_backward", "dropout", "softmax_cross_entropy", "adam")
-
-# Fewest elements each op must read plus write (its C-vectors are negligible and left out).
-FLOOR_ELEMENTS = {
-    "batchnorm_forward": lambda N, C: 2 * N * C,  # read x, write y
-    "batchnorm_backward": lambda N, C: 3 * N * C,  # read x and dy, write dx
-    "dropout": lambda N, C: 2 * N * C,  # read x, write y; the mask is regenerated, never stored
-    "softmax_cross_entropy": lambda m, C: 2 * m * C,  # read Z, write dZ
-    "adam": lambda n: 7 * n,  # read w, g, m, v; write w, m, v
-}
+# The timed ops, by their `gpudl bench` names, and the fewest elements each must read plus
+# write: the rows of gpudl.kernels.OPS that have a bench name.
+OPS = tuple(op.bench for op in KERNEL_OPS if op.bench)
+FLOOR_ELEMENTS = {op.bench: op.floor_elements for op in KERNEL_OPS if op.bench}
 
 # Sizes per (device kind, quick): (N, C) of batch-norm and dropout, (m, classes) of
 # softmax-CE, arena lengths of Adam, bytes of the bandwidth copy. Quick sizes still pass
