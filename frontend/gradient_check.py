@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gpudl.backend import get_backend
-from gpudl.frontend.layers.dropout import Dropout
+from gpudl.saving import training_state
 
 FINE_BELOW = 1e-6  # "about 1e-7" and less
 BUG_FROM = 1e-3     # between the two: "about 1e-5, look again"
@@ -62,7 +62,7 @@ def gradient_check(model, x, y, epsilon=1e-7, custom_objects=None):
     work = model if model.dtype == "float64" else model.clone("float64", custom_objects)
     x, y = work._check_xy(x, y)
     saved = work.get_weights()
-    dropouts = [layer for layer in work._leaves() if isinstance(layer, Dropout) or hasattr(layer, "enabled")]
+    dropouts = training_state.random_layers(work).values()  # dropout and noise: off while checking
     for layer in dropouts:
         layer.enabled = False
     try:

@@ -995,11 +995,12 @@ CLASSES = [Mean, Sum, MeanMetricWrapper, Accuracy, BinaryAccuracy, CategoricalAc
            FalsePositives, TrueNegatives, FalseNegatives, PrecisionAtRecall, RecallAtPrecision,
            SensitivityAtSpecificity, SpecificityAtSensitivity, F1Score, FBetaScore, R2Score]
 
-registry.register("metric", CLASSES)
-
 # Keras's names of the metrics compile() takes: class names, their snake_case, the short
-# aliases; plus "rmse" and "logcosh".
+# aliases; plus "rmse" and "logcosh". Keras's reduction metrics (Mean, Sum, MeanMetricWrapper)
+# are a kind of their own: built from objects and configs, never from a name in compile().
 COMPILE_CLASSES = [cls for cls in CLASSES if cls not in (Mean, Sum, MeanMetricWrapper)]
+registry.register("metric", COMPILE_CLASSES)
+registry.register("reduction_metric", (Mean, Sum, MeanMetricWrapper))
 METRICS = {cls.__name__: cls for cls in COMPILE_CLASSES}
 METRICS.update({snake_case(cls.__name__): cls for cls in COMPILE_CLASSES})
 METRICS.update({alias: cls for cls, aliases in [
@@ -1057,9 +1058,10 @@ def serialize(metric):
 def deserialize(config, custom_objects=None):
     """The Metric of `serialize(metric)`; custom classes and functions come from custom_objects."""
     name, arguments = config["class_name"], dict(config["config"])
-    cls = registry.find(name, ("metric",), custom_objects)
+    cls = registry.find(name, ("metric", "reduction_metric"), custom_objects)
     if cls is None:
-        raise unknown_name("metric", name, {**registry.classes("metric"), **(custom_objects or {})})
+        known = {**registry.classes("metric"), **registry.classes("reduction_metric"), **(custom_objects or {})}
+        raise unknown_name("metric", name, known)
     if name == "MeanMetricWrapper":
         functions = {**FUNCTIONS, **(custom_objects or {})}
         if arguments.get("fn") not in functions:

@@ -274,7 +274,8 @@ def test_every_class_in_the_table_loads_from_its_keras_default_config(kind):
     """Each Keras class of KERAS_CLASSES, as Keras itself configures it by default, passes the
     option check and builds its gpudl class; and every gpudl class named like a Keras class is
     in the table (InputLayer is the model's input): the table, gpudl and Keras agree."""
-    from gpudl import keras_archive
+    from gpudl import registry
+    from gpudl.saving import keras_archive
 
     namespace = keras
     for part in KERAS_NAMESPACES[kind].split("."):
@@ -288,7 +289,7 @@ def test_every_class_in_the_table_loads_from_its_keras_default_config(kind):
         options = keras_archive._options(kind, name, config, cls, name, problems)
         assert problems == [], problems
         cls.from_config(options) if kind == "layer" else cls(**options)
-    namesakes = {name for name in keras_archive._registry(kind) if hasattr(namespace, name)} - {"InputLayer"}
+    namesakes = {name for name in registry.classes(kind) if hasattr(namespace, name)} - {"InputLayer"}
     assert namesakes <= set(keras_archive.KERAS_CLASSES[kind]), "add them to KERAS_CLASSES"
 
 

@@ -150,6 +150,7 @@ KERAS_CLASSES = {
         "Adamax": KerasClass(slots=(("m", "u"),)),  # momentum, norm
         "Nadam": KerasClass(slots=(("m", "v"),), extra=_nadam_u_product),  # momentum, velocity; u_product
         "Lion": KerasClass(slots=(("m",),)),  # momentum
+        "Lamb": KerasClass(slots=(("m", "v"),)),  # momentum, velocity
         "Ftrl": KerasClass(slots=(("accumulator", "linear"),)),
     },
     "schedule": _plain_entries("ExponentialDecay", "InverseTimeDecay", "PiecewiseConstantDecay", "PolynomialDecay",
