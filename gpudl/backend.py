@@ -159,8 +159,8 @@ def epsilon():
 def clear_session(free_memory=True):
     """Keras's reset: layer names count from zero again (dense, dense_1, ...) and, with
     `free_memory`, the backend's cached device memory is released."""
-    from gpudl.frontend.layers import base
+    from gpudl.naming import reset_names
 
-    base._name_counts.clear()
+    reset_names()
     if free_memory and _state["backend"] is not None:
         _state["backend"].free_cached_memory()
