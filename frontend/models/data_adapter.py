@@ -179,9 +179,8 @@ class SourceBatches:
         self.source, self.where = source, where
         self.check_xy, self.class_weight, self.dtype = check_xy, class_weight, dtype
         self.is_dataset = not (inspect.isgenerator(source) or hasattr(source, "__next__"))
-        if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 1):
-            raise ValueError(f"Invalid value received for argument `steps_per_epoch`. Expected a positive "
-                             f"integer. Received: steps_per_epoch={steps!r}")
+        if steps is not None:
+            steps = check_count("steps_per_epoch", steps, minimum=1)
         if self.is_dataset:
             self.steps = len(source) if steps is None else min(int(steps), len(source))
         else:
