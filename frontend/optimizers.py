@@ -42,10 +42,12 @@ import warnings
 
 import numpy as np
 
+from gpudl import registry
 from gpudl.backend import get_backend
 from gpudl.errors import check_positive, check_rate, invalid_value, unknown_name
 from gpudl.frontend import schedules
-from gpudl.frontend.layers.base import Parameter, snake_case, unique_name
+from gpudl.frontend.layers.base import Parameter
+from gpudl.naming import snake_case, unique_name
 from gpudl.kernels.optimizer_updates import adam_step_table
 
 UNSUPPORTED = {  # Keras arguments gpudl does not implement: only their "off" value is accepted
@@ -938,6 +940,7 @@ class Ftrl(Optimizer):
 
 OPTIMIZERS = {cls.__name__.lower(): cls
               for cls in (SGD, Momentum, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax, Nadam, Lion, Ftrl)}
+registry.register("optimizer", OPTIMIZERS.values())
 
 
 def serialize(optimizer):
@@ -948,8 +951,7 @@ def serialize(optimizer):
 
 def deserialize(config, custom_objects=None):
     """The optimizer that `serialize` (or Keras's) described."""
-    classes = {cls.__name__: cls for cls in OPTIMIZERS.values()}
-    classes.update(custom_objects or {})
+    classes = {**registry.classes("optimizer"), **(custom_objects or {})}
     name = config.get("class_name") if isinstance(config, dict) else None
     if name not in classes:
         raise unknown_name("optimizer", name, classes)
