@@ -1,13 +1,17 @@
 """Optimizers with Keras 3's names, arguments and defaults, over flat buffers.
 
-A model's trainable parameters live in one flat arena (gpudl/arena.py), so a step is one
-update per contiguous run of it (one run, hence one launch, unless layers are frozen).
-Two kinds of update rule:
+A model's trainable parameters live in one flat arena (gpudl/arena.py), so a step of an
+elementwise rule is one update per contiguous run of it (one run, hence one launch, unless
+layers are frozen). Three kinds of update rule:
   fused  SGD, Momentum, RMSprop (momentum=0, centered=False), Adam and AdamW (amsgrad=False):
          one kernel per run, in gpudl.kernels.optimizer_updates (the formulas are there);
   xp     Adagrad, Adadelta, Adamax, Nadam, Lion, Ftrl, Adam(amsgrad=True), RMSprop(momentum>0
-         or centered=True): written once over the backend's array namespace, on every backend.
-Either way the scalars that change from step to step (learning rate, bias corrections) are
+         or centered=True): written once over the backend's array namespace, on every backend;
+  per variable  Lamb (per_variable = True): a rule that reduces over each variable (a norm, a
+         trust ratio) runs once per variable, on views shaped like it, as Keras's
+         update_step(gradient, variable, learning_rate) does; run-wide it would mix the
+         variables into one global norm.
+Whatever the kind, the scalars that change from step to step (learning rate, bias corrections) are
 computed on the host in float64, uploaded in a step table, and read on the device through
 the step counter, so a step needs no host-to-device transfer.
 
@@ -31,7 +35,7 @@ place; the optimizer keeps their slots, keyed by identity). Read the state back 
 
 The course's conventions (not Keras's) for Adam and RMSprop: epsilon added outside the square
 root of the bias-corrected second moment, default 1e-8 (Kingma & Ba, PyTorch), amsgrad,
-centered and momentum included. Adagrad, Adadelta, Adamax, Nadam, Lion and Ftrl use
+centered and momentum included. Adagrad, Adadelta, Adamax, Nadam, Lion, Ftrl and Lamb use
 Keras's formulas and defaults exactly.
 """
 
@@ -151,9 +155,14 @@ class Optimizer:
     `iterations` reads the counter back (a sync); the steps themselves never do. A step counts
     only its own steps against the table: code that advances the counter otherwise (a replayed
     CUDA graph) calls prepare_steps before the next step.
+
+    A subclass is its rule, `update(param, grad, slots)`: by default once per contiguous arena
+    run (1-D views: an elementwise rule is one launch per run); with `per_variable = True`
+    once per variable, on views shaped like it (Keras's update_step granularity).
     """
 
     slot_names = ()
+    per_variable = False  # True: update() once per variable, for rules that reduce over one (norms)
     steps_per_upload = 64  # how far one upload reaches when fit has not prepared an epoch
 
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
@@ -297,28 +306,41 @@ class Optimizer:
         return get_backend().xp.take(table, self.step_counter % len(table), axis=0)[0].astype(dtype)
 
     # -- one step ---------------------------------------------------------------------
+    def update(self, param, grad, slots):
+        """The rule, in place on `param` from `grad` and the slots ({name: buffer}, the same
+        elements), its scalars read with step_row: Keras's update_step(gradient, variable,
+        learning_rate), called per arena run or, with per_variable, per variable."""
+        raise NotImplementedError(f"{type(self).__name__} defines no update rule (update).")
+
     def apply_to_arena(self, arena, runs):
         """One step over `runs` (contiguous [start, stop) ranges) of a model's arena, whose
         gradient buffer holds the gradients (clipping scales it in place)."""
-        pieces = [(arena.params[start:stop], arena.grads[start:stop],
-                   {name: buffer[start:stop] for name, buffer in self.slots.items()}) for start, stop in runs]
-        variable_grads = decayed = None
-        if self.clipnorm or self._excludes_some_from_decay():  # parameter by parameter
+        def views(start, stop, shape=None):  # (param, grad, slots) over [start, stop), reshaped
+            piece = (arena.params[start:stop], arena.grads[start:stop],
+                     {name: buffer[start:stop] for name, buffer in self.slots.items()})
+            return piece if shape is None else (piece[0].reshape(shape), piece[1].reshape(shape),
+                                                {name: slot.reshape(shape) for name, slot in piece[2].items()})
+        pieces = [views(start, stop) for start, stop in runs]
+        variable_grads = decayed = variable_pieces = None
+        if self.clipnorm or self.per_variable or self._excludes_some_from_decay():  # parameter by parameter
             inside = [(p, a, b) for p, a, b in zip(arena.parameters, arena.offsets[:-1], arena.offsets[1:])
                       if any(s <= a and b <= e for s, e in runs)]
             variable_grads = [arena.grads[a:b] for _, a, b in inside]
             decayed = [arena.params[a:b] for p, a, b in inside if self._decays(p)]
-        self._step(pieces, variable_grads, decayed)
+            variable_pieces = [views(a, b, p.shape) for p, a, b in inside]
+        self._step(pieces, variable_grads, decayed, variable_pieces)
 
-    def _step(self, pieces, variable_grads=None, decayed=None):
+    def _step(self, pieces, variable_grads=None, decayed=None, variable_pieces=None):
         """Clip, decay, update the (param, grad, slots) pieces of flat buffers; advance the
-        counter. `decayed`: the parameter buffers weight decay applies to (default all)."""
+        counter. `decayed`: the parameter buffers weight decay applies to (default all).
+        `variable_pieces`: the same state one variable at a time, shaped like it, which a
+        per_variable rule updates instead of `pieces`."""
         if self._steps_prepared == 0:
             self.prepare_steps(self.steps_per_upload)
         self.clip_gradients([grad for _, grad, _ in pieces], variable_grads)
         for param in [param for param, _, _ in pieces] if decayed is None else decayed:
             self.decay_weights(param)
-        for param, grad, slots in pieces:
+        for param, grad, slots in variable_pieces if self.per_variable else pieces:
             self.update(param, grad, slots)
         self.step_counter += 1
         self._steps_prepared -= 1
@@ -420,7 +442,10 @@ class Optimizer:
                     parameter.value[...] = parameter.constraint(parameter.value)
             return
         decayed = [flat for variable, (flat, _, _) in zip(variables, pieces) if self._decays(variable)]
-        self._step(pieces, decayed=decayed)
+        shaped = [(flat.reshape(v.shape), grad.reshape(v.shape), {name: slot.reshape(v.shape)
+                                                                   for name, slot in slots.items()})
+                  for v, (flat, grad, slots) in zip(variables, pieces)] if self.per_variable else None
+        self._step(pieces, decayed=decayed, variable_pieces=shaped)
         for variable, (flat, _, _) in zip(variables, pieces):
             if not variable.flags.c_contiguous:  # the update ran on a flat copy
                 variable[...] = flat.reshape(variable.shape)
@@ -938,8 +963,51 @@ class Ftrl(Optimizer):
                 "beta": self.beta}
 
 
+class Lamb(Optimizer):
+    """LAMB, layer-wise adaptive moments (You et al. 2019; Keras's form, epsilon outside the
+    square root of the bias-corrected second moment), each variable w on its own:
+        m = m + (g - m)*(1-b1);  v = v + (g^2 - v)*(1-b2)
+        r = (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+        ratio = ||w|| / ||r|| (1 unless both norms are > 0);  w -= ratio * lr * r
+    The norms are the variable's alone (per_variable): each kernel and bias gets its own trust
+    ratio; ||w|| is taken after the weight decay. The norms stay on the device (no sync).
+    Slots: "m", "v".
+
+    Args: learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, and the base arguments.
+    """
+
+    slot_names = ("m", "v")
+    per_variable = True
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        self.beta_1 = check_rate("beta_1", beta_1, "Lamb")
+        self.beta_2 = check_rate("beta_2", beta_2, "Lamb")
+        self.epsilon = check_positive("epsilon", epsilon, "Lamb")
+        super().__init__(learning_rate, **kwargs)
+
+    def step_table_rows(self, first_step, rates):
+        """Rows (lr, bias_correction1 = 1 - b1^t, bias_correction2 = 1 - b2^t), t = step + 1."""
+        return np.array([(lr, 1.0 - self.beta_1**t, 1.0 - self.beta_2**t)
+                         for t, lr in enumerate(rates, start=first_step + 1)], dtype=np.float64).reshape(-1, 3)
+
+    def update(self, param, grad, slots):
+        xp = self.xp
+        lr, bias_correction1, bias_correction2 = self.step_row(param.dtype)
+        m, v = slots["m"], slots["v"]
+        m += (grad - m) * (1.0 - self.beta_1)
+        v += (grad * grad - v) * (1.0 - self.beta_2)
+        step = (m / bias_correction1) / (xp.sqrt(v / bias_correction2) + self.epsilon)
+        weight_norm, step_norm = xp.sqrt(xp.vdot(param, param)), xp.sqrt(xp.vdot(step, step))
+        trusted = (weight_norm > 0) & (step_norm > 0)
+        trust_ratio = xp.where(trusted, weight_norm / xp.where(trusted, step_norm, 1), 1).astype(param.dtype)
+        param -= trust_ratio * lr * step
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
 OPTIMIZERS = {cls.__name__.lower(): cls
-              for cls in (SGD, Momentum, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax, Nadam, Lion, Ftrl)}
+              for cls in (SGD, Momentum, RMSprop, Adam, AdamW, Adagrad, Adadelta, Adamax, Nadam, Lion, Ftrl, Lamb)}
 registry.register("optimizer", OPTIMIZERS.values())
 
 
