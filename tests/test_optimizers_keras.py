@@ -395,6 +395,7 @@ ALL_OPTIMIZERS = [
     optimizers.Adamax(beta_2=0.99),
     optimizers.Nadam(epsilon=1e-6),
     optimizers.Lion(beta_1=1.0),
+    optimizers.Lamb(0.01, beta_1=0.8, weight_decay=0.01, clipnorm=0.5),
 ]
 
 
@@ -422,6 +423,7 @@ def test_defaults_and_names_are_keras_except_the_course_epsilon():
         "Adamax": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
         "Nadam": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
         "Lion": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.99},
+        "Lamb": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
         "Adam": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8, "amsgrad": False},
         "RMSprop": {"learning_rate": 0.001, "rho": 0.9, "momentum": 0.0, "epsilon": 1e-8, "centered": False},
         "AdamW": {"learning_rate": 0.001, "weight_decay": 0.004, "epsilon": 1e-8},
@@ -444,6 +446,7 @@ def test_defaults_and_names_are_keras_except_the_course_epsilon():
     (lambda: optimizers.Adagrad(initial_accumulator_value=-1.0), "initial_accumulator_value"),
     (lambda: optimizers.Adadelta(rho=1.5), "rho"),
     (lambda: optimizers.Lion(beta_1=0.0), "beta_1"),
+    (lambda: optimizers.Lamb(beta_2=1.0), "beta_2"),
     (lambda: optimizers.RMSprop(momentum=1.0), "momentum"),
     (lambda: optimizers.SGD(weight_decay=-0.1), "weight_decay"),
     (lambda: optimizers.Adam(clipnorm=0.0), "clipnorm"),
@@ -464,7 +467,7 @@ def test_unknown_arguments_names_and_two_clipping_arguments_are_refused():
     with pytest.raises(ValueError, match="Only one of `clipnorm`, `clipvalue` and `global_clipnorm`"):
         optimizers.SGD(clipnorm=1.0, clipvalue=1.0)
     with pytest.raises(ValueError, match="Unknown optimizer: 'adamm'. Known optimizers: adadelta, adagrad, adam, "
-                                         "adamax, adamw, ftrl, lion, momentum, nadam, rmsprop, sgd"):
+                                         "adamax, adamw, ftrl, lamb, lion, momentum, nadam, rmsprop, sgd"):
         optimizers.get("adamm")
 
 
@@ -495,7 +498,9 @@ def test_bad_gradients_and_variables_are_refused_before_any_state_changes():
 @pytest.mark.parametrize("make", [lambda: optimizers.Adam(0.01, weight_decay=0.1, clipnorm=0.5),
                                   lambda: optimizers.Nadam(0.01, global_clipnorm=0.5),
                                   lambda: optimizers.RMSprop(0.01, momentum=0.5, centered=True),
-                                  lambda: optimizers.Lion(0.01, weight_decay=0.2)], ids=["adam", "nadam", "rms", "lion"])
+                                  lambda: optimizers.Lion(0.01, weight_decay=0.2),
+                                  lambda: optimizers.Lamb(0.01, weight_decay=0.2)],
+                         ids=["adam", "nadam", "rms", "lion", "lamb"])
 def test_float32_steps_on_plain_arrays_follow_the_float64_ones_on_every_backend(make, backend_name):
     rng = np.random.default_rng(9)
     w0, grads = rng.normal(size=(5, 3)), rng.normal(size=(6, 5, 3))
@@ -516,7 +521,8 @@ def test_float32_steps_on_plain_arrays_follow_the_float64_ones_on_every_backend(
 @pytest.mark.parametrize("make", [
     lambda: optimizers.RMSprop(gpudl.schedules.PolynomialDecay(0.05, 20), momentum=0.5, centered=True, clipnorm=1.0),
     lambda: optimizers.Adagrad(0.05, initial_accumulator_value=0.3, weight_decay=0.01),
-    lambda: optimizers.Nadam(0.01, global_clipnorm=0.5)], ids=["rmsprop", "adagrad", "nadam"])
+    lambda: optimizers.Nadam(0.01, global_clipnorm=0.5),
+    lambda: optimizers.Lamb(0.01, clipnorm=0.5)], ids=["rmsprop", "adagrad", "nadam", "lamb"])
 def test_a_saved_model_resumes_with_the_new_optimizers_exactly(make, tmp_path):
     rng = np.random.default_rng(10)
     x, y = rng.normal(size=(48, 7)), rng.integers(0, 5, size=48)
@@ -532,8 +538,8 @@ def test_a_saved_model_resumes_with_the_new_optimizers_exactly(make, tmp_path):
     assert resumed.optimizer.iterations == 6
 
 
-@pytest.mark.parametrize("make", [lambda: optimizers.Adam(0.01), lambda: optimizers.Nadam(0.01, clipnorm=0.5)],
-                         ids=["adam", "nadam"])
+@pytest.mark.parametrize("make", [lambda: optimizers.Adam(0.01), lambda: optimizers.Nadam(0.01, clipnorm=0.5),
+                                  lambda: optimizers.Lamb(0.01, weight_decay=0.1)], ids=["adam", "nadam", "lamb"])
 def test_a_training_loop_from_scratch_reaches_the_weights_of_fit(make):
     rng = np.random.default_rng(11)
     x, y = rng.normal(size=(48, 7)), rng.integers(0, 5, size=48)
