@@ -18,6 +18,7 @@ import pytest
 
 import gpudl
 from gpudl.frontend import callbacks as callbacks_module
+from gpudl.frontend.callbacks import progbar as progbar_module
 from gpudl.frontend.callbacks import (BackupAndRestore, Callback, CallbackList, CSVLogger, EarlyStopping, History,
                                       LambdaCallback, LearningRateScheduler, ModelCheckpoint, ProgbarLogger,
                                       ReduceLROnPlateau, TensorBoard, TerminateOnNaN)
@@ -351,7 +352,7 @@ class Clock:
 
 
 def test_only_callbacks_reading_every_batch_make_the_batch_logs_read(monkeypatch, capsys):
-    monkeypatch.setattr(callbacks_module, "time", Clock(1 / 64, start=1024.0))  # exact sums
+    monkeypatch.setattr(progbar_module, "time", Clock(1 / 64, start=1024.0))  # exact sums
     quiet = [ProgbarLogger(), ModelCheckpoint("unused.npz", save_freq=1000), History(), EarlyStopping()]
     readers = [TerminateOnNaN(), LambdaCallback(on_train_batch_end=lambda batch, logs: None)]
     for callback in readers:
@@ -445,7 +446,7 @@ PROGBAR_KERAS = [
 @pytest.mark.parametrize("hooks, verbose, epochs, steps, tick, keras_text", PROGBAR_KERAS)
 def test_progress_output_is_keras_byte_for_byte(monkeypatch, capsys, hooks, verbose, epochs, steps, tick,
                                                  keras_text):
-    monkeypatch.setattr(callbacks_module, "time", Clock(tick))
+    monkeypatch.setattr(progbar_module, "time", Clock(tick))
     logger = ProgbarLogger()
     logger.set_params({"verbose": verbose, "epochs": epochs, "steps": steps})
     hooks(logger, steps, epochs)

@@ -1,0 +1,105 @@
+"""ModelCheckpoint callback."""
+
+import os
+
+from gpudl.frontend.callbacks.callback import pythonify_logs
+from gpudl.frontend.callbacks.monitor_callback import BatchCounter, MonitorCallback, check_save_freq
+from gpudl.frontend.callbacks.progbar import _message
+
+
+class ModelCheckpoint(MonitorCallback):
+    """Save the model (or its weights) after every epoch, every `save_freq` batches, or only
+    when `monitor` improves.
+
+    `filepath` may hold "{epoch:02d}" (1-based) and log keys such as "{val_loss:.2f}"; with
+    save_freq batches, "{batch}" (1-based) too. A `.keras` path writes a Keras 3 archive,
+    another path gpudl's `.npz` (which also resumes training exactly); with
+    save_weights_only the path must end in ".weights.h5" (Keras's rule).
+
+    Args:
+        filepath: where to save (a format string).
+        monitor: log key for save_best_only. Default "val_loss".
+        verbose: 1 prints each save.
+        save_best_only: save only when `monitor` improves; if it is missing from the logs,
+            warn and save anyway (Keras).
+        save_weights_only: model.save_weights instead of model.save.
+        mode: "auto", "min" or "max".
+        save_freq: "epoch" or a number of batches.
+        initial_value_threshold: the value to beat at first (save_best_only).
+    """
+
+    _reads_batch_logs_lazily = True  # reads the batch logs only on the batches it saves at
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
+                 mode="auto", save_freq="epoch", initial_value_threshold=None):
+        super().__init__(monitor, mode, initial_value_threshold)
+        self.filepath = os.fspath(filepath)
+        self.verbose, self.save_best_only, self.save_weights_only = verbose, save_best_only, save_weights_only
+        self.save_freq = check_save_freq(save_freq, "ModelCheckpoint")
+        self._batches = None if save_freq == "epoch" else BatchCounter(save_freq)
+        self._current_epoch = 0
+        if save_weights_only and not self.filepath.endswith(".weights.h5"):
+            raise ValueError("When using `save_weights_only=True` in `ModelCheckpoint`, the filepath provided "
+                             "must end in `.weights.h5` (Keras weights format). Received: "
+                             f"filepath={self.filepath}")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._batches is not None and self._batches.due(batch):
+            self._save_model(self._current_epoch, batch, pythonify_logs(logs))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        if self.save_freq == "epoch":
+            self._save_model(epoch, None, logs)
+
+    def _should_save(self, epoch, logs, filepath):
+        if not self.save_best_only:
+            if self.verbose > 0:
+                _message(f"\nEpoch {epoch + 1}: saving model to {filepath}")
+            return True
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        current = logs.get(self.monitor)
+        if current is None:
+            self._warn_missing(f"Can save best model only with {self.monitor} available.")
+            return True
+        best = "None" if self.best is None else f"{self.best:.5f}"
+        if self._is_improvement(current, self.best):
+            if self.verbose > 0:
+                _message(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best} to {current:.5f}, "
+                         f"saving model to {filepath}")
+            self.best = current
+            return True
+        if self.verbose > 0:
+            _message(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best}")
+        return False
+
+    def _save_model(self, epoch, batch, logs):
+        logs = logs or {}
+        filepath = self._file_path(epoch, batch, logs)
+        if not self._should_save(epoch, logs, filepath):
+            return
+        if os.path.isdir(filepath):
+            raise IOError("Please specify a non-directory filepath for ModelCheckpoint. Filepath used is an "
+                          f"existing directory: {filepath}")
+        directory = os.path.dirname(filepath)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        if self.save_weights_only:
+            self.model.save_weights(filepath, overwrite=True)
+        else:
+            self.model.save(filepath, overwrite=True)
+        if self.verbose > 0:
+            _message(f"\nEpoch {epoch + 1}: finished saving model to {filepath}")
+
+    def _file_path(self, epoch, batch, logs):
+        try:
+            if batch is None or "batch" in logs:
+                return self.filepath.format(epoch=epoch + 1, **logs)
+            return self.filepath.format(epoch=epoch + 1, batch=batch + 1, **logs)
+        except KeyError as error:
+            raise KeyError(f'Failed to format this callback filepath: "{self.filepath}". Reason: {error}') from None
