@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from gpudl.errors import check_positive, invalid_value
+from gpudl.errors import check_count, check_positive, invalid_value
 
 
 def _is_number(value):
@@ -46,13 +46,6 @@ def _step_count(argument, value):
     """A positive number of steps, kept as given (an int stays an int in get_config, as in Keras)."""
     check_positive(argument, value)
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _check_count(argument, value):
-    """A positive whole number, as an int (steps_per_epoch, epochs_per_drop)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise invalid_value(argument, "a positive integer", value)
-    return int(value)
 
 
 class LearningRateSchedule:
@@ -365,7 +358,7 @@ class KSqrtEpochDecay(LearningRateSchedule):
     def __init__(self, initial_learning_rate, k=1.0, steps_per_epoch=1):
         self.initial_learning_rate = check_positive("initial_learning_rate", initial_learning_rate)
         self.k = check_positive("k", k)
-        self.steps_per_epoch = _check_count("steps_per_epoch", steps_per_epoch)
+        self.steps_per_epoch = check_count("steps_per_epoch", steps_per_epoch, minimum=1)
 
     def __call__(self, step):
         epoch = max(math.floor(step / self.steps_per_epoch), 1)
@@ -395,8 +388,8 @@ class StaircaseDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, epochs_per_drop, steps_per_epoch=1, factor=0.5):
         self.initial_learning_rate = check_positive("initial_learning_rate", initial_learning_rate)
-        self.epochs_per_drop = _check_count("epochs_per_drop", epochs_per_drop)
-        self.steps_per_epoch = _check_count("steps_per_epoch", steps_per_epoch)
+        self.epochs_per_drop = check_count("epochs_per_drop", epochs_per_drop, minimum=1)
+        self.steps_per_epoch = check_count("steps_per_epoch", steps_per_epoch, minimum=1)
         self.factor = check_positive("factor", factor)
 
     def __call__(self, step):

@@ -7,6 +7,7 @@ set `self.model.stop_training = True` from any hook to stop. How batch logs stay
 device: callback.py.
 """
 
+from gpudl.errors import check_count  # importable here as before it moved to gpudl.errors
 from gpudl.frontend.callbacks.backup_and_restore import BackupAndRestore, restore_training_state
 from gpudl.frontend.callbacks.callback import (HOOKS, Callback, default, learning_rate_value, overrides,
                                                pythonify_logs)
@@ -18,7 +19,7 @@ from gpudl.frontend.callbacks.learning_curves import LearningCurves
 from gpudl.frontend.callbacks.learning_rate_scheduler import LearningRateScheduler
 from gpudl.frontend.callbacks.model_checkpoint import ModelCheckpoint
 from gpudl.frontend.callbacks.monitor_callback import (DECREASING, INCREASING, BatchCounter, MonitorCallback,
-                                                       auto_mode, check_count, check_save_freq, metric_direction)
+                                                       auto_mode, check_save_freq, metric_direction)
 from gpudl.frontend.callbacks.progbar import Progbar, ProgbarLogger
 from gpudl.frontend.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
 from gpudl.frontend.callbacks.tensorboard import TensorBoard

@@ -1,6 +1,7 @@
 """EarlyStopping callback."""
 
-from gpudl.frontend.callbacks.monitor_callback import MonitorCallback, check_count
+from gpudl.errors import check_count
+from gpudl.frontend.callbacks.monitor_callback import MonitorCallback
 from gpudl.frontend.callbacks.progbar import _message
 
 

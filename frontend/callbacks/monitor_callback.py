@@ -42,13 +42,6 @@ def auto_mode(monitor):
     return metric_direction(monitor) or "min"
 
 
-def check_count(argument, value, callback):
-    """A non-negative integer (patience, cooldown), as int."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise invalid_value(argument, "a non-negative integer", value, callback)
-    return int(value)
-
-
 class BatchCounter:
     """Keras's counting for save_freq=N: `due(batch)` is True every N training batches,
     counted across epochs (a batch index not above the last one starts a new epoch)."""

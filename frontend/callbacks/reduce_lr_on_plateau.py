@@ -1,8 +1,8 @@
 """ReduceLROnPlateau callback."""
 
-from gpudl.errors import invalid_value
+from gpudl.errors import check_count, invalid_value
 from gpudl.frontend.callbacks.callback import learning_rate_value
-from gpudl.frontend.callbacks.monitor_callback import MonitorCallback, check_count
+from gpudl.frontend.callbacks.monitor_callback import MonitorCallback
 from gpudl.frontend.callbacks.progbar import _message
 
 

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from gpudl.errors import invalid_value
+from gpudl.errors import check_count, invalid_value
 from gpudl.frontend.callbacks.backup_and_restore import _leaf_layers
 from gpudl.frontend.callbacks.callback import Callback, learning_rate_value, pythonify_logs
 
@@ -47,8 +47,7 @@ class TensorBoard(Callback):
         if update_freq != "epoch" and (isinstance(update_freq, bool) or not isinstance(update_freq, (int, np.integer))
                                        or update_freq < 1):
             raise invalid_value("update_freq", "'epoch', 'batch' or a positive integer", update_freq, "TensorBoard")
-        if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, (int, np.integer)) or histogram_freq < 0:
-            raise invalid_value("histogram_freq", "a non-negative integer", histogram_freq, "TensorBoard")
+        histogram_freq = check_count("histogram_freq", histogram_freq, "TensorBoard")
         for argument, value, supported in (("write_images", write_images, False), ("profile_batch", profile_batch, 0),
                                            ("embeddings_freq", embeddings_freq, 0),
                                            ("embeddings_metadata", embeddings_metadata, None)):
