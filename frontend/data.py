@@ -10,6 +10,7 @@ import numpy as np
 
 from gpudl.errors import check_rate, invalid_value
 from gpudl.frontend.layers.base import Layer
+from gpudl.frontend.layers.gaussian_noise import GaussianNoise  # noqa: F401  (gpudl.data.GaussianNoise is the layer)
 
 # -- splitting and batching ---------------------------------------------------------
 
@@ -459,36 +460,3 @@ class RandomRotation(_GeometricAugmentation):
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor, "fill_value": self.fill_value}
-
-
-class GaussianNoise(Layer):
-    """Adds noise ~ N(0, stddev**2) to every element during training (Keras GaussianNoise);
-    identity at inference. Inputs of any shape; the noise is drawn on the host.
-    backward(dy) = dy, since y = x + noise.
-
-    Args:
-        stddev: standard deviation of the noise, >= 0.
-        seed: seed of the layer's numpy Generator.
-
-    Call arguments:
-        x: inputs.
-        training: add noise only when True.
-    """
-
-    def __init__(self, stddev, seed=None, **kwargs):
-        self.stddev = _check_factor("stddev", stddev, math.inf)
-        super().__init__(**kwargs)
-        self.seed = seed
-        self.rng = np.random.default_rng(seed)
-
-    def forward(self, x, training=False):
-        if not training:
-            return x
-        noise = self.rng.normal(0.0, self.stddev, tuple(x.shape)).astype(x.dtype)
-        return x + self.xp.asarray(noise)
-
-    def backward(self, dy):
-        return dy
-
-    def get_config(self):
-        return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}

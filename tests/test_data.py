@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import gpudl
 from gpudl.frontend.data import (
     ExponentialMovingAverage,
     GaussianNoise,
@@ -284,6 +285,22 @@ LAYERS = [
     lambda: RandomTranslation(0.3, 0.3, seed=2),
     lambda: RandomRotation(0.1, seed=3),
 ]
+
+
+def test_data_gaussian_noise_is_the_layer_with_the_requested_spread_and_counter_based_noise():
+    assert GaussianNoise is gpudl.layers.GaussianNoise
+    x = np.full((50, 8, 8, 3), 2.0, dtype=np.float32)
+    layer = GaussianNoise(0.5, seed=0)
+    assert layer.forward(x, training=False) is x  # no noise at inference
+    first = layer.forward(x, training=True)
+    noise = (first - x).astype(np.float64)
+    assert first.dtype == np.float32
+    assert abs(noise.mean()) < 0.02  # 9600 draws: standard error 0.5 / sqrt(9600) = 0.005
+    assert noise.std() == pytest.approx(0.5, rel=0.03)
+    # the noise of training call c is a pure function of (seed, c): a new layer with the same
+    # seed draws the same first noise; the layer's second call draws other noise
+    assert np.array_equal(GaussianNoise(0.5, seed=0).forward(x, training=True), first)
+    assert not np.array_equal(layer.forward(x, training=True), first)
 
 
 @pytest.mark.parametrize("make", LAYERS + [lambda: GaussianNoise(0.1, seed=4)])
