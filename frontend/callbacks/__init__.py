@@ -8,7 +8,7 @@ device: callback.py.
 """
 
 from gpudl.errors import check_count  # importable here as before it moved to gpudl.errors
-from gpudl.frontend.callbacks.backup_and_restore import BackupAndRestore, restore_training_state
+from gpudl.frontend.callbacks.backup_and_restore import BackupAndRestore
 from gpudl.frontend.callbacks.callback import (HOOKS, Callback, default, learning_rate_value, overrides,
                                                pythonify_logs)
 from gpudl.frontend.callbacks.callback_list import CallbackList, History
@@ -29,4 +29,4 @@ __all__ = ["BackupAndRestore", "BatchCounter", "CSVLogger", "Callback", "Callbac
            "HOOKS", "History", "INCREASING", "LambdaCallback", "LearningCurves", "LearningRateScheduler",
            "ModelCheckpoint", "MonitorCallback", "Progbar", "ProgbarLogger", "ReduceLROnPlateau", "TensorBoard",
            "TerminateOnNaN", "auto_mode", "check_count", "check_save_freq", "default", "learning_rate_value",
-           "metric_direction", "overrides", "pythonify_logs", "restore_training_state"]
+           "metric_direction", "overrides", "pythonify_logs"]

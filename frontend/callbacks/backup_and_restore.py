@@ -1,13 +1,13 @@
-"""BackupAndRestore callback, and the copy of a backup's training state into a model."""
+"""BackupAndRestore callback: back up the training state, and resume from it after a crash."""
 
 import json
 import os
 import shutil
-import warnings
 
 from gpudl.errors import invalid_value
-from gpudl.frontend.callbacks.callback import Callback, learning_rate_value
+from gpudl.frontend.callbacks.callback import Callback
 from gpudl.frontend.callbacks.monitor_callback import BatchCounter, check_save_freq
+from gpudl.saving import training_state
 
 
 class BackupAndRestore(Callback):
@@ -64,7 +64,7 @@ class BackupAndRestore(Callback):
             raise ValueError("To use the BackupAndRestore callback, your model must be built before you call "
                              f"`fit()`. Model '{self.model.name}' is unbuilt.")
         if os.path.exists(self._model_path):
-            restore_training_state(self.model, load_model(self._model_path))
+            training_state.copy(self.model, load_model(self._model_path))
         if os.path.exists(self._metadata_path):
             with open(self._metadata_path) as f:
                 self.model._initial_epoch = json.load(f)["epoch"]
@@ -94,34 +94,3 @@ class BackupAndRestore(Callback):
     def on_train_end(self, logs=None):
         if self.delete_checkpoint and os.path.exists(self.backup_dir):
             shutil.rmtree(self.backup_dir)
-
-
-def restore_training_state(model, saved):
-    """Copy into `model` the training state of `saved` (a model loaded from gpudl's npz):
-    weights, optimizer learning rate (when a number), step and slots, dropout counters, epochs done."""
-    if saved.seed != model.seed:
-        warnings.warn(f"BackupAndRestore: the backup was made by a model with seed={saved.seed}, this model has "
-                      f"seed={model.seed}; the resumed epochs will shuffle (and drop out) differently from the "
-                      f"interrupted run. Fix the seed (Sequential(seed=...) or gpudl.utils.set_random_seed) for "
-                      f"an exact resume.", stacklevel=3)
-    model.set_weights(saved.get_weights())
-    model.epochs_done = saved.epochs_done
-    from gpudl.frontend.layers.dropout import Dropout
-
-    for layer, saved_layer in zip(_leaf_layers(model), _leaf_layers(saved)):
-        if isinstance(layer, Dropout):
-            layer.calls = saved_layer.calls
-    if getattr(model, "compiled", False) and getattr(saved, "compiled", False):
-        optimizer, saved_optimizer = model.optimizer, saved.optimizer
-        if not callable(saved_optimizer._learning_rate) and not callable(optimizer._learning_rate):
-            optimizer.learning_rate = learning_rate_value(saved_optimizer)
-        if optimizer.slot_names and not optimizer.slots:
-            optimizer.build(model.arena)
-        for name in optimizer.slot_names:
-            if name in saved_optimizer.slots:
-                optimizer.slots[name][...] = saved_optimizer.slots[name]
-        optimizer.iterations = saved_optimizer.iterations
-
-
-def _leaf_layers(model):
-    return model._leaves() if hasattr(model, "_leaves") else model.layers

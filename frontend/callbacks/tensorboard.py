@@ -6,7 +6,6 @@ import time
 import numpy as np
 
 from gpudl.errors import check_count, invalid_value
-from gpudl.frontend.callbacks.backup_and_restore import _leaf_layers
 from gpudl.frontend.callbacks.callback import Callback, learning_rate_value, pythonify_logs
 
 
@@ -116,7 +115,7 @@ class TensorBoard(Callback):
         from gpudl.backend import get_backend
 
         writer = self._writer("train")
-        for layer in _leaf_layers(self.model):
+        for layer in self.model._leaves():
             for weight in layer.weights:
                 path = getattr(weight, "path", f"{layer.name}/{weight.name}").replace(":", "_")
                 writer.add_histogram(f"{path}/histogram", get_backend().to_numpy(weight.value), global_step=epoch)
