@@ -276,7 +276,7 @@ def cupy_elementwise(kernel):
 # Triton specializations as data: each kernel module's triton_specializations()
 # lists every (kernel, argument types, constexprs, num_warps) its launchers can
 # launch, computed with the launchers' own block-size choices, for the ahead-of-time
-# compile check (gpudl.selftest).
+# compile check (gpudl.tools.selftest).
 # ---------------------------------------------------------------------------
 
 TRITON_DTYPES = {np.dtype(np.float32): "fp32", np.dtype(np.float64): "fp64"}

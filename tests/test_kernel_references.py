@@ -180,6 +180,13 @@ def test_course_adam_first_step_size_with_epsilon_outside_the_root(gradient, rat
         assert -w[0] / 0.01 == pytest.approx(0.990099, abs=1e-6)
 
 
+def assert_equal_to_rounding(actual, expected, *terms):
+    """|actual - expected| within a few float64 roundings of the terms summed (a sum that
+    cancels to near 0 has no relative accuracy, only this absolute one)."""
+    bound = 8 * np.finfo(np.float64).eps * sum(np.abs(term) for term in terms)
+    assert np.all(np.abs(np.asarray(actual) - expected) <= bound), (actual, expected)
+
+
 def test_rmsprop_and_momentum_updates_match_float64_formulas():
     rng = np.random.default_rng()
     g = rng.normal(size=7)
@@ -188,11 +195,13 @@ def test_rmsprop_and_momentum_updates_match_float64_formulas():
     optimizer_updates.rmsprop(w, g, s, np.array([[0.01]]), np.zeros(1, np.int64), 0.9, 1e-8)
     s_expected = 0.9 * s0 + 0.1 * g * g
     np.testing.assert_allclose(s, s_expected, rtol=1e-14)
-    np.testing.assert_allclose(w, w0 - 0.01 * g / (np.sqrt(s_expected) + 1e-8), rtol=1e-14)
+    step = 0.01 * g / (np.sqrt(s_expected) + 1e-8)
+    assert_equal_to_rounding(w, w0 - step, w0, step)
     w, v = w0.copy(), s0.copy()
     optimizer_updates.ema_momentum(w, g, v, np.array([[0.1]]), np.zeros(1, np.int64), 0.9)
-    np.testing.assert_allclose(w, w0 - 0.1 * (0.9 * s0 + 0.1 * g), rtol=1e-14)
-    assert math.isclose(float(v[0]), 0.9 * s0[0] + 0.1 * g[0], rel_tol=1e-14)
+    v_expected = 0.9 * s0 + 0.1 * g
+    assert_equal_to_rounding(v, v_expected, 0.9 * s0, 0.1 * g)
+    assert_equal_to_rounding(w, w0 - 0.1 * v_expected, w0, 0.1 * (0.9 * np.abs(s0) + 0.1 * np.abs(g)))
 
 
 def test_adam_step_table_rows_are_the_float64_bias_corrected_scalars():
