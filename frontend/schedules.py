@@ -35,6 +35,7 @@ import math
 
 import numpy as np
 
+from gpudl import registry
 from gpudl.errors import check_count, check_positive, invalid_value
 
 
@@ -418,6 +419,7 @@ SCHEDULES = {
         StaircaseDecay,
     )
 }
+registry.register("schedule", SCHEDULES.values())
 
 
 def serialize(learning_rate_schedule):
@@ -431,7 +433,7 @@ def serialize(learning_rate_schedule):
 def deserialize(config, custom_objects=None):
     """The schedule that `serialize` (or Keras's) described; `custom_objects` maps the names of
     user schedule classes to the classes."""
-    classes = {**SCHEDULES, **(custom_objects or {})}
+    classes = {**registry.classes("schedule"), **(custom_objects or {})}
     name = config.get("class_name") if isinstance(config, dict) else None
     if name not in classes:
         raise invalid_value("config", f"a dict with 'class_name' one of {sorted(classes)} and 'config'", config)
