@@ -7,8 +7,10 @@ from gpudl.frontend.tuning.spaces import Choice
 STAGE_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
 
 
-def plot_search(search, path):
-    """One panel per parameter; points coloured by stage, pruned trials hollow; writes a PNG."""
+def plot_search(space, records, objective_name, stage_names, path):
+    """One panel per parameter of `space` (a search's first stage): the `records` of its trials
+    (dicts with stage, status, params, objective) against each parameter, coloured by stage
+    (`stage_names[stage]` in the legend), pruned trials hollow; writes a PNG."""
     try:
         import matplotlib
     except ImportError as error:
@@ -16,14 +18,11 @@ def plot_search(search, path):
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from gpudl.frontend.tuning.search import stage_name
-
-    space = search.stages[0]
     names = list(space.distributions)
     columns = min(3, len(names))
     rows = -(-len(names) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.5 * rows), squeeze=False)
-    scored = [r for r in search.records if r["status"] != "failed"]
+    scored = [r for r in records if r["status"] != "failed"]
     for axis, name in zip(axes.flat, names):
         distribution = space.distributions[name]
         for stage in sorted({r["stage"] for r in scored}):
@@ -39,9 +38,9 @@ def plot_search(search, path):
                     xs = [1.0 - x for x in xs]
                 colour = STAGE_COLOURS[stage % len(STAGE_COLOURS)]
                 axis.scatter(xs, ys, s=28, edgecolors=colour, facecolors=colour if fill else "none",
-                             label=f"stage {stage} ({stage_name(stage)})" + ("" if fill else ", pruned"))
+                             label=f"stage {stage} ({stage_names[stage]})" + ("" if fill else ", pruned"))
         _set_scale(axis, distribution, name)
-        axis.set_ylabel(search.objective.name)
+        axis.set_ylabel(objective_name)
         axis.grid(True, alpha=0.3)
     for axis in list(axes.flat)[len(names):]:
         axis.set_visible(False)

@@ -29,6 +29,7 @@ import numpy as np
 from gpudl.errors import invalid_value
 from gpudl.saving import load_model, write_atomically
 from gpudl.frontend.tuning.executors import EXECUTORS
+from gpudl.frontend.tuning.plotting import plot_search
 from gpudl.frontend.tuning.spaces import Choice, SearchSpace
 from gpudl.frontend.tuning.trial import PRUNERS, BuildModelError, Objective, TrialSetup, TrialSpec, build_checked
 
@@ -279,9 +280,8 @@ class RandomSearch:
     def plot(self, path):
         """The objective against each parameter on its own scale (log axes for log parameters,
         1 - beta on a log axis for OneMinusLogUniform), one colour per stage; writes a PNG."""
-        from gpudl.frontend.tuning.plotting import plot_search
-
-        plot_search(self, os.fspath(path))
+        stage_names = {record["stage"]: stage_name(record["stage"]) for record in self.records}
+        plot_search(self.stages[0], self.records, self.objective.name, stage_names, os.fspath(path))
 
     # -- persistence ------------------------------------------------------------
     def _model_path(self, record):
