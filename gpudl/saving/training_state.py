@@ -9,6 +9,7 @@ all go through this module; nothing else decides what the state is.
 import warnings
 
 from gpudl.backend import get_backend
+from gpudl.saving import limits
 
 
 def random_layers(model):
@@ -33,25 +34,50 @@ def capture(model):
 
 def restore(model, state, arrays):
     """Put `capture`'s counters and slots back into `model` (built, and compiled when the state
-    has an optimizer step); every slot's shape is checked before any is written."""
-    model.epochs_done = int(state["epochs_done"])
+    has an optimizer step). Everything is checked before anything is written: the counters are
+    integers in [0, 2**62), every random layer named exists, and (for a built model whose
+    optimizer has slots) every slot is present with exactly the slot's dtype and shape, and no
+    other is given. A ValueError says what was wrong; the model is then unchanged."""
+    import numpy as np
+
+    epochs_done = limits.counter(state.get("epochs_done"), "epochs_done")
     layers = random_layers(model)
-    for index, calls in state["dropout_calls"].items():
-        layers[int(index)].calls = int(calls)
-    if "iterations" not in state or not model.compiled:
+    calls = state.get("dropout_calls")
+    if not isinstance(calls, dict):
+        raise ValueError(f"dropout_calls is {calls!r}; expected a mapping of layer index to call count")
+    counters = {}
+    for index, count in calls.items():
+        position = int(index) if isinstance(index, str) and index.isdigit() else index
+        if position not in layers:
+            raise ValueError(f"dropout_calls names layer {index!r}; the model's random layers are at "
+                             f"{sorted(layers)}")
+        counters[position] = limits.counter(count, f"dropout_calls[{index!r}]")
+    resume_optimizer = "iterations" in state and model.compiled
+    if resume_optimizer:
+        iterations = limits.counter(state["iterations"], "iterations")
+        optimizer = model.optimizer
+        names = tuple(optimizer.slot_names) if model.built else ()
+        if names and not optimizer.slots:
+            optimizer.build(model.arena)
+        given = {name for name, array in arrays.items() if array is not None}
+        if given != set(names):
+            missing, extra = sorted(set(names) - given), sorted(given - set(names))
+            raise ValueError(f"{type(optimizer).__name__} needs the slots {list(names)}; "
+                             + (f"missing {missing}" if missing else "") + ("; " if missing and extra else "")
+                             + (f"unexpected {extra}" if extra else ""))
+        for name in names:
+            saved, slot = arrays[name], optimizer.slots[name]
+            if saved.dtype != np.dtype(slot.dtype) or tuple(saved.shape) != tuple(slot.shape):
+                raise ValueError(f"Optimizer slot {name!r} has shape {tuple(saved.shape)} and dtype {saved.dtype}; "
+                                 f"the model needs shape {tuple(slot.shape)} and dtype {np.dtype(slot.dtype)}.")
+    model.epochs_done = epochs_done
+    for position, count in counters.items():
+        layers[position].calls = count
+    if not resume_optimizer:
         return
-    optimizer = model.optimizer
-    if model.built and optimizer.slot_names and not optimizer.slots:
-        optimizer.build(model.arena)
-    for name in optimizer.slot_names if model.built else ():
-        saved = arrays.get(name)
-        if saved is not None and saved.shape != optimizer.slots[name].shape:
-            raise ValueError(f"Optimizer slot {name!r} has shape {saved.shape}; the model needs "
-                             f"{optimizer.slots[name].shape}.")
-    for name in optimizer.slot_names if model.built else ():
-        if arrays.get(name) is not None:
-            optimizer.slots[name][...] = get_backend().asarray(arrays[name])
-    optimizer.iterations = int(state["iterations"])
+    for name in names:
+        optimizer.slots[name][...] = get_backend().asarray(arrays[name])
+    optimizer.iterations = iterations
 
 
 def copy(model, saved):
