@@ -169,12 +169,11 @@ def _keras_name_of(kind, gpudl_class):
     return name if name in KERAS_CLASSES[kind] and registry.classes(kind).get(name) is gpudl_class else None
 
 
-def _h5py():
+def _h5py(what="Keras archives (.keras) are"):
     try:
         import h5py
     except ImportError:
-        raise ImportError(f"Keras archives (.keras) are written and read with h5py, which is not "
-                          f"installed; {INSTALL_HINT}") from None
+        raise ImportError(f"{what} written and read with h5py, which is not installed; {INSTALL_HINT}") from None
     return h5py
 
 
@@ -205,6 +204,12 @@ def _is_sequential(layer):
 def _layer_class_name(layer):
     """The Keras class name of a gpudl layer (a nested model is a Sequential), or None."""
     return "Sequential" if _is_sequential(layer) else _keras_name_of("layer", type(layer))
+
+
+def _group_class_name(layer):
+    """The class name Keras names a layer's HDF5 group after: its Keras class, or for a layer
+    without one (a user's custom layer) its own class name, as Keras does for custom layers."""
+    return _layer_class_name(layer) or type(layer).__name__
 
 
 def _optimizer_parameters(model):
@@ -398,7 +403,7 @@ def _write_layers(h5, prefix, layers):
     """<prefix>layers/<group>/vars/<i> for each layer; a nested model's layers below its group."""
     used = {}
     for layer in layers:
-        path = f"{prefix}layers/{_group_name(_layer_class_name(layer), used)}"
+        path = f"{prefix}layers/{_group_name(_group_class_name(layer), used)}"
         h5.create_group(f"{path}/vars").attrs["name"] = layer.name
         if _is_sequential(layer):
             _write_layers(h5, path + "/", layer.layers)
@@ -407,11 +412,13 @@ def _write_layers(h5, prefix, layers):
             h5[f"{path}/vars/{i}"] = get_backend().to_numpy(p.value)
 
 
-def _write_variables(h5, model):
+def _write_variables(h5, model, include_optimizer=True):
+    """Keras's weights layout: the model's vars, its layers' and (compiled, include_optimizer)
+    its optimizer's."""
     backend = get_backend()
     h5.create_group("vars").attrs["name"] = model.name
     _write_layers(h5, "", model.layers)
-    if not model.compiled:
+    if not (model.compiled and include_optimizer):
         return
     optimizer = model.optimizer
     group = h5.create_group("optimizer/vars")
@@ -437,6 +444,11 @@ def _write_variables(h5, model):
 
 class _Refusal(ValueError):
     """Why the archive is refused (reported as a ValueError naming the file)."""
+
+
+class _Mismatch(_Refusal):
+    """A group's variables differ in number, shape or dtype from the model's (load_weights'
+    skip_mismatch keeps the layer's own weights instead)."""
 
 
 def load_keras_archive(path, custom_objects=None, compile=True):
@@ -859,7 +871,7 @@ def _h5_arrays(group, path, expected):
     names = sorted(group.keys()) if group is not None else []
     wanted = [str(i) for i in range(len(expected))]
     if names != sorted(wanted):
-        raise _Refusal(f"{WEIGHTS}: {path} holds variables {names}; the model needs {len(expected)} "
+        raise _Mismatch(f"{WEIGHTS}: {path} holds variables {names}; the model needs {len(expected)} "
                        f"({wanted})")
     datasets = []
     for name, (shape, kinds) in zip(wanted, expected):
@@ -869,24 +881,40 @@ def _h5_arrays(group, path, expected):
             raise _Refusal(f"{WEIGHTS}: {path}/{name} is not a plain dataset (links, external and virtual "
                            f"datasets are refused)")
         if tuple(dataset.shape) != tuple(shape) or dataset.dtype.kind not in kinds:
-            raise _Refusal(f"{WEIGHTS}: {path}/{name} has shape {tuple(dataset.shape)} and dtype "
+            raise _Mismatch(f"{WEIGHTS}: {path}/{name} has shape {tuple(dataset.shape)} and dtype "
                            f"{dataset.dtype}; the model needs shape {tuple(shape)} ({kinds!r} dtype kinds)")
         datasets.append(dataset)
     return [np.asarray(dataset[()]) for dataset in datasets]
 
 
-def _read_layer_variables(h5, plan, model, prefix=""):
+def _read_layer_variables(h5, plan, model, prefix="", skipped=None):
     """Every layer's weights in model.weights order (nested models' in place), all checked
-    before any is returned."""
+    before any is returned. With a `skipped` list, a layer whose variables differ in number or
+    shape keeps its own weights and its group path is appended (load_weights' skip_mismatch)."""
     arrays, used = [], {}
     for layer, (planned, class_name) in zip(model.layers, plan.layers):
         path = f"{prefix}layers/{_group_name(class_name, used)}"
         if isinstance(planned, _Plan):
-            arrays += _read_layer_variables(h5, planned, layer, path + "/")
+            arrays += _read_layer_variables(h5, planned, layer, path + "/", skipped)
             continue
         expected = [(p.shape, "f" if p.value.dtype.kind == "f" else "iu") for p in layer.weights]
-        arrays += _h5_arrays(_h5_group(h5, path + "/vars"), path + "/vars", expected)
+        try:
+            arrays += _h5_arrays(_h5_group(h5, path + "/vars"), path + "/vars", expected)
+        except _Mismatch as error:
+            if skipped is None:
+                weights = ", ".join(f"'{p.path}' {p.shape}" for p in layer.weights) or "none"
+                raise _Mismatch(f"layer '{layer.name}' (weights: {weights}): {error}") from None
+            skipped.append(path)
+            arrays += [p.numpy() for p in layer.weights]
     return arrays
+
+
+def _plan_of(model):
+    """The _Plan of a built gpudl Sequential (its layers with the class names Keras groups
+    them by), for reading a weights file into it."""
+    layers = [(_plan_of(layer) if _is_sequential(layer) else layer, _group_class_name(layer))
+              for layer in model.layers]
+    return _Plan(model.name, model.dtype, None, layers)
 
 
 def _read_optimizer_variables(h5, plan, model):
