@@ -94,19 +94,42 @@ class Parameter:
 
 
 def assign_weights(params, weights, owner):
-    """Copy `weights` into `params` in order (Parameter.assign); the count and every shape are
-    checked first, and an error names `owner`, the weight and both shapes, so nothing changes."""
+    """Copy `weights` into `params` in order (Parameter.assign), all or nothing: the count, then
+    every array (converts to a real numeric array of the weight's shape, and is finite in the
+    weight's dtype, so no overflow to inf either) is checked before any weight changes; an error
+    names `owner`, the weight and what was wrong."""
     weights = list(weights)
     if len(weights) != len(params):
         raise ValueError(f"{owner} has {len(params)} weights ({', '.join(p.name for p in params) or 'none'}); "
                          f"set_weights received a list of {len(weights)}.")
-    arrays = [np.asarray(get_backend().to_numpy(w)) for w in weights]
-    for p, array in zip(params, arrays):
-        if array.shape != p.shape:
-            raise ValueError(f"{owner} weight '{p.path}' has shape {p.shape}; set_weights received an array of "
-                             f"shape {array.shape}.")
+    arrays = [_checked_weight(p, w, owner) for p, w in zip(params, weights)]
     for p, array in zip(params, arrays):
         p.assign(array)
+
+
+def _checked_weight(param, value, owner):
+    """`value` as a host array in `param`'s dtype, or a ValueError naming the weight."""
+    where = f"{owner} weight '{param.path}'"
+    try:
+        array = np.asarray(get_backend().to_numpy(value.value if isinstance(value, Parameter) else value))
+    except (ValueError, TypeError) as error:  # a ragged list, an object that is no array
+        raise ValueError(f"{where}: set_weights received a value that is not an array ({error}).") from None
+    if array.dtype.kind not in "fiu":  # bool, complex, strings, objects, datetimes, structured arrays
+        raise ValueError(f"{where}: set_weights received an array of dtype {array.dtype}; expected real numbers "
+                         f"(a float or integer array).")
+    if array.shape != param.shape:
+        raise ValueError(f"{where} has shape {param.shape}; set_weights received an array of shape {array.shape}.")
+    dtype = np.dtype(param.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = array.astype(dtype)
+    if dtype.kind == "f" and not np.isfinite(converted).all():
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(converted))[0])
+        source = array[index].item()
+        reason = (f"{source!r} overflows {dtype} (max {np.finfo(dtype).max:.6g})" if np.isfinite(source)
+                  else f"{source!r}")
+        raise ValueError(f"{where}: set_weights received a non-finite value at index {index}: {reason}; "
+                         f"expected finite values.")
+    return converted
 
 
 def _build_once(build):

@@ -29,12 +29,38 @@ def check_batch_size(batch_size):
     return int(batch_size)
 
 
+def as_array(value, where):
+    """np.asarray(value), or an error naming `where` when it is no rectangular array (a ragged
+    list: rows of different lengths)."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"Invalid value received for argument `{where}`. Expected an array-like of one shape "
+                         f"(N, features...), every row of the same length. Received: {where} that NumPy cannot "
+                         f"make one array of ({error})") from None
+
+
+def converted(array, dtype, where):
+    """`array` as a C-contiguous array of `dtype`, refusing finite values that the conversion would
+    turn into inf (1e39 in a float32 model), naming the first one's index and the dtype's max."""
+    dtype = np.dtype(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = np.ascontiguousarray(array, dtype=dtype)
+    if dtype.kind == "f" and array.dtype.kind == "f" and not np.isfinite(result).all():
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(result))[0])
+        raise invalid_value(where, f"values that fit the model's dtype {dtype.name}, at most "
+                                   f"{np.finfo(dtype).max:.6g} in magnitude; the value at index {index} would "
+                                   f"become inf", array[index].item())
+    return result
+
+
 def check_x(x, feature_shape, dtype, where, owner):
     """Any array-like (NumPy of any layout, a list, a torch CPU tensor) as one C-contiguous
     array of `dtype`, after checking its dtype, its shape against `feature_shape` (the input
-    shape without the batch axis, None when not known yet) and its values. `owner` names the
-    layer and model in the shape error ("Layer 'dense' of model 'sequential'")."""
-    x = np.asarray(x)
+    shape without the batch axis, None when not known yet) and its values (finite, and within
+    `dtype`'s range). `owner` names the layer and model in the shape error ("Layer 'dense' of
+    model 'sequential'")."""
+    x = as_array(x, where)
     if x.dtype.kind not in "biuf":
         raise TypeError(f"`{where}` must be a numeric array; received dtype {x.dtype}.")
     if x.ndim == 1 and feature_shape == (1,):  # Keras expands rank-1 x for a (None, 1) input
@@ -46,14 +72,17 @@ def check_x(x, feature_shape, dtype, where, owner):
         raise ValueError(f"{owner} expected `{where}` of shape (None, {', '.join(map(str, feature_shape))}); "
                          f"received shape {x.shape}.")
     check_finite_array(where, x)
-    return np.ascontiguousarray(x, dtype=dtype)
+    return converted(x, dtype, where)
 
 
 def check_y(y, rows, where_x, where_y):
-    """y as an array with `rows` samples and finite values (the loss then shapes it)."""
+    """y as a real numeric array with `rows` samples and finite values (the loss then shapes it)."""
     if y is None:
         raise ValueError(f"`{where_y}` is required: gpudl's losses need targets.")
-    y = np.asarray(y)
+    y = as_array(y, where_y)
+    if y.dtype.kind not in "biuf":  # strings ("1.0"), complex (the imaginary part would be dropped), objects
+        raise invalid_value(where_y, "numeric real targets (a float, integer or bool array)",
+                            f"an array of dtype {y.dtype}")
     if y.shape[:1] != (rows,):
         raise ValueError(f"`{where_x}` and `{where_y}` must have the same number of samples; "
                          f"received {rows} and {y.shape[0] if y.ndim else 'a scalar'}.")
@@ -65,7 +94,10 @@ def check_sample_weight(sample_weight, n, dtype, where="sample_weight"):
     """None, or a finite non-negative float array of shape (n,) in `dtype`."""
     if sample_weight is None:
         return None
-    weights = np.asarray(sample_weight, dtype=np.float64)
+    weights = as_array(sample_weight, where)
+    if weights.dtype.kind not in "biuf":
+        raise invalid_value(where, "real numbers (a float or integer array)", f"an array of dtype {weights.dtype}")
+    weights = weights.astype(np.float64)
     if weights.ndim == 2 and weights.shape[1] == 1:
         weights = weights[:, 0]
     if weights.shape != (n,):
@@ -75,7 +107,7 @@ def check_sample_weight(sample_weight, n, dtype, where="sample_weight"):
     if (weights < 0).any():
         raise ValueError(f"`{where}` must be non-negative; found {weights.min()} at index "
                          f"{int(np.argmin(weights))}.")
-    return weights.astype(dtype)
+    return converted(weights, dtype, where)
 
 
 def class_sample_weights(class_weight, y, dtype):
@@ -102,7 +134,7 @@ def training_batches(x, y, sample_weight, class_weight, batch_size, steps_per_ep
     """fit's batches: ArrayBatches of checked arrays, or SourceBatches of a PyDataset or
     generator (whose batches are checked as they come, with `class_weight`)."""
     if steps_per_epoch is not None:
-        steps_per_epoch = check_count("steps_per_epoch", steps_per_epoch, "fit")
+        steps_per_epoch = check_count("steps_per_epoch", steps_per_epoch, "fit", minimum=1)
     if is_batch_source(x):
         if y is not None:
             raise ValueError("fit: `y` must be None when `x` is a PyDataset or a generator (it yields "
@@ -112,17 +144,19 @@ def training_batches(x, y, sample_weight, class_weight, batch_size, steps_per_ep
     return ArrayBatches(x, y, sample_weights(sample_weight, class_weight, y, dtype), batch_size, steps_per_epoch)
 
 
-def evaluation_batches(data, batch_size, steps, where, check_xy, dtype):
-    """Batches for evaluation: ArrayBatches of (x, y[, w]), or SourceBatches of a PyDataset/generator."""
+def evaluation_batches(data, batch_size, steps, where, check_xy, dtype, names=None):
+    """Batches for evaluation: ArrayBatches of (x, y[, w]), or SourceBatches of a PyDataset/generator.
+    `names`: what errors call x, y and w (default: where[0], where[1], where[2])."""
     if steps is not None:
-        steps = check_count("steps", steps, where)
+        steps = check_count("steps", steps, where, minimum=1)
     if is_batch_source(data):
         return SourceBatches(data, steps, where, check_xy, None, dtype)
     if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
         raise invalid_value(where, "a tuple (x_val, y_val) or (x_val, y_val, sample_weight_val)",
                             type(data).__name__, "fit")
-    x, y = check_xy(data[0], data[1], f"{where}[0]", f"{where}[1]")
-    weights = check_sample_weight(data[2] if len(data) == 3 else None, len(x), dtype, f"{where}[2]")
+    name_x, name_y, name_w = names or (f"{where}[0]", f"{where}[1]", f"{where}[2]")
+    x, y = check_xy(data[0], data[1], name_x, name_y)
+    weights = check_sample_weight(data[2] if len(data) == 3 else None, len(x), dtype, name_w)
     return ArrayBatches(x, y, weights, batch_size, steps)
 
 

@@ -163,8 +163,12 @@ class Trainer:
         batch_size = data_adapter.check_batch_size(batch_size)
         epochs = check_count("epochs", epochs, "fit")
         initial_epoch = check_count("initial_epoch", initial_epoch, "fit")
-        if not 0.0 <= float(validation_split) < 1.0:
+        if (isinstance(validation_split, bool) or not isinstance(validation_split, (int, float, np.integer, np.floating))
+                or not 0.0 <= float(validation_split) < 1.0):  # "0.2" too: a number, as Keras takes it
             raise invalid_value("validation_split", "a float in [0, 1)", validation_split, "fit")
+        validation_split = float(validation_split)
+        if validation_steps is not None:
+            validation_steps = check_count("validation_steps", validation_steps, "fit", minimum=1)
         if class_weight is not None and sample_weight is not None:
             raise ValueError("fit: you cannot pass both `class_weight` and `sample_weight`, as in Keras.")
         validation_freq = _check_validation_freq(validation_freq)
@@ -268,7 +272,8 @@ class Trainer:
         batch_size = data_adapter.check_batch_size(batch_size)
         verbose = _resolve_verbose(verbose)
         data = x if is_batch_source(x) else (x, y, sample_weight)
-        source = data_adapter.evaluation_batches(data, batch_size, steps, "x", self._check_xy, self.dtype)
+        source = data_adapter.evaluation_batches(data, batch_size, steps, "x", self._check_xy, self.dtype,
+                                                 names=("x", "y", "sample_weight"))
         callback_list = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
                                      epochs=1, steps=source.steps)
         return self._results(self._run_evaluation(source, callback_list), return_dict)
@@ -277,6 +282,8 @@ class Trainer:
         """Outputs in inference mode, as a host NumPy array."""
         batch_size = data_adapter.check_batch_size(batch_size)
         verbose = _resolve_verbose(verbose)
+        if steps is not None:
+            steps = check_count("steps", steps, "predict", minimum=1)
         backend = get_backend()
         if is_batch_source(x):
             source = SourceBatches(x, steps, "x")
