@@ -22,9 +22,10 @@ pytest.importorskip("triton")
 
 from gpudl.tools.cuda_cpu import cupy_on_cpu  # noqa: E402
 from gpudl import backend  # noqa: E402
+from gpudl.tools import cases  # noqa: E402  (the hard cases, shared with gpudl selftest)
 from gpudl.kernels import batchnorm, dropout, optimizer_updates, softmax_cross_entropy  # noqa: E402
 
-DTYPES = (np.float32, np.float64)
+DTYPES = cases.DTYPES
 
 
 @pytest.fixture(params=["triton", "cupy"])
@@ -49,13 +50,7 @@ def assert_close(actual, expected, dtype, scale=1.0, ulps=16):
 
 # --- batch norm --------------------------------------------------------------
 
-BATCHNORM_CASES = [  # (N, C, mean, spread): 1 row, odd widths, several splits, big/small values
-    (1, 7, 0.0, 1.0),
-    (70, 5, 0.0, 1.0),
-    (200, 130, 0.0, 1.0),
-    (33, 1, 0.0, 1e-20),
-    (96, 9, 1e4, 1.0),
-]
+BATCHNORM_CASES = [case[:4] for case in cases.upto(cases.BATCHNORM, 1)]  # (N, C, mean, spread)
 
 
 def batchnorm_inputs(rng, N, C, mean, spread, dtype):
@@ -124,14 +119,7 @@ def test_batchnorm_backward_is_bit_deterministic_over_repeat_runs(implementation
 
 # --- dropout -----------------------------------------------------------------
 
-DROPOUT_CASES = [  # (shape, rate, seed): 1 element, odd sizes, over one block, 64-bit seeds
-    ((1,), 0.5, 0),
-    ((3, 5), 0.3, 1),
-    ((17, 33), 0.5, 2**31 + 7),
-    ((1100,), 0.9, 2**63 + 12345),
-    ((5, 7), 0.0, 5),
-    ((64, 65), 0.999, 2**64 - 1),
-]
+DROPOUT_CASES = [case[:3] for case in cases.upto(cases.DROPOUT, 1)]  # (shape, rate, seed)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -178,14 +166,7 @@ def test_dropout_keeps_a_word_equal_to_the_threshold_and_drops_one_below(impleme
 
 # --- softmax cross-entropy ---------------------------------------------------
 
-SOFTMAX_CASES = [  # (m, C, logit scale): 1 row, 2 classes, odd widths, rows over one block
-    (1, 2, 1.0),
-    (3, 7, 1.0),
-    (4, 4097, 30.0),
-    (1, 100_003, 1.0),
-    (4, 10, 1e4),
-    (5, 9, 1e-30),
-]
+SOFTMAX_CASES = [case[:3] for case in cases.upto(cases.SOFTMAX, 1)]  # (m, C, logit scale)
 
 
 def one_hot_and_soft_labels(rng, m, C, dtype):
@@ -245,35 +226,20 @@ def test_out_of_range_label_gives_a_nan_row_loss_in_the_kernel_not_a_bad_read(im
 
 # --- optimizer updates -------------------------------------------------------
 
-RATES = [1e-3, 0.1, 0.01, 0.05]  # a 4-row step table; step 6 reads row 2 (0.01)
-OPTIMIZER_CASES = [  # (rule, number of buffers, step table, constants after the step state)
-    ("sgd", 2, np.array(RATES)[:, None], ()),
-    ("sgd_momentum", 3, np.array(RATES)[:, None], (0.9,)),
-    ("sgd_momentum", 3, np.array(RATES)[:, None], (0.9, True)),
-    ("ema_momentum", 3, np.array(RATES)[:, None], (0.9,)),
-    ("rmsprop", 3, np.array(RATES)[:, None], (0.9, 1e-7)),
-    ("adam", 4, optimizer_updates.adam_step_table(RATES, 0, 0.9, 0.999), (0.9, 0.999, 1e-8)),
-    ("adam", 4, optimizer_updates.adam_step_table(RATES, 4, 0.9, 0.999, 0.01), (0.9, 0.999, 1e-8)),
-]
+OPTIMIZER_SIZES = [n for n, tier in cases.OPTIMIZER_SIZES if tier <= 1]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", [1, 1025, 3001])
-@pytest.mark.parametrize("step", [0, 6])
-@pytest.mark.parametrize("rule,buffers,step_table,constants", OPTIMIZER_CASES)
-def test_optimizer_update_matches_reference_in_place(rule, buffers, step_table, constants, step, n, dtype,
-                                                     implementation):
-    rng = np.random.default_rng([n, buffers, len(constants)])
-    param, grad = (rng.standard_normal(n).astype(dtype) for _ in range(2))
-    grad[::3] *= dtype(1e-6)  # tiny gradients: the first Adam step is still ~lr
-    slots = [rng.standard_normal(n).astype(dtype) for _ in range(buffers - 2)]
-    if rule in ("rmsprop", "adam"):
-        slots[-1] = np.abs(slots[-1])  # second moments are non-negative
-    expected = [param, grad, *slots]
+@pytest.mark.parametrize("n", OPTIMIZER_SIZES)
+@pytest.mark.parametrize("step", cases.OPTIMIZER_STEPS)
+@pytest.mark.parametrize("case", cases.OPTIMIZER, ids=str)
+def test_optimizer_update_matches_reference_in_place(case, step, n, dtype, implementation):
+    rng = np.random.default_rng([n, case.buffers, len(case.constants), case.first_step])
+    expected = cases.optimizer_inputs(rng, case, n, dtype)  # every third gradient tiny, second moments >= 0
     actual = [b.copy() for b in expected]
-    step_counter = np.array([step], dtype=np.int64)
-    getattr(optimizer_updates, rule)(*expected, step_table, step_counter, *constants)
-    launcher(optimizer_updates, rule, implementation)(*actual, step_table, step_counter, *constants)
+    step_table, step_counter = cases.optimizer_step_table(case), np.array([step], dtype=np.int64)
+    getattr(optimizer_updates, case.rule)(*expected, step_table, step_counter, *case.constants)
+    launcher(optimizer_updates, case.rule, implementation)(*actual, step_table, step_counter, *case.constants)
     for a, e in zip(actual, expected):
         assert np.array_equal(a, e)  # the interpreter rounds as NumPy does, operation by operation
 

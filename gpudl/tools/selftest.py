@@ -31,6 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from gpudl import kernels
+from gpudl.tools import cases
 
 # compile targets: (name, compute capability); sm_90 compiles as sm_90a (wgmma, setmaxnreg)
 TRITON_TARGETS = (("sm_80", 80), ("sm_90a", 90))
@@ -75,9 +76,9 @@ def resource_row(kernel, case, target, registers, spills, shared):
 # Section 1: every Triton specialization, ahead of time (no device needed)
 # ---------------------------------------------------------------------------
 
-def triton_specializations():
-    """[(module name, index, TritonSpec)] over every kernel module's launch table."""
-    return [(name, i, spec) for name in KERNEL_MODULES
+def triton_specializations(modules=KERNEL_MODULES):
+    """[(module name, index, TritonSpec)] over the kernel modules' launch tables."""
+    return [(name, i, spec) for name in modules
             for i, spec in enumerate(kernel_module(name).triton_specializations())]
 
 
@@ -117,11 +118,11 @@ def _compile_task(task):
     return compile_triton(*task)
 
 
-def triton_compile_rows_here(workers, quick=False):
-    """The compile table, computed in this process (Triton must not be interpreted here);
-    quick: float32 specializations for sm_90a only."""
+def triton_compile_rows_here(workers, quick=False, modules=KERNEL_MODULES):
+    """The compile table of `modules`, computed in this process (Triton must not be
+    interpreted here); quick: float32 specializations for sm_90a only."""
     targets = TRITON_TARGETS[-1:] if quick else TRITON_TARGETS
-    tasks = [(name, i, target, capability) for name, i, spec in triton_specializations()
+    tasks = [(name, i, target, capability) for name, i, spec in triton_specializations(modules)
              for target, capability in targets if not (quick and spec.label.startswith("fp64"))]
     if workers <= 1:
         return [compile_triton(*task) for task in tasks]
@@ -131,18 +132,54 @@ def triton_compile_rows_here(workers, quick=False):
         return list(pool.map(_compile_task, tasks, chunksize=4))
 
 
-def run_section(section, workers=2, quick=False, interpret=False):
+class Section(NamedTuple):
+    """One worker process of the CPU selftest: a section for one kernel family, so a crash
+    there fails that family's rows by name and loses nothing else."""
+    name: str  # "triton-compile", "nvrtc" or "cpu-kernels"
+    family: str  # a module of gpudl.kernels
+    implementation: str = ""  # cpu-kernels: "triton" or "cupy"
+
+    @property
+    def where(self):
+        return {"triton-compile": "Triton AOT", "nvrtc": "NVRTC"}.get(self.name) or CPU_WHERE[self.implementation]
+
+    @property
+    def kernel(self):
+        return f"{self.implementation} {self.family}" if self.implementation else f"{self.family} (all kernels)"
+
+
+def section_command(section, quick):
+    command = [sys.executable, "-m", "gpudl.tools.selftest", "--section", section.name, "--family", section.family]
+    if section.implementation:
+        command += ["--implementation", section.implementation]
+    return command + (["--quick"] if quick else [])
+
+
+def run_section(section, quick=False):
     """Rows of one section, computed by `python -m gpudl.tools.selftest --section ...` in a fresh
-    process: Triton picks compiled or interpreted mode once, at import."""
+    process (Triton picks compiled or interpreted mode once, at import). The worker prints each
+    row as it is made: when it crashes, the rows it finished stay and one more row fails,
+    naming the family and how the process ended."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    if interpret:
+    if section.implementation == "triton":
         env["TRITON_INTERPRET"] = "1"
-    command = [sys.executable, "-m", "gpudl.tools.selftest", "--section", section, "--workers", str(workers)]
-    done = subprocess.run(command + (["--quick"] if quick else []), capture_output=True, text=True, env=env)
+    done = subprocess.run(section_command(section, quick), capture_output=True, text=True, env=env)
     rows = [Row(*json.loads(line[len("ROW "):])) for line in done.stdout.splitlines() if line.startswith("ROW ")]
     if done.returncode != 0 or not rows:
-        rows.append(Row(section, "-", "-", "-", f"exit {done.returncode}: {done.stderr.strip()[-300:]}", "FAIL"))
+        how = f"killed by signal {-done.returncode}" if done.returncode < 0 else f"exit {done.returncode}"
+        check = "compile" if section.name != "cpu-kernels" else "kernel"
+        rows.append(Row(check, section.kernel, f"after {len(rows)} rows", section.where,
+                        f"worker crashed ({how}): {done.stderr.strip()[-300:]}", "FAIL"))
     return rows
+
+
+def run_sections(sections, workers, quick):
+    """Every section's rows, in the order given; `workers` processes at a time, the
+    interpreted Triton checks (the longest) started first."""
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        started = {section: pool.submit(run_section, section, quick)
+                   for section in sorted(sections, key=lambda section: section.implementation != "triton")}
+        return [row for section in sections for row in started[section].result()]
 
 
 # ---------------------------------------------------------------------------
@@ -185,13 +222,13 @@ def nvrtc_compile(nvrtc, source, name_expression, options):
         nvrtc.nvrtcDestroyProgram(ctypes.byref(program))
 
 
-def cupy_sources():
+def cupy_sources(modules=KERNEL_MODULES):
     """[(kernel label, dtype name, source, name expression or None, user options)] of every
-    CuPy kernel the launchers use, for float and double."""
+    CuPy kernel of `modules` the launchers use, for float and double."""
     from gpudl.kernels import _triton_util as util
 
     sources = []
-    for module_name in KERNEL_MODULES:
+    for module_name in modules:
         for kernel in kernel_module(module_name).CUPY_KERNELS:
             for dtype, ctype in util.CTYPES.items():
                 label = f"{module_name}.{kernel.name}"
@@ -202,14 +239,17 @@ def cupy_sources():
     return sources
 
 
-def nvrtc_rows(quick=False):
-    """The NVRTC compile table; quick: float sources for sm_90 only."""
+def nvrtc_available():
+    return find_nvrtc() is not None
+
+
+def nvrtc_rows(quick=False, modules=KERNEL_MODULES):
+    """The NVRTC compile table of `modules`; quick: float sources for sm_90 only."""
     nvrtc = find_nvrtc()
     if nvrtc is None:
-        return [Row("compile", "CuPy kernels", "-", "NVRTC", "NVRTC not installed (pip install -e '.[test]')",
-                    "skip")]
+        return [nvrtc_missing_row()]
     rows = []
-    for label, dtype, source, expression, options in cupy_sources():
+    for label, dtype, source, expression, options in cupy_sources(modules):
         if quick and dtype != "float32":
             continue
         for target, capability in NVRTC_TARGETS[-1:] if quick else NVRTC_TARGETS:
@@ -222,40 +262,39 @@ def nvrtc_rows(quick=False):
     return rows
 
 
+def nvrtc_missing_row():
+    return Row("compile", "CuPy kernels", "-", "NVRTC", "NVRTC not installed (pip install -e '.[test]')", "skip")
+
+
 # ---------------------------------------------------------------------------
 # The kernel checks: each GPU implementation against the NumPy reference, on the
 # device (put/get move arrays there and back), awkward shapes, both dtypes
 # ---------------------------------------------------------------------------
 
-DTYPES = (np.float32, np.float64)
-SHAPES = {  # (quick, full): awkward shapes; the device adds sizes over many programs
-    "batchnorm": ([(1, 7), (70, 5), (200, 130)], [(4097, 130), (2000, 257)]),
-    "dropout": ([(1,), (17, 33), (1100,)], [((1 << 20) + 3,), (513, 1001)]),
-    "softmax": ([(1, 2), (3, 7), (4, 4097)], [(2, 100_003), (64, 1000)]),
-    "optimizer": ([1, 1025, 3001], [1_000_003]),
-}
-
-
-def shapes(op, large):
-    quick, more = SHAPES[op]
-    return quick + (more if large else [])
+DTYPES = cases.DTYPES
+FAMILIES = KERNEL_MODULES  # one subprocess per (implementation, family): a crash loses that family only
 
 
 def error_in_ulps(actual, expected, dtype, scale):
     """max |actual - expected| in roundings of `dtype` at the magnitude max(|expected|, scale)."""
     actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    if np.isnan(actual).any():
+    if np.isnan(actual).any() or actual.shape != expected.shape:
         return float("inf")
     size = np.maximum(np.abs(expected), scale)
     return float((np.abs(actual - expected) / size).max() / np.finfo(dtype).eps) if actual.size else 0.0
 
 
 class KernelChecks:
-    """Checks of one implementation ("triton" or "cupy") on one device."""
+    """Checks of one implementation ("triton" or "cupy") on one device. `put` must copy
+    (np.array on the CPU, cupy.asarray on a device): the launchers update buffers in place
+    and the NumPy reference updates its own copies, so an update that never happens or
+    writes garbage cannot compare an array with itself. Every case draws fresh inputs
+    from its own generator; the cases are gpudl.tools.cases's, shared with the tests."""
 
-    def __init__(self, implementation, where, put, get, ulps=64):
+    def __init__(self, implementation, where, put, get, ulps=64, on_row=None):
         self.implementation, self.where, self.put, self.get, self.ulps = implementation, where, put, get, ulps
         self.rows = []
+        self.on_row = on_row  # called with each row as it is recorded (a worker prints it at once)
         self.launched = set()  # names of the ops of gpudl.kernels.OPS the checks have run
 
     def launcher(self, op_name):
@@ -263,144 +302,179 @@ class KernelChecks:
         self.launched.add(op_name)
         return kernels.implementation(op_name, "_" + self.implementation)
 
-    def record_coverage(self):
-        """One row: every op of gpudl.kernels.OPS was run by a check (a new row of the list
-        without a check here fails, naming the op)."""
-        missing = [op.name for op in kernels.OPS if op.name not in self.launched]
+    def add(self, row):
+        self.rows.append(row)
+        if self.on_row:
+            self.on_row(row)
+
+    def record_coverage(self, modules=None):
+        """One row: every op of gpudl.kernels.OPS (of `modules`, default all) was run by a
+        check (a new row of the list without a check here fails, naming the op)."""
+        ops = [op for op in kernels.OPS if modules is None or op.module in modules]
+        missing = [op.name for op in ops if op.name not in self.launched]
         measure = f"not checked: {', '.join(missing)}" if missing else "every op checked against its reference"
-        self.rows.append(Row("kernel", f"{self.implementation} op list", f"{len(kernels.OPS)} ops", self.where,
-                             measure, "FAIL" if missing else "pass"))
+        case = f"{len(ops)} ops" + (f" of {', '.join(modules)}" if modules else "")
+        self.add(Row("kernel", f"{self.implementation} op list", case, self.where, measure,
+                     "FAIL" if missing else "pass"))
 
     def record(self, kernel, case, errors):
         """errors: {what: ulps}; pass when every error is within self.ulps."""
         worst = max(errors.values())
         measure = ", ".join(f"{k} {v:.3g}" for k, v in errors.items()) + " ulp"
-        self.rows.append(Row("kernel", f"{self.implementation} {kernel}", case, self.where, measure,
-                             "pass" if worst <= self.ulps else "FAIL"))
+        self.add(Row("kernel", f"{self.implementation} {kernel}", case, self.where, measure,
+                     "pass" if worst <= self.ulps else "FAIL"))
 
     def record_exact(self, kernel, case, mismatches):
-        self.rows.append(Row("kernel", f"{self.implementation} {kernel}", case, self.where,
-                             f"{mismatches} elements differ (bit-exact)", "pass" if mismatches == 0 else "FAIL"))
+        self.add(Row("kernel", f"{self.implementation} {kernel}", case, self.where,
+                     f"{mismatches} elements differ (bit-exact)", "pass" if mismatches == 0 else "FAIL"))
 
-    def batchnorm(self, N, C, dtype, relu):
+    def batchnorm(self, case, dtype, relu):
         from gpudl.kernels import batchnorm
 
-        rng = np.random.default_rng([N, C])
-        x = rng.standard_normal((N, C)).astype(dtype)
-        gamma, beta, running_mean = (rng.standard_normal(C).astype(dtype) for _ in range(3))
-        running_var = rng.random(C).astype(dtype) + dtype(0.5)
-        dy = rng.standard_normal((N, C)).astype(dtype)
-        device_stats = [self.put(running_mean), self.put(running_var)]
+        rng = np.random.default_rng([case.N, case.C, int(case.mean), int(relu)])
+        x, gamma, beta, running_mean, running_var, dy = cases.batchnorm_inputs(rng, case, dtype)
+        device_stats = [self.put(running_mean), self.put(running_var)]  # copies: the reference updates its own
         y, mean, rstd = batchnorm.forward_train(x, gamma, beta, running_mean, running_var, 0.9, 1e-3, relu)
         y2, mean2, rstd2 = self.launcher("batchnorm_forward_train")(
             self.put(x), self.put(gamma), self.put(beta), *device_stats, 0.9, 1e-3, relu)
-        y_scale = np.abs(gamma).max() + np.abs(beta).max()
-        case = f"{np.dtype(dtype).name} {(N, C)} relu={relu}"
-        self.record("batchnorm forward_train", case, {
-            "y": error_in_ulps(self.get(y2), y, dtype, y_scale), "mean": error_in_ulps(self.get(mean2), mean, dtype, 1),
+        # x - mean carries the roundings of |x| ~ |mean|: the scales grow with the mean
+        size = abs(case.mean) + case.spread
+        y_scale = size / case.spread * np.abs(gamma).max() + np.abs(beta).max()
+        label = f"{np.dtype(dtype).name} {(case.N, case.C)} mean={case.mean:g} relu={relu}"
+        self.record("batchnorm forward_train", label, {
+            "y": error_in_ulps(self.get(y2), y, dtype, y_scale),
+            "mean": error_in_ulps(self.get(mean2), mean, dtype, size),
             "rstd": error_in_ulps(self.get(rstd2), rstd, dtype, 1),
-            "running": error_in_ulps(self.get(device_stats[1]), running_var, dtype, 1)})
+            "running mean": error_in_ulps(self.get(device_stats[0]), running_mean, dtype, abs(case.mean) + 1),
+            "running var": error_in_ulps(self.get(device_stats[1]), running_var, dtype, 1)})
         infer = batchnorm.forward_infer(x, gamma, beta, running_mean, running_var, 1e-3, relu)
         infer2 = self.launcher("batchnorm_forward_infer")(self.put(x), self.put(gamma), self.put(beta),
-                                                          *device_stats, 1e-3, relu)
-        self.record("batchnorm forward_infer", case, {"y": error_in_ulps(self.get(infer2), infer, dtype, y_scale)})
-        mean, rstd = self.get(mean2), self.get(rstd2)
+                                                          self.put(running_mean), self.put(running_var), 1e-3, relu)
+        self.record("batchnorm forward_infer", label,
+                    {"y": error_in_ulps(self.get(infer2), infer, dtype, y_scale)})
+        mean, rstd = self.get(mean2), self.get(rstd2)  # the kernel's statistics: the backward alone is checked
         dx, dgamma, dbeta = batchnorm.backward(dy, x, gamma, beta, mean, rstd, relu)
         dx2, dgamma2, dbeta2 = self.launcher("batchnorm_backward")(
             self.put(dy), self.put(x), self.put(gamma), self.put(beta), self.put(mean), self.put(rstd), relu)
-        self.record("batchnorm backward", case, {
-            "dx": error_in_ulps(self.get(dx2), dx, dtype, np.abs(gamma * rstd).max()),
-            "dgamma": error_in_ulps(self.get(dgamma2), dgamma, dtype, np.sqrt(N)),
-            "dbeta": error_in_ulps(self.get(dbeta2), dbeta, dtype, np.sqrt(N))})
+        self.record("batchnorm backward", label, {
+            "dx": error_in_ulps(self.get(dx2), dx, dtype,
+                                np.abs(gamma * rstd).max() * (1 + abs(case.mean) * np.finfo(dtype).eps)),
+            "dgamma": error_in_ulps(self.get(dgamma2), dgamma, dtype, np.sqrt(case.N)),
+            "dbeta": error_in_ulps(self.get(dbeta2), dbeta, dtype, np.sqrt(case.N))})
 
-    def dropout(self, shape, dtype):
+    def dropout(self, case, dtype):
         from gpudl.kernels import dropout
 
-        rng = np.random.default_rng(len(shape))
-        x, dy = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
-        seed, seed_counter = 2**63 + 5, np.array([7, 2**32 + 3], dtype=np.int64)
-        case = f"{np.dtype(dtype).name} {shape}"
-        calls = [("dropout", (x,), (0.3, seed)), ("dropout_relu", (x,), (0.3, seed)),
-                 ("dropout_relu_backward", (dy, x), (0.3, seed)), ("dropout", (x,), (0.999, 2**64 - 1)),
-                 ("dropout", (x,), (0.5, seed, seed_counter))]
+        rng = np.random.default_rng([len(case.shape), case.seed % 1000])
+        x, dy = (rng.standard_normal(case.shape).astype(dtype) for _ in range(2))
+        seed_counter = np.array([7, 2**32 + 3], dtype=np.int64)
+        label = f"{np.dtype(dtype).name} {case.shape}"
+        calls = [("dropout", (x,), (case.rate, case.seed)), ("dropout_relu", (x,), (case.rate, case.seed)),
+                 ("dropout_relu_backward", (dy, x), (case.rate, case.seed)),
+                 ("dropout", (x,), (case.rate, case.seed, seed_counter))]
         for name, arrays, scalars in calls:
             expected = getattr(dropout, name)(*arrays, *scalars)
             device_scalars = scalars[:2] + tuple(self.put(s) for s in scalars[2:])
             actual = self.get(self.launcher(name)(*map(self.put, arrays), *device_scalars))
-            what = name + (" key from [index, call]" if len(scalars) == 3 else f" rate={scalars[0]}")
-            self.record_exact(what, case, int(np.count_nonzero(actual != expected)))
+            what = name + (" key from [index, call]" if len(scalars) == 3 else "")
+            mismatches = actual.size if actual.shape != expected.shape else int(np.count_nonzero(actual != expected))
+            self.record_exact(f"{what} rate={case.rate}", label, mismatches)
 
-    def softmax_cross_entropy(self, m, C, dtype):
+    def softmax_cross_entropy(self, case, dtype):
         from gpudl.kernels import softmax_cross_entropy
 
-        rng = np.random.default_rng([m, C])
-        logits = (3 * rng.standard_normal((m, C))).astype(dtype)
-        soft = rng.random((m, C)).astype(dtype)
-        soft /= soft.sum(axis=1, keepdims=True)
+        rng = np.random.default_rng([case.m, case.C, int(np.log10(case.scale) + 40)])
         fused = self.launcher("softmax_cross_entropy")
-        for kind, labels in (("index labels", rng.integers(0, C, m)), ("soft labels", soft)):
+        label = f"{np.dtype(dtype).name} {(case.m, case.C)} logits x{case.scale:g}"
+        for kind in ("index labels", "soft labels"):  # fresh logits per row
+            logits, index, soft = cases.softmax_inputs(rng, case, dtype)
+            labels = index if kind == "index labels" else soft
             loss, dz = softmax_cross_entropy.softmax_cross_entropy(logits, labels)
             loss2, dz2 = fused(self.put(logits), self.put(labels))
             in_place = self.put(logits)
             loss3, dz3 = fused(in_place, self.put(labels), in_place)
-            self.record("softmax_cross_entropy", f"{np.dtype(dtype).name} {(m, C)} {kind}", {
+            self.record("softmax_cross_entropy", f"{label} {kind}", {
                 "loss": error_in_ulps(float(loss2), loss, dtype, 1),
-                "dZ*m": error_in_ulps(self.get(dz2) * m, dz * m, dtype, 1),
+                "dZ*m": error_in_ulps(self.get(dz2) * case.m, dz * case.m, dtype, 1),
                 "in place vs not": error_in_ulps(self.get(dz3), self.get(dz2), dtype, 1e-300)
                 + error_in_ulps(float(loss3), float(loss2), dtype, 1e-300)})
+        logits = cases.softmax_inputs(rng, case, dtype)[0]
         probabilities = self.get(self.launcher("softmax")(self.put(logits)))
-        self.record("softmax", f"{np.dtype(dtype).name} {(m, C)}", {
-            "a": error_in_ulps(probabilities, softmax_cross_entropy.softmax(logits), dtype, 1 / C)})
+        self.record("softmax", label, {
+            "a": error_in_ulps(probabilities, softmax_cross_entropy.softmax(logits), dtype, 1 / case.C)})
 
-    def optimizer(self, n, dtype):
+    def optimizer(self, case, n, step, dtype):
         from gpudl.kernels import optimizer_updates as updates
 
-        rates = [1e-3, 0.1, 0.01]
-        rules = [("sgd", 2, np.array(rates)[:, None], ()), ("sgd_momentum", 3, np.array(rates)[:, None], (0.9,)),
-                 ("sgd_momentum", 3, np.array(rates)[:, None], (0.9, True)),
-                 ("ema_momentum", 3, np.array(rates)[:, None], (0.9,)),
-                 ("rmsprop", 3, np.array(rates)[:, None], (0.9, 1e-7)),
-                 ("adam", 4, updates.adam_step_table(rates, 6, 0.9, 0.999, 0.01), (0.9, 0.999, 1e-8))]
-        for rule, buffers, step_table, constants in rules:
-            rng = np.random.default_rng([n, buffers])
-            expected = [rng.standard_normal(n).astype(dtype) for _ in range(buffers)]
-            expected[-1] = np.abs(expected[-1]) if rule in ("rmsprop", "adam") else expected[-1]
-            actual = [self.put(a) for a in expected]
-            step_counter = np.array([7], dtype=np.int64)
-            getattr(updates, rule)(*expected, step_table, step_counter, *constants)
-            self.launcher(rule)(*actual, self.put(step_table), self.put(step_counter), *constants)
-            name = rule + (" nesterov" if constants[1:] == (True,) else "")
-            errors = [error_in_ulps(self.get(a), e, dtype, np.abs(e).max()) for a, e in zip(actual, expected)]
-            self.record(name, f"{np.dtype(dtype).name} n={n}", {"buffers": max(errors)})
+        rng = np.random.default_rng([n, case.buffers, case.first_step, step])
+        expected = cases.optimizer_inputs(rng, case, n, dtype)
+        actual = [self.put(a) for a in expected]  # copies: the reference updates `expected` in place
+        step_table = cases.optimizer_step_table(case)
+        step_counter = np.array([step], dtype=np.int64)
+        getattr(updates, case.rule)(*expected, step_table, step_counter, *case.constants)
+        self.launcher(case.rule)(*actual, self.put(step_table), self.put(step_counter), *case.constants)
+        name = case.rule + (" nesterov" if case.constants[1:] == (True,) else "")
+        when = f" t={case.first_step + step + 1}" if case.rule == "adam" else ""
+        errors = [error_in_ulps(self.get(a), e, dtype, np.abs(e).max()) for a, e in zip(actual, expected)]
+        self.record(name, f"{np.dtype(dtype).name} n={n}{when}", {"buffers": max(errors)})
 
-    def run_all(self, large=False, dtypes=DTYPES):
+    def family_cases(self, family, tier, dtypes):
+        """[(kernel, case label, check)] of one kernel module's checks."""
+        tasks = []
         for dtype in dtypes:
-            for N, C in shapes("batchnorm", large):
-                for relu in (False, True):
-                    self.batchnorm(N, C, dtype, relu)
-            for shape in shapes("dropout", large):
-                self.dropout(shape, dtype)
-            for m, C in shapes("softmax", large):
-                self.softmax_cross_entropy(m, C, dtype)
-            for n in shapes("optimizer", large):
-                self.optimizer(n, dtype)
-        self.record_coverage()
+            name = np.dtype(dtype).name
+            if family == "batchnorm":
+                tasks += [("batchnorm", f"{name} {c}", lambda c=c, d=dtype, r=relu: self.batchnorm(c, d, r))
+                          for c in cases.upto(cases.BATCHNORM, tier) for relu in (False, True)]
+            elif family == "dropout":
+                tasks += [("dropout", f"{name} {c}", lambda c=c, d=dtype: self.dropout(c, d))
+                          for c in cases.upto(cases.DROPOUT, tier)]
+            elif family == "softmax_cross_entropy":
+                tasks += [("softmax_cross_entropy", f"{name} {c}", lambda c=c, d=dtype: self.softmax_cross_entropy(c, d))
+                          for c in cases.upto(cases.SOFTMAX, tier)]
+            elif family == "optimizer_updates":
+                sizes = [n for n, size_tier in cases.OPTIMIZER_SIZES if size_tier <= tier]
+                tasks += [(c.rule, f"{name} n={n} step={s} {c}",
+                           lambda c=c, n=n, s=s, d=dtype: self.optimizer(c, n, s, d))
+                          for c in cases.OPTIMIZER for n in sizes for s in cases.OPTIMIZER_STEPS]
+        return tasks
+
+    def run_family(self, family, tier=0, dtypes=DTYPES):
+        """Every check of one kernel module; an exception fails its case's row, naming the
+        kernel, and the others still run."""
+        tasks = self.family_cases(family, tier, dtypes)
+        if not tasks:
+            self.add(Row("kernel", f"{self.implementation} {family}", "-", self.where,
+                         "no check for this kernel module in gpudl selftest", "FAIL"))
+        for kernel, label, check in tasks:
+            try:
+                check()
+            except Exception as error:  # a launcher that raises is a failed row, not a lost section
+                self.add(Row("kernel", f"{self.implementation} {kernel}", label, self.where,
+                             f"{type(error).__name__}: {error}"[:300], "FAIL"))
+        self.record_coverage((family,))
+        return self.rows
+
+    def run_all(self, tier=0, dtypes=DTYPES):
+        for family in FAMILIES:
+            self.run_family(family, tier, dtypes)
         return self.rows
 
 
-def cpu_kernel_rows(quick=False):
-    """The kernel checks on the CPU: Triton interpreted (TRITON_INTERPRET=1 in this
-    process), CuPy's CUDA C through the CUDA-on-CPU harness when g++ is installed;
-    quick: float32 only."""
-    dtypes = DTYPES[:1] if quick else DTYPES
-    rows = KernelChecks("triton", "Triton interpreter", np.asarray, np.asarray).run_all(dtypes=dtypes)
-    if shutil.which("g++") is None:
-        return rows + [Row("kernel", "cupy", "-", "CUDA on CPU", "needs g++ (the harness compiles the CUDA C)",
-                           "skip")]
+CPU_WHERE = {"triton": "Triton interpreter", "cupy": "CUDA on CPU (g++)"}
+
+
+def cpu_kernel_rows(implementation, family, quick=False, on_row=None):
+    """One family's kernel checks on the CPU: Triton interpreted (TRITON_INTERPRET=1 in this
+    process) or CuPy's CUDA C through the CUDA-on-CPU harness; both dtypes, quick or not
+    (quick: the tier-0 cases)."""
+    checks = KernelChecks(implementation, CPU_WHERE[implementation], np.array, np.asarray, on_row=on_row)
+    if implementation == "triton":
+        return checks.run_family(family, 0 if quick else 1)
     from gpudl.tools.cuda_cpu import cupy_on_cpu
 
     with cupy_on_cpu():
-        return rows + KernelChecks("cupy", "CUDA on CPU (g++)", np.asarray, np.asarray).run_all(dtypes=dtypes)
+        return checks.run_family(family, 0 if quick else 1)
 
 
 # ---------------------------------------------------------------------------
@@ -478,7 +552,7 @@ def gpu_rows(quick):
     except ImportError:
         rows.append(Row("kernel", "triton", "-", name, "Triton not installed", "FAIL"))
     for implementation in backend_names:
-        rows += KernelChecks(implementation, name, cupy.asarray, cupy.asnumpy).run_all(large=not quick)
+        rows += KernelChecks(implementation, name, cupy.asarray, cupy.asnumpy).run_all(tier=0 if quick else 2)
     rows += fit_rows(backend_names, 200)
     rows += bandwidth_rows(backend_names, quick)
     return rows
@@ -495,12 +569,26 @@ def print_table(rows, file=sys.stdout):
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip(), file=file)
 
 
-def verdict(rows, seconds):
+def where_it_ran(rows, gpu=False):
+    """What ran where, from the rows: compile targets and the places kernels executed."""
+    ran = [r for r in rows if r.result != "skip"]
+    targets = sorted({r.where for r in ran if r.check == "compile" and r.where.startswith("sm_")})
+    executed = sorted({r.where for r in ran if r.check == "kernel"})
+    if gpu:
+        return f"GPU: kernels executed on {', '.join(executed) or 'nothing'}"
+    return (f"CPU: compiled for {', '.join(targets) or 'no target'}, executed in "
+            f"{' and '.join(executed) or 'nothing'}; not run on a GPU")
+
+
+def verdict(rows, seconds, gpu=False):
+    """PASS only when every row passed; INCOMPLETE when a check could not run here (no
+    NVRTC, no g++): a skipped check proves nothing, so it is not a pass either."""
     failed = sum(r.result == "FAIL" for r in rows)
     skipped = sum(r.result == "skip" for r in rows)
     passed = len(rows) - failed - skipped
-    word = "FAIL" if failed or not passed else "PASS"
-    return f"selftest {word}: {passed} passed, {failed} failed, {skipped} skipped in {seconds:.0f}s"
+    word = "FAIL" if failed or not passed else "INCOMPLETE" if skipped else "PASS"
+    return (f"selftest {word}: {passed} passed, {failed} failed, {skipped} skipped in {seconds:.0f}s "
+            f"({where_it_ran(rows, gpu)})")
 
 
 def on_gpu():
@@ -509,36 +597,65 @@ def on_gpu():
     return cuda_device_count() > 0
 
 
+def harness_available():
+    """The CUDA-on-CPU harness compiles the CUDA C with g++."""
+    return shutil.which("g++") is not None
+
+
+def harness_missing_row():
+    return Row("kernel", "cupy", "-", "CUDA on CPU", "g++ not found: the CuPy kernels were not executed", "skip")
+
+
+def cpu_sections():
+    """The worker processes of the CPU selftest, one per kernel family and check, in the
+    order of the table."""
+    sections = [Section("triton-compile", family) for family in FAMILIES]
+    sections += [Section("nvrtc", family) for family in FAMILIES] if nvrtc_available() else []
+    implementations = ("triton", "cupy") if harness_available() else ("triton",)
+    sections += [Section("cpu-kernels", family, name) for name in implementations for family in FAMILIES]
+    return sections
+
+
 def selftest(quick=False, workers=2):
     """Run every check for this machine; returns the rows."""
     if on_gpu():
         return gpu_rows(quick)
-    rows = run_section("triton-compile", workers, quick)
-    rows += nvrtc_rows(quick)
-    rows += run_section("cpu-kernels", workers, quick, interpret=True)
+    sections = cpu_sections()
+    rows = run_sections(sections, workers, quick)
+    if not any(section.name == "nvrtc" for section in sections):
+        rows.append(nvrtc_missing_row())
+    if not any(section.implementation == "cupy" for section in sections):
+        rows.append(harness_missing_row())
     return rows
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="gpudl selftest", description=__doc__)
     add_arguments(parser)
-    parser.add_argument("--section", choices=("triton-compile", "cpu-kernels"), help=argparse.SUPPRESS)
+    parser.add_argument("--section", choices=("triton-compile", "nvrtc", "cpu-kernels"), help=argparse.SUPPRESS)
+    parser.add_argument("--family", choices=FAMILIES, help=argparse.SUPPRESS)
+    parser.add_argument("--implementation", choices=("triton", "cupy"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.section:  # a worker process: rows as JSON lines
-        if args.section == "triton-compile":
-            rows = triton_compile_rows_here(args.workers, args.quick)
-        else:
-            rows = cpu_kernel_rows(args.quick)
-        for row in rows:
+    if args.section:  # a worker process: rows as JSON lines, each as soon as it is made
+        def emit(row):
             print("ROW " + json.dumps(list(row)), flush=True)
+
+        if args.section == "triton-compile":
+            for row in triton_compile_rows_here(1, args.quick, (args.family,)):
+                emit(row)
+        elif args.section == "nvrtc":
+            for row in nvrtc_rows(args.quick, (args.family,)):
+                emit(row)
+        else:
+            cpu_kernel_rows(args.implementation, args.family, args.quick, on_row=emit)
         return 0
     return run(args)
 
 
 def add_arguments(parser):
     parser.add_argument("--quick", action="store_true",
-                        help="GPU: smaller shapes, fewer repeats; CPU: float32 only, sm_90 only")
-    parser.add_argument("--workers", type=int, default=2, help="processes compiling the Triton kernels")
+                        help="GPU: smaller shapes, fewer repeats; CPU: the tier-0 cases, sm_90 only")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes at a time (CPU)")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON here")
 
 
@@ -547,12 +664,13 @@ def run(args):
         raise SystemExit(f"gpudl selftest: Invalid value received for argument `--workers`. "
                          f"Expected a positive integer. Received: --workers={args.workers}")
     start = time.perf_counter()
+    gpu = on_gpu()
     rows = selftest(args.quick, args.workers)
     print_table(rows)
     if args.json:
         with open(args.json, "w") as f:
             json.dump([r._asdict() for r in rows], f, indent=1)
-    line = verdict(rows, time.perf_counter() - start)
+    line = verdict(rows, time.perf_counter() - start, gpu)
     print(line)
     return 0 if line.startswith("selftest PASS") else 1
 
