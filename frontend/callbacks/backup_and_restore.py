@@ -3,31 +3,35 @@
 import json
 import os
 import shutil
+import uuid
 
 from gpudl.errors import invalid_value
 from gpudl.frontend.callbacks.callback import Callback
 from gpudl.frontend.callbacks.monitor_callback import BatchCounter, check_save_freq
-from gpudl.saving import training_state
+from gpudl.saving import limits, training_state
 
 
 class BackupAndRestore(Callback):
     """Back up the whole training state to `backup_dir` after every epoch (or every
     `save_freq` batches), and resume from it when fit is run again after a crash.
 
-    The backup is gpudl's exact-resume file (weights, optimizer slots and step, dropout
-    counters, epochs done; written atomically) plus Keras's training_metadata.json. On
-    train begin an existing backup is loaded into the model and fit starts at the epoch
-    after the last one backed up (`model._initial_epoch`), so a run interrupted at an
-    epoch boundary and resumed ends with the weights an uninterrupted run gives (the same
-    model seed is needed for the same shuffling and dropout; a different one is warned
-    about). A backup made mid-epoch (save_freq batches) resumes at the start of that epoch
-    from the mid-epoch weights, as in Keras. After a successful fit the backup is deleted
-    (`delete_checkpoint`).
+    The backup is one file, `latest.npz`: gpudl's exact-resume file (weights, optimizer slots
+    and step, dropout counters, epochs done) holding the epoch and batch to resume at too, written
+    to a temporary file and renamed over the previous one, so a crash at any moment leaves either
+    the previous backup or the new one, whole. Keras's training_metadata.json is written after it
+    for compatibility; resuming never depends on it. On train begin the backup is loaded into the
+    model and fit starts at the epoch it names (`model._initial_epoch`), so a run interrupted
+    anywhere and resumed ends with the weights an uninterrupted run gives (the same model seed is
+    needed for the same shuffling and dropout; a different one is warned about). A backup made
+    mid-epoch (save_freq batches) resumes at the start of that epoch from the mid-epoch weights,
+    as in Keras. After a successful fit the backup directory is renamed away in one step, then
+    deleted (`delete_checkpoint`): a crash during the deletion leaves no backup to resume from.
 
     Args:
         backup_dir: directory of the backup (made if missing).
         save_freq: "epoch" or a number of batches.
-        double_checkpoint: also keep the previous backup (`.bkp`), used if the latest is unreadable.
+        double_checkpoint: also keep the previous backup (`latest.npz.bkp`), used when the latest
+            is missing or unreadable.
         delete_checkpoint: delete `backup_dir` when fit completes.
     """
 
@@ -41,33 +45,41 @@ class BackupAndRestore(Callback):
         self.save_freq = check_save_freq(save_freq, "BackupAndRestore")
         self.double_checkpoint, self.delete_checkpoint = double_checkpoint, delete_checkpoint
         self._model_path = os.path.join(self.backup_dir, "latest.npz")
+        self._previous_path = self._model_path + ".bkp"
         self._metadata_path = os.path.join(self.backup_dir, "training_metadata.json")
         self._batches = None if save_freq == "epoch" else BatchCounter(save_freq)
         self._current_epoch = 0
 
     def on_train_begin(self, logs=None):
-        try:
-            self._load()
-        except (OSError, ValueError):
-            previous = self._model_path + ".bkp"
-            if not os.path.exists(previous):
-                raise
-            shutil.copyfile(previous, self._model_path)
-            if os.path.exists(self._metadata_path + ".bkp"):
-                shutil.copyfile(self._metadata_path + ".bkp", self._metadata_path)
-            self._load()
-
-    def _load(self):
-        from gpudl.saving import load_model
-
         if not self.model.built:
             raise ValueError("To use the BackupAndRestore callback, your model must be built before you call "
                              f"`fit()`. Model '{self.model.name}' is unbuilt.")
-        if os.path.exists(self._model_path):
-            training_state.copy(self.model, load_model(self._model_path))
-        if os.path.exists(self._metadata_path):
+        self._remove_deleted_backups()
+        latest, previous = os.path.exists(self._model_path), os.path.exists(self._previous_path)
+        if latest:
+            try:
+                return self._load(self._model_path)
+            except (OSError, ValueError):
+                if not previous:
+                    raise
+        if previous:  # killed between keeping the previous backup and committing the new one
+            self._load(self._previous_path)
+
+    def _load(self, path):
+        from gpudl.saving import get_custom_objects
+        from gpudl.saving.npz import load_npz
+
+        saved, metadata = load_npz(path, get_custom_objects(), metadata=True)
+        training_state.copy(self.model, saved)
+        if metadata is None and os.path.exists(self._metadata_path):  # backups written before the epoch moved into latest.npz
             with open(self._metadata_path) as f:
-                self.model._initial_epoch = json.load(f)["epoch"]
+                metadata = json.load(f)
+        epoch = (metadata or {}).get("epoch", saved.epochs_done)
+        self.model._initial_epoch = limits.counter(epoch, f"the epoch of the backup {path!r}")
+        self._current_epoch = self.model._initial_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
 
     def on_epoch_end(self, epoch, logs=None):
         self._current_epoch = epoch + 1
@@ -79,18 +91,35 @@ class BackupAndRestore(Callback):
             self._save()
 
     def _save(self):
-        from gpudl.saving import save_model, write_atomically
+        from gpudl.saving import write_atomically
+        from gpudl.saving.npz import save_npz
 
         os.makedirs(self.backup_dir, exist_ok=True)
-        if self.double_checkpoint:
-            for path in (self._model_path, self._metadata_path):
-                if os.path.exists(path):
-                    shutil.copyfile(path, path + ".bkp")
-        save_model(self.model, self._model_path)
         batch = self._batches.last_batch if self._batches is not None else 0
-        metadata = json.dumps({"epoch": self._current_epoch, "batch": batch}).encode("utf-8")
-        write_atomically(self._metadata_path, lambda f: f.write(metadata))
+        metadata = {"epoch": self._current_epoch, "batch": batch}
+        if self.double_checkpoint and os.path.exists(self._model_path):
+            os.replace(self._model_path, self._previous_path)  # one rename: the last commit is now the .bkp
+        save_npz(self.model, self._model_path, metadata=metadata)  # the commit point
+        text = json.dumps(metadata).encode("utf-8")
+        write_atomically(self._metadata_path, lambda f: f.write(text))  # Keras's file; resume never needs it
 
     def on_train_end(self, logs=None):
         if self.delete_checkpoint and os.path.exists(self.backup_dir):
-            shutil.rmtree(self.backup_dir)
+            doomed = f"{self._deleted_prefix()}{os.getpid()}-{uuid.uuid4().hex}"
+            try:
+                os.replace(self.backup_dir, doomed)  # one rename: from here on no backup can be resumed
+            except OSError:  # a mount point, or a directory in use: each file left is still a whole backup
+                doomed = self.backup_dir
+            shutil.rmtree(doomed)
+
+    def _deleted_prefix(self):
+        parent, name = os.path.split(os.path.abspath(self.backup_dir))
+        return os.path.join(parent, f".{name}.gpudl-deleted-")
+
+    def _remove_deleted_backups(self):
+        """Finish the deletions a crash interrupted (directories renamed away, not yet removed)."""
+        prefix = self._deleted_prefix()
+        parent, start = os.path.split(prefix)
+        for name in os.listdir(parent) if os.path.isdir(parent) else ():
+            if name.startswith(start):
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)

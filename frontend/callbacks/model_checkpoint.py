@@ -14,7 +14,10 @@ class ModelCheckpoint(MonitorCallback):
     `filepath` may hold "{epoch:02d}" (1-based) and log keys such as "{val_loss:.2f}"; with
     save_freq batches, "{batch}" (1-based) too. A `.keras` path writes a Keras 3 archive,
     another path gpudl's `.npz` (which also resumes training exactly); with
-    save_weights_only the path must end in ".weights.h5" (Keras's rule).
+    save_weights_only the path must end in ".weights.h5" (Keras's rule). Every save is atomic
+    (gpudl.saving.write_atomically: a temporary file renamed over the target), so a crash leaves
+    the previous file or the new one, whole; the temporaries of a killed save are removed by the
+    next save into the same directory.
 
     Args:
         filepath: where to save (a format string).
