@@ -16,7 +16,7 @@ from gpudl.frontend import (activations, callbacks, constraints, data, initializ
                             regularizers, schedules, tuning, utils)
 from gpudl.frontend.diagnosis import diagnose
 from gpudl.frontend.gradient_check import gradient_check
-from gpudl.frontend.layers import Input
+from gpudl.frontend.layers import Input, Layer
 from gpudl.frontend.models import Sequential
 from gpudl.models import Model
 from gpudl.saving import load_model, save_model
@@ -46,6 +46,6 @@ class _NoOps(types.ModuleType):
 
 ops = sys.modules["gpudl.ops"] = _NoOps("gpudl.ops")
 
-__all__ = ["Input", "Model", "Sequential", "backend", "clear_session", "diagnose", "floatx", "get_backend",
+__all__ = ["Input", "Layer", "Model", "Sequential", "backend", "clear_session", "diagnose", "floatx", "get_backend",
            "gradient_check", "load_model", "models", "ops", "save_model", "saving", "set_backend", "set_floatx",
            *SUBMODULES]

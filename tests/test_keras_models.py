@@ -47,7 +47,9 @@ def test_keras_namespaces_import_as_in_keras():
 def test_out_of_scope_keras_features_name_the_gpudl_way():
     with pytest.raises(NotImplementedError, match="forward"):
         gpudl.ops.mean
-    with pytest.raises(NotImplementedError, match="Sequential"):
+    with pytest.raises(NotImplementedError, match="Sequential"):  # a subclassed Model (the functional API exists)
+        gpudl.Model()
+    with pytest.raises(TypeError, match="must be symbolic tensors"):
         gpudl.Model(inputs=None, outputs=None)
 
 

@@ -18,6 +18,8 @@ from gpudl.frontend.layers.input import Input
 from gpudl.frontend.layers.input_layer import InputLayer
 from gpudl.frontend.layers.layer_normalization import LayerNormalization
 from gpudl.frontend.layers.leaky_relu import LeakyReLU
+from gpudl.frontend.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add,
+                                           average, concatenate, dot, maximum, minimum, multiply, subtract)
 from gpudl.frontend.layers.normalization import Normalization
 from gpudl.frontend.layers.prelu import PReLU
 from gpudl.frontend.layers.relu import ReLU
@@ -26,10 +28,11 @@ from gpudl.frontend.layers.reshape import Reshape
 from gpudl.frontend.layers.softmax import Softmax
 from gpudl.frontend.layers.unit_normalization import UnitNormalization
 
-__all__ = ["Activation", "ActivityRegularization", "AlphaDropout", "BatchNormalization", "Dense", "Dropout", "ELU",
-           "Flatten", "GaussianDropout", "GaussianNoise", "Identity", "Input", "InputLayer", "Layer",
-           "LayerNormalization", "LeakyReLU", "Normalization", "PReLU", "Parameter", "ReLU", "Rescaling", "Reshape",
-           "Softmax", "UnitNormalization", "deserialize", "serialize"]
+__all__ = ["Activation", "ActivityRegularization", "Add", "AlphaDropout", "Average", "BatchNormalization", "Concatenate",
+           "Dense", "Dot", "Dropout", "ELU", "Flatten", "GaussianDropout", "GaussianNoise", "Identity", "Input",
+           "InputLayer", "Layer", "LayerNormalization", "LeakyReLU", "Maximum", "Minimum", "Multiply", "Normalization",
+           "PReLU", "Parameter", "ReLU", "Rescaling", "Reshape", "Softmax", "Subtract", "UnitNormalization", "add",
+           "average", "concatenate", "deserialize", "dot", "maximum", "minimum", "multiply", "serialize", "subtract"]
 
 LAYER_CLASSES = registry.register("layer", (
     Activation, ActivityRegularization, AlphaDropout, BatchNormalization, Dense, Dropout, ELU, Flatten,
@@ -88,8 +91,7 @@ NOT_IN_GPUDL = {
     **dict.fromkeys(("LSTM", "GRU", "SimpleRNN", "Bidirectional", "RNN", "LSTMCell", "GRUCell", "SimpleRNNCell",
                      "ConvLSTM2D", "TimeDistributed", "Embedding", "Attention", "MultiHeadAttention"),
                     "recurrent and sequence"),
-    **dict.fromkeys(("Lambda", "Add", "Concatenate", "Multiply", "Average", "Subtract", "Dot", "Maximum",
-                     "Minimum"), "functional-API"),
+    "Lambda": "code-wrapping (a Lambda's function needs autodiff)",
 }
 
 

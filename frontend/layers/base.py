@@ -25,6 +25,7 @@ import numpy as np
 
 from gpudl.backend import floatx, get_backend
 from gpudl.errors import invalid_value
+from gpudl.frontend.layers.node import Node, is_symbolic
 from gpudl.naming import snake_case, unique_name
 
 def feature_shape(input_shape):
@@ -250,9 +251,15 @@ class Layer:
         return param
 
     # -- running ------------------------------------------------------------
+    takes_list = False  # merge layers take a list of inputs (forward) and give a list of gradients (backward)
+
     def __call__(self, x, training=False):
-        """Build from x.shape on first use, run forward, return a host NumPy array."""
+        """On arrays: build from x.shape on first use, run forward, return a host NumPy array.
+        On symbolic tensors (keras.Input and what layers made of it): build for their shape and
+        record the call as a node of a functional graph, returning its symbolic output."""
         self._refuse_call_only()
+        if is_symbolic(x):
+            return self._call_symbolic(x)
         backend = get_backend()
         x = backend.asarray(x if hasattr(x, "shape") else np.asarray(x))
         if x.ndim < 1:
@@ -263,6 +270,37 @@ class Layer:
             raise ValueError(f"Layer '{self.name}' expected input of shape (None, "
                              f"{', '.join(map(str, self.input_shape))}); received shape {tuple(x.shape)}.")
         return backend.to_numpy(self.forward(x.astype(self.dtype, copy=False), training=training))
+
+    def _call_symbolic(self, inputs):
+        tensors = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if self.takes_list != isinstance(inputs, (list, tuple)):
+            expected = "a list of tensors" if self.takes_list else "one tensor"
+            raise ValueError(f"Layer '{self.name}' ({type(self).__name__}) takes {expected}; received {inputs!r}.")
+        shapes = [tuple(t.shape[1:]) for t in tensors]
+        dtype = self.dtype or tensors[0].dtype or floatx()
+        output_shape = self.build_for(shapes if self.takes_list else shapes[0], dtype)
+        node = Node(self, tensors, output_shape, self.dtype or dtype)
+        self.__dict__.setdefault("_inbound_nodes", []).append(node)
+        return node.output
+
+    def _only_node(self, attribute):
+        nodes = self.__dict__.get("_inbound_nodes", [])
+        if len(nodes) != 1:
+            state = "was never called on symbolic tensors" if not nodes else f"was called {len(nodes)} times"
+            raise AttributeError(f"Layer '{self.name}' {state}: `{attribute}` is defined for a layer called "
+                                 f"once in a functional graph.")
+        return nodes[0]
+
+    @property
+    def input(self):
+        """The symbolic input of the layer's one call in a functional graph (a list for a merge)."""
+        node = self._only_node("input")
+        return node.inputs if self.takes_list else node.inputs[0]
+
+    @property
+    def output(self):
+        """The symbolic output of the layer's one call in a functional graph."""
+        return self._only_node("output").output
 
     def forward(self, x, training=False):
         self._refuse_call_only()

@@ -1,10 +1,13 @@
-"""Input: declares the shape of the model's inputs (batch axis excluded)."""
+"""Input: the symbolic tensor a model's inputs start from (keras.Input)."""
 
 from gpudl.errors import invalid_value
+from gpudl.frontend.layers.node import KerasTensor
 
 
-class Input:
-    """`Input(shape=(784,))` as the first element of a Sequential builds it at once.
+class Input(KerasTensor):
+    """`Input(shape=(784,))`: a symbolic tensor of Keras shape (None, 784). As the first element of
+    a Sequential it builds the model at once; called through layers, it starts a functional
+    graph (`keras.Model(inputs, outputs)`).
 
     Args (Keras's): shape (batch axis excluded) or batch_shape (batch axis first);
     batch_size (recorded); dtype; name. sparse, ragged, tensor and optional are
@@ -29,14 +32,14 @@ class Input:
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
             raise invalid_value("shape", "a tuple of positive ints (batch axis excluded)", shape, where)
-        self.shape = shape
+        super().__init__((None, *shape), name=name)
+        self.feature_shape = shape  # the shape of one sample
         self.batch_size = batch_size
         self.dtype = dtype
-        self.name = name
 
     @property
     def batch_shape(self):
-        return (self.batch_size,) + self.shape
+        return (self.batch_size,) + self.feature_shape
 
     def __repr__(self):
-        return f"<{type(self).__name__} shape=(None, {', '.join(map(str, self.shape))})>"
+        return f"<{type(self).__name__} shape=(None, {', '.join(map(str, self.feature_shape))})>"

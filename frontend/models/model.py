@@ -5,23 +5,34 @@ compile / fit / evaluate / predict; saving goes through gpudl.saving. A model ki
 structure: how its layers connect (`forward`, `backward`), how it builds and describes itself.
 """
 
+import numpy as np
+
+from gpudl import registry
 from gpudl.backend import get_backend
 from gpudl.frontend.layers.base import Layer
+from gpudl.frontend.layers.node import is_symbolic
 from gpudl.frontend.models.trainer import Trainer
 
-NO_FUNCTIONAL_API = ("gpudl has no functional API or subclassed Model (no autodiff): build a gpudl.Sequential of "
-                     "layers, and write a custom layer as a Layer with forward(x, training) and backward(dy).")
+NO_SUBCLASSED_MODEL = ("gpudl has no subclassed Model yet (a call() needs autodiff): build a gpudl.Sequential or a "
+                       "functional keras.Model(inputs, outputs) of layers, and write a custom layer as a Layer "
+                       "with forward(x, training) and backward(dy).")
 
 
 class Model(Trainer, Layer):
-    """keras.Model. Called directly (the functional API, `keras.Model(inputs, outputs)`) or
-    subclassed, it says what gpudl offers instead; `gpudl.Sequential` is a Model."""
+    """keras.Model: `keras.Model(inputs, outputs)` builds a functional model (Functional);
+    `gpudl.Sequential` is a Model too. Subclassing it says what gpudl offers instead."""
 
     builds_once = False  # a model builds again as layers arrive: the arena is laid out anew
     _label = "Model"
 
+    def __new__(cls, *args, **kwargs):
+        """keras.Model(inputs, outputs) is a functional model, as in Keras."""
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            return object.__new__(registry.find("Functional", ("model",)))
+        return object.__new__(cls)
+
     def __init__(self, *args, **kwargs):
-        raise NotImplementedError(NO_FUNCTIONAL_API)
+        raise NotImplementedError(NO_SUBCLASSED_MODEL)
 
     # -- structure ----------------------------------------------------------
     def _sublayers(self):
@@ -51,12 +62,12 @@ class Model(Trainer, Layer):
 
     @property
     def trainable(self):
-        return all(layer.trainable for layer in self.layers) if self.layers else True
+        return all(layer.trainable for layer in self._sublayers()) if self._sublayers() else True
 
     @trainable.setter
     def trainable(self, value):
         """Keras: setting it on the model sets it on every layer (nested ones included)."""
-        for layer in self.layers:
+        for layer in self._sublayers():
             layer.trainable = bool(value)
 
     def _ensure_built(self, x_shape):
@@ -66,9 +77,49 @@ class Model(Trainer, Layer):
     def __call__(self, x, training=False):
         """Forward pass; `training=True` keeps dropout on (Monte Carlo dropout) and
         uses batch statistics in batch-norm. Returns a backend array."""
+        if is_symbolic(x):  # a model used as a layer of a functional graph
+            return self._call_symbolic(x)
         x = self._check_x(x, "x")
         self._ensure_built(x.shape)
         return self.forward(get_backend().asarray(x), training=bool(training))
+
+    # -- description ----------------------------------------------------------
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
+                layer_range=None):
+        """Print a table of layers, output shapes and parameter counts, then the totals with
+        their sizes in bytes, as Keras (`Total params: 18,122 (70.79 KB)`)."""
+        print_fn = print_fn or print
+        if not self.built:
+            print_fn(f'Model: "{self.name}" (not built yet: call build, fit or predict)')
+            return
+        rows = self._summary_rows()
+        header = ("Layer (type)", "Output Shape", "Param #")
+        widths = [max(len(r[i]) for r in rows + [header]) + 2 for i in range(3)]
+        line = "─" * sum(widths)
+        print_fn(f'Model: "{self.name}"')
+        print_fn(line)
+        print_fn("".join(h.ljust(w) for h, w in zip(header, widths)))
+        print_fn(line)
+        for row in rows:
+            print_fn("".join(c.ljust(w) for c, w in zip(row, widths)))
+        print_fn(line)
+        itemsize = np.dtype(self.dtype).itemsize
+        trainable = sum(int(np.prod(p.shape)) for p in self.trainable_weights)
+        weights = self.count_params()
+        optimizer = self._optimizer_param_count()  # Keras counts them in the total once built
+        print_fn(f" Total params: {weights + optimizer:,} ({readable_memory_size((weights + optimizer) * itemsize)})")
+        print_fn(f" Trainable params: {trainable:,} ({readable_memory_size(trainable * itemsize)})")
+        print_fn(f" Non-trainable params: {weights - trainable:,} ({readable_memory_size((weights - trainable) * itemsize)})")
+        if optimizer:
+            print_fn(f" Optimizer params: {optimizer:,} ({readable_memory_size(optimizer * itemsize)})")
+
+    def _optimizer_param_count(self):
+        """Keras's optimizer variables once built: the step counter, the learning rate (unless a
+        schedule drives it) and the slots; 0 before the first step (Keras builds it then)."""
+        if not (self.compiled and self.built and self.optimizer.slots and int(self.optimizer.iterations) > 0):
+            return 0
+        counter_and_slots = sum(int(np.prod(v.shape)) for v in self.optimizer.variables)
+        return counter_and_slots + (0 if callable(self.optimizer._learning_rate) else 1)
 
     # -- files --------------------------------------------------------------
     def save(self, filepath, overwrite=True, zipped=None):
@@ -96,3 +147,12 @@ class Model(Trainer, Layer):
         from gpudl.saving import export
 
         export(self, filepath, format=format)
+
+
+def readable_memory_size(size):
+    """Bytes in Keras's summary units: 70.79 KB (powers of 1024, two decimals)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size / 1024 < 1:
+            return f"{size:.2f} {unit}"
+        size /= 1024
+    return f"{size:.2f} PB"

@@ -63,10 +63,13 @@ class Sequential(Model):
         if isinstance(layer, Input):  # keras.Input or an InputLayer
             if self.layers or self._feature_shape is not None:
                 raise ValueError(f"Sequential '{self.name}': an Input must be the first element of the model.")
-            self._feature_shape = tuple(layer.shape)
+            self._feature_shape = tuple(layer.feature_shape)
             self._input_layer = layer if isinstance(layer, InputLayer) else InputLayer(
-                shape=layer.shape, dtype=self.dtype, name=getattr(layer, "name", None))
+                shape=layer.feature_shape, dtype=self.dtype, name=getattr(layer, "name", None))
             return
+        if isinstance(layer, Model) and not isinstance(layer, Sequential):
+            raise NotImplementedError(f"Sequential '{self.name}': a functional model as a layer of a Sequential is not "
+                                      f"in gpudl yet; add its layers, or call it in a functional graph.")
         if not isinstance(layer, Layer):
             hint = (" The functional API (keras.Model(inputs, outputs)) is not supported: build a "
                     "gpudl.Sequential." if callable(layer) else "")
@@ -234,46 +237,14 @@ class Sequential(Model):
                          metrics=list(self._metric_names), weighted_metrics=list(self._weighted_metric_names))
         return twin
 
-    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
-                layer_range=None):
-        """Print a table of layers, output shapes and parameter counts, then the totals with
-        their sizes in bytes, as Keras (`Total params: 18,122 (70.79 KB)`)."""
-        print_fn = print_fn or print
-        if not self.built:
-            print_fn(f'Model: "{self.name}" (not built yet: call build, fit or predict)')
-            return
+    def _summary_rows(self):
+        """(layer (type), output shape, parameters) of each layer, as Keras lists them."""
         rows, shape = [], self._feature_shape
         for layer in self.layers:
             shape = layer.output_feature_shape(shape)
             rows.append((f"{layer.name} ({type(layer).__name__})", f"(None, {', '.join(map(str, shape))})",
                          f"{layer.count_params():,}"))
-        header = ("Layer (type)", "Output Shape", "Param #")
-        widths = [max(len(r[i]) for r in rows + [header]) + 2 for i in range(3)]
-        line = "─" * sum(widths)
-        print_fn(f'Model: "{self.name}"')
-        print_fn(line)
-        print_fn("".join(h.ljust(w) for h, w in zip(header, widths)))
-        print_fn(line)
-        for row in rows:
-            print_fn("".join(c.ljust(w) for c, w in zip(row, widths)))
-        print_fn(line)
-        itemsize = np.dtype(self.dtype).itemsize
-        trainable = sum(int(np.prod(p.shape)) for p in self.trainable_weights)
-        weights = self.count_params()
-        optimizer = self._optimizer_param_count()  # Keras counts them in the total once built
-        print_fn(f" Total params: {weights + optimizer:,} ({readable_memory_size((weights + optimizer) * itemsize)})")
-        print_fn(f" Trainable params: {trainable:,} ({readable_memory_size(trainable * itemsize)})")
-        print_fn(f" Non-trainable params: {weights - trainable:,} ({readable_memory_size((weights - trainable) * itemsize)})")
-        if optimizer:
-            print_fn(f" Optimizer params: {optimizer:,} ({readable_memory_size(optimizer * itemsize)})")
-
-    def _optimizer_param_count(self):
-        """Keras's optimizer variables once built: the step counter, the learning rate (unless a
-        schedule drives it) and the slots; 0 before the first step (Keras builds it then)."""
-        if not (self.compiled and self.built and self.optimizer.slots and int(self.optimizer.iterations) > 0):
-            return 0
-        counter_and_slots = sum(int(np.prod(v.shape)) for v in self.optimizer.variables)
-        return counter_and_slots + (0 if callable(self.optimizer._learning_rate) else 1)
+        return rows
 
     # -- as a layer of another Sequential -------------------------------------
     def build_for(self, input_shape, dtype):
@@ -290,15 +261,6 @@ class Sequential(Model):
         for layer in self.layers:
             input_shape = layer.output_feature_shape(input_shape)
         return tuple(input_shape)
-
-
-def readable_memory_size(size):
-    """Bytes in Keras's summary units: 70.79 KB (powers of 1024, two decimals)."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size / 1024 < 1:
-            return f"{size:.2f} {unit}"
-        size /= 1024
-    return f"{size:.2f} PB"
 
 
 def _serialize_layer(layer):
