@@ -13,9 +13,7 @@ Trainer trains it as it trains a Sequential.
 
 from gpudl import random as gpudl_random
 from gpudl import registry
-from gpudl.arena import ParameterArena
-from gpudl.backend import floatx, get_backend
-from gpudl.frontend.layers.dropout import Dropout
+from gpudl.backend import floatx
 from gpudl.frontend.layers.input_layer import InputLayer
 from gpudl.frontend.layers.node import KerasTensor
 from gpudl.frontend.models.model import Model
@@ -139,24 +137,11 @@ class Functional(Model):
 
     def build(self, input_shape=None):
         """Lay out the trainable parameters of every layer (built when called) in one arena."""
-        leaves = self._leaves()
-        for index, layer in enumerate(leaves):
-            if isinstance(layer, Dropout):
-                layer.base_seed = layer.seed if layer.seed is not None else self.seed
-                layer.index = index
         # a layer that reads only the model's input gives no input gradient (nothing below it learns)
         deeper = {id(node.layer) for node in self._nodes if any(t is not self._input_tensor for t in node.inputs)}
         for layer in self._graph_layers:
             layer.input_gradient_needed = id(layer) in deeper
-        trainable = [p for layer in leaves for p in layer.weights if p.trainable]
-        self.arena = ParameterArena(trainable, self.dtype)
-        for layer in leaves:  # state (moving statistics) moves to the device too
-            for p in layer.weights:
-                if not p.trainable:
-                    p.value = get_backend().asarray(p.value)
-        self.built = True
-        if self.compiled:
-            self.optimizer.build(self.arena)
+        self._lay_out()
 
     def build_for(self, input_shape, dtype):
         if tuple(input_shape) != self._feature_shape:

@@ -9,7 +9,9 @@ import numpy as np
 
 from gpudl import registry
 from gpudl.backend import get_backend
+from gpudl.arena import ParameterArena
 from gpudl.frontend.layers.base import Layer
+from gpudl.frontend.layers.dropout import Dropout
 from gpudl.frontend.layers.node import is_symbolic
 from gpudl.frontend.models.trainer import Trainer
 
@@ -69,6 +71,24 @@ class Model(Trainer, Layer):
         """Keras: setting it on the model sets it on every layer (nested ones included)."""
         for layer in self._sublayers():
             layer.trainable = bool(value)
+
+    def _lay_out(self):
+        """Once every layer is built: seed each Dropout from the model (its seed and its index among
+        the layers), lay out the trainable parameters in one arena, move the other weights (moving
+        statistics) to the device, and build the optimizer's slots over the arena."""
+        leaves = self._leaves()
+        for index, layer in enumerate(leaves):
+            if isinstance(layer, Dropout):
+                layer.base_seed = layer.seed if layer.seed is not None else self.seed
+                layer.index = index
+        self.arena = ParameterArena([p for layer in leaves for p in layer.weights if p.trainable], self.dtype)
+        for layer in leaves:
+            for p in layer.weights:
+                if not p.trainable:
+                    p.value = get_backend().asarray(p.value)
+        self.built = True
+        if self.compiled:
+            self.optimizer.build(self.arena)
 
     def _ensure_built(self, x_shape):
         if not self.built:

@@ -10,12 +10,10 @@ import numpy as np
 
 from gpudl import random as gpudl_random
 from gpudl import registry
-from gpudl.arena import ParameterArena
-from gpudl.backend import floatx, get_backend
+from gpudl.backend import floatx
 from gpudl.errors import invalid_value
 from gpudl.frontend import losses as losses_module
 from gpudl.frontend.layers.base import Layer
-from gpudl.frontend.layers.dropout import Dropout
 from gpudl.frontend.layers.input import Input
 from gpudl.frontend.layers.input_layer import InputLayer
 from gpudl.frontend.models.model import Model
@@ -114,26 +112,15 @@ class Sequential(Model):
         self._feature_shape = input_shape
         leaves = self._leaves()
         shape = input_shape
-        for index, layer in enumerate(leaves):
+        for layer in leaves:
             shape = layer.build_for(shape, self.dtype)
-            if isinstance(layer, Dropout):
-                layer.base_seed = layer.seed if layer.seed is not None else self.seed
-                layer.index = index
         self._output_feature_shape = shape
         # backward stops at the first layer with parameters: nothing below it learns
         with_params = [i for i, layer in enumerate(leaves) if any(p.trainable for p in layer.weights)]
         self._backward_start = (with_params or [len(leaves)])[0]
         for index, layer in enumerate(leaves):
             layer.input_gradient_needed = index > self._backward_start
-        trainable = [p for layer in leaves for p in layer.weights if p.trainable]
-        self.arena = ParameterArena(trainable, self.dtype)
-        for layer in leaves:  # state (moving statistics) moves to the device too
-            for p in layer.weights:
-                if not p.trainable:
-                    p.value = get_backend().asarray(p.value)
-        self.built = True
-        if self.compiled:
-            self.optimizer.build(self.arena)
+        self._lay_out()
 
     @property
     def input_shape(self):

@@ -12,6 +12,10 @@ from gpudl.registry import CustomObjectScope, custom_object_scope, find, get_cus
 from gpudl.saving.atomic import write_atomically
 from gpudl.saving.weights_file import WEIGHTS_SUFFIX, load_weights, save_weights
 
+__all__ = ["CustomObjectScope", "WEIGHTS_SUFFIX", "custom_object_scope", "deserialize_keras_object", "export",
+           "get_custom_objects", "load_model", "load_weights", "register_keras_serializable", "save_model",
+           "save_weights", "serialize_keras_object", "write_atomically"]
+
 LEGACY_SUFFIXES = (".h5", ".hdf5")
 
 
