@@ -228,3 +228,86 @@ def test_save_weights_is_atomic_and_respects_overwrite(tmp_path):
     with pytest.raises(FileExistsError):
         model.save_weights(path, overwrite=False)
     assert [p.name for p in tmp_path.iterdir()] == ["m.weights.h5"]
+
+
+def legacy_file(path, arrays, names):
+    """Write gpudl's former content: np.savez of names (JSON as uint8) and weight_<i>."""
+    with open(path, "wb") as f:
+        np.savez(f, names=np.frombuffer(json.dumps(names).encode("utf-8"), dtype=np.uint8),
+                 **{f"weight_{i}": w for i, w in enumerate(arrays)})
+
+
+def small_model(seed=0):
+    gpudl.utils.set_random_seed(seed)
+    return gpudl.Sequential([gpudl.Input((4,)), L.Dense(3), L.BatchNormalization()])
+
+
+def refused_legacy(tmp_path, write, match):
+    path = tmp_path / "old.weights.h5"
+    write(path)
+    model = small_model(seed=1)
+    before = model.get_weights()
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match=match):
+        model.load_weights(path)
+    assert_same_weights(before, model.get_weights())
+
+
+def test_legacy_names_that_swap_moving_mean_and_variance_are_refused(tmp_path):
+    model = small_model()
+    names = [p.name for p in model.weights]
+    names[-2], names[-1] = names[-1], names[-2]
+    refused_legacy(tmp_path, lambda path: legacy_file(path, model.get_weights(), names),
+                   r"weights are named \[.*'moving_variance', 'moving_mean'\]")
+
+
+def test_legacy_zip_bomb_is_refused_from_the_directory(tmp_path):
+    model = small_model()
+
+    def write(path):
+        import zipfile
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for i, w in enumerate(model.get_weights()):
+                archive.writestr(f"weight_{i}.npy", b"\x93NUMPY" + bytes(8 << 20) if i == 0 else w.tobytes())
+    refused_legacy(tmp_path, write, "possible zip bomb")
+
+
+def test_legacy_header_declaring_a_huge_shape_is_refused_before_reading(tmp_path):
+    model = small_model()
+
+    def write(path):
+        import io
+        import zipfile
+        with zipfile.ZipFile(path, "w") as archive:
+            for i, w in enumerate(model.get_weights()):
+                buffer = io.BytesIO()
+                np.lib.format.write_array_header_1_0(buffer, {"descr": "<f4", "fortran_order": False,
+                                                              "shape": (1 << 20, 1 << 20) if i == 0 else w.shape})
+                archive.writestr(f"weight_{i}.npy", buffer.getvalue() + w.tobytes())
+    refused_legacy(tmp_path, write, r"weight 'dense\w*/kernel' has shape \(4, 3\); the file's weight_0\.npy has "
+                                     r"shape \(1048576, 1048576\)")
+
+
+def test_legacy_complex_or_unknown_members_are_refused(tmp_path):
+    model = small_model()
+    weights = model.get_weights()
+    names = [p.name for p in model.weights]
+    refused_legacy(tmp_path, lambda path: legacy_file(path, weights[:-1] + [weights[-1] + 1j], names),
+                   r"weight_5\.npy.*dtype complex64; expected plain real numbers")
+
+    def extra(path):
+        with open(path, "wb") as f:
+            np.savez(f, **{f"weight_{i}": w for i, w in enumerate(weights)}, payload=np.zeros(3))
+    refused_legacy(tmp_path, extra, r"member 'payload\.npy' is not part of a gpudl weights file")
+
+
+def test_legacy_skip_mismatch_keeps_the_mismatched_weight(tmp_path):
+    source, model = small_model(), small_model(seed=1)
+    weights = source.get_weights()
+    weights[0] = np.zeros((4, 7), np.float32)
+    path = tmp_path / "old.weights.h5"
+    legacy_file(path, weights, [p.name for p in model.weights])
+    kernel = model.get_weights()[0]
+    with pytest.warns(DeprecationWarning):
+        model.load_weights(path, skip_mismatch=True)
+    np.testing.assert_array_equal(model.get_weights()[0], kernel)
+    assert_same_weights(source.get_weights()[1:], model.get_weights()[1:])

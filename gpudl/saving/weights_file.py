@@ -16,20 +16,22 @@ DeprecationWarning; save them again to get the Keras file.
 """
 
 import io
-import json
 import os
+import re
 import warnings
 import zipfile
+import zlib
 
 import numpy as np
 
-from gpudl.saving import keras_archive
+from gpudl.saving import keras_archive, limits
 from gpudl.saving.atomic import write_atomically
 
 WEIGHTS_SUFFIX = ".weights.h5"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
 H5PY_NEEDED = "Keras weights files (.weights.h5) are"
+LEGACY_MEMBER = re.compile(r"names\.npy|weight_(0|[1-9][0-9]{0,8})\.npy")
 
 
 def save_weights(model, filepath, overwrite=True):
@@ -117,24 +119,89 @@ def _refuse_unknown_groups(h5, plan, path, prefix=""):
 
 
 def _read_legacy_zip(model, path, skip_mismatch):
-    """gpudl's former content: a zip of .npy arrays weight_0, weight_1, ... (np.savez), read with
-    allow_pickle=False."""
+    """gpudl's former content: a zip of .npy arrays weight_0, weight_1, ... and names (np.savez),
+    checked from the zip's directory and each .npy header before anything is inflated: no bomb,
+    one member per weight of the model, plain numeric arrays of the weights' shapes, the names
+    the model's."""
     warnings.warn(f"{path!r} is in gpudl's former weights format (a zip of .npy arrays), which Keras cannot "
                   f"read; it still loads, but save it again with save_weights to get Keras's HDF5 file.",
                   DeprecationWarning, stacklevel=4)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            count = sum(1 for name in data.files if name.startswith("weight_"))
-            weights = [data[f"weight_{i}"] for i in range(count)]
-            names = json.loads(bytes(data["names"]).decode("utf-8")) if "names" in data.files else None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"Cannot load weights from {path!r}: not a readable gpudl weights file "
-                         f"(truncated or corrupted?): {error}") from None
     params = model.weights
-    if len(weights) != len(params):
-        raise ValueError(f"{path!r} holds {len(weights)} weights but model '{model.name}' has {len(params)}.")
-    if names is not None and len(names) != len(weights):
-        raise ValueError(f"{path!r} names {len(names)} weights but holds {len(weights)}.")
-    if skip_mismatch:
-        weights = [w if w.shape == p.shape else p.numpy() for w, p in zip(weights, params)]
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = _legacy_members(archive)
+            found = sorted(name for name in members if name.startswith("weight_"))
+            if found != sorted(f"weight_{i}.npy" for i in range(len(found))) or len(found) != len(params):
+                raise ValueError(f"it holds {len(found)} weights ({', '.join(found[:5])}"
+                                 f"{', ...' if len(found) > 5 else ''}) but model '{model.name}' has {len(params)}")
+            if "names.npy" in members:
+                names = _legacy_array(archive, members["names.npy"], None, "names")
+                names = limits.parse_json(names.tobytes(), "names.npy")
+                if names != [p.name for p in params]:
+                    raise ValueError(f"its weights are named {names}; model '{model.name}' has "
+                                     f"{[p.name for p in params]}")
+            weights = []
+            for i, p in enumerate(params):
+                try:
+                    weights.append(_legacy_array(archive, members[f"weight_{i}.npy"], p.shape, f"'{p.path}'"))
+                except _LegacyMismatch:
+                    if not skip_mismatch:
+                        raise
+                    weights.append(p.numpy())
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as error:
+        raise ValueError(f"Cannot load weights from {path!r}: {error}") from None
     return weights
+
+
+class _LegacyMismatch(ValueError):
+    """A weight's shape differs from the model's (skip_mismatch keeps the model's)."""
+
+
+def _legacy_members(archive):
+    """{member name: ZipInfo} from the zip's directory alone: few, plain, no bombs."""
+    infos = archive.infolist()
+    if len(infos) > limits.MAX_MEMBERS:
+        raise ValueError(f"it has {len(infos)} members; at most {limits.MAX_MEMBERS} are accepted")
+    members = {}
+    for info in infos:
+        if info.filename in members or not LEGACY_MEMBER.fullmatch(info.filename):
+            raise ValueError(f"member {info.filename!r} is not part of a gpudl weights file (expected names.npy "
+                             f"and weight_<i>.npy, once each)")
+        if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ValueError(f"member {info.filename!r} is encrypted or compressed with method {info.compress_type}")
+        if limits.too_expanded(info.file_size, info.compress_size):
+            raise ValueError(f"member {info.filename!r} declares {info.file_size} bytes but stores only "
+                             f"{info.compress_size}: refusing a possible zip bomb")
+        members[info.filename] = info
+    return members
+
+
+def _legacy_array(archive, info, shape, what):
+    """The .npy member's array after its header is checked: a plain float/integer dtype, the
+    expected `shape` (None: one dimension of at most MAX_JSON_BYTES elements, for names), and a
+    byte size equal to what the member holds."""
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise ValueError(f"member {info.filename!r}: .npy format version {version}; expected 1.0 or 2.0")
+        declared, fortran_order, dtype = read_header(member, max_header_size=limits.MAX_NPY_HEADER_BYTES)
+        if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in "fiu":
+            raise ValueError(f"member {info.filename!r} ({what}) holds dtype {dtype}; expected plain real numbers")
+        declared = tuple(declared)
+        if shape is None:
+            if len(declared) != 1 or declared[0] > limits.MAX_JSON_BYTES:
+                raise ValueError(f"member {info.filename!r} declares shape {declared}")
+        elif declared != tuple(shape):
+            raise _LegacyMismatch(f"weight {what} has shape {tuple(shape)}; the file's {info.filename} has shape "
+                                  f"{declared}")
+        if member.tell() + int(np.prod(declared)) * dtype.itemsize != info.file_size:
+            raise ValueError(f"member {info.filename!r} declares {declared} {dtype} but holds "
+                             f"{info.file_size - member.tell()} bytes of data")
+        size = int(np.prod(declared)) * dtype.itemsize
+        data = member.read(size + 1)  # the size the directory declares, checked above; zipfile checks the CRC
+    if len(data) != size:
+        raise ValueError(f"member {info.filename!r} holds {len(data)} bytes of data; its header declares {size}")
+    array = np.frombuffer(data, dtype=dtype)
+    return array.reshape(declared[::-1]).T.copy() if fortran_order else array.reshape(declared).copy()
