@@ -152,6 +152,15 @@ def test_unknown_duplicate_and_missing_config_members_are_refused(good, tmp_path
     refused(tmp_path / "twice.npz", "member 'config.npy' appears twice")
 
 
+def test_zip_declaring_millions_of_members_is_refused_before_its_directory_is_read(good, tmp_path):
+    path, _ = good
+    data = bytearray(path.read_bytes())
+    end = data.rindex(b"PK\x05\x06")  # the end-of-central-directory record: entry counts at +8 and +10
+    data[end + 8:end + 12] = (0xFFFE).to_bytes(2, "little") * 2
+    (tmp_path / "many.npz").write_bytes(bytes(data))
+    refused(tmp_path / "many.npz", "it declares 65534 members; at most")
+
+
 # -- the configuration: size, depth, finite numbers, counters ----------------------------------------
 def test_config_asking_for_a_100_gb_dense_is_refused_before_building(good, tmp_path):
     path, _ = good

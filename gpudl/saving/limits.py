@@ -8,7 +8,7 @@ import json
 import math
 import numbers
 
-MAX_MEMBERS = 100_000  # a model file holds a few members per layer
+MAX_MEMBERS = 10_000  # a model file holds a few members per layer (thousands of layers)
 MAX_EXPANSION = 100  # np.savez stores members uncompressed; inflating more than this is a bomb
 EXPANSION_FLOOR_BYTES = 1 << 20  # below this, any ratio is harmless
 MAX_JSON_BYTES = 64 << 20  # far above any configuration of a model gpudl can hold

@@ -72,6 +72,7 @@ def load_npz(path, custom_objects=None, compile=True, metadata=False):
     the member and what was expected; nothing is returned half-loaded."""
     path = os.fspath(path)
     try:
+        _check_member_count(path)
         with zipfile.ZipFile(path) as archive:
             members = _members(archive)
             headers = {name: _header(archive, info) for name, info in members.items()}
@@ -84,7 +85,19 @@ def load_npz(path, custom_objects=None, compile=True, metadata=False):
                          f"(truncated or corrupted?): {error}") from None
     except (KeyError, TypeError, IndexError, AttributeError) as error:
         raise ValueError(f"Cannot load {path!r}: its configuration is malformed ({error!r}).") from None
+    except ValueError as error:  # a class or an argument the configuration names
+        raise ValueError(f"Cannot load {path!r}: {error}") from None
     return (model, extra) if metadata else model
+
+
+def _check_member_count(path):
+    """Refuse a zip whose end record declares more than MAX_MEMBERS members, before zipfile
+    reads its central directory into memory (a ZipInfo per member)."""
+    with open(path, "rb") as f:
+        record = zipfile._EndRecData(f)  # the end-of-central-directory record alone (zip64 aware)
+    if record is not None and record[zipfile._ECD_ENTRIES_TOTAL] > limits.MAX_MEMBERS:
+        raise _Refusal(f"it declares {record[zipfile._ECD_ENTRIES_TOTAL]} members; at most "
+                       f"{limits.MAX_MEMBERS} are accepted")
 
 
 class _Refusal(ValueError):
@@ -202,12 +215,7 @@ def _config(archive, members, headers):
         raise _Refusal(f"member 'config.npy' has {header.describe()}; expected uint8 bytes of shape (n,)")
     if header.nbytes > limits.MAX_JSON_BYTES:
         raise _Refusal(f"member 'config.npy' is {header.nbytes} bytes; at most {limits.MAX_JSON_BYTES} are accepted")
-    try:
-        config = limits.parse_json(bytes(_Arrays(archive, members, headers).read("config")), "member 'config.npy'")
-    except _Refusal:
-        raise
-    except ValueError as error:
-        raise _Refusal(str(error)) from None
+    config = _check(limits.parse_json, bytes(_Arrays(archive, members, headers).read("config")), "member 'config.npy'")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise _Refusal(f"it is not a {FORMAT} file")
     if not isinstance(config.get("model"), dict):
