@@ -206,6 +206,11 @@ def _layer_class_name(layer):
     return "Sequential" if _is_sequential(layer) else _keras_name_of("layer", type(layer))
 
 
+def _variables(layer):
+    """A layer's variables in its group; an input layer (a functional graph's) has none."""
+    return getattr(layer, "weights", [])
+
+
 def _group_class_name(layer):
     """The class name Keras names a layer's HDF5 group after: its Keras class, or for a layer
     without one (a user's custom layer) its own class name, as Keras does for custom layers."""
@@ -408,7 +413,7 @@ def _write_layers(h5, prefix, layers):
         if _is_sequential(layer):
             _write_layers(h5, path + "/", layer.layers)
             continue
-        for i, p in enumerate(layer.weights):
+        for i, p in enumerate(_variables(layer)):
             h5[f"{path}/vars/{i}"] = get_backend().to_numpy(p.value)
 
 
@@ -897,15 +902,15 @@ def _read_layer_variables(h5, plan, model, prefix="", skipped=None):
         if isinstance(planned, _Plan):
             arrays += _read_layer_variables(h5, planned, layer, path + "/", skipped)
             continue
-        expected = [(p.shape, "f" if p.value.dtype.kind == "f" else "iu") for p in layer.weights]
+        expected = [(p.shape, "f" if p.value.dtype.kind == "f" else "iu") for p in _variables(layer)]
         try:
             arrays += _h5_arrays(_h5_group(h5, path + "/vars"), path + "/vars", expected)
         except _Mismatch as error:
             if skipped is None:
-                weights = ", ".join(f"'{p.path}' {p.shape}" for p in layer.weights) or "none"
+                weights = ", ".join(f"'{p.path}' {p.shape}" for p in _variables(layer)) or "none"
                 raise _Mismatch(f"layer '{layer.name}' (weights: {weights}): {error}") from None
             skipped.append(path)
-            arrays += [p.numpy() for p in layer.weights]
+            arrays += [p.numpy() for p in _variables(layer)]
     return arrays
 
 
