@@ -66,10 +66,19 @@ def test_sample_weight_overflowing_float32_is_refused():
                      r"argument `sample_weight`.*float32.*index \(4,\)")
 
 
+def test_targets_overflowing_float32_are_refused_naming_y():
+    model = trained_model("mse")
+    y = Y_VALUES.copy()
+    y[6, 1] = -1e39
+    assert_unchanged(model, lambda: model.fit(X, y, verbose=0),
+                     r"argument `y`.*float32, at most 3\.40282e\+38.*index \(6, 1\).*Received: y=-1e\+39")
+    assert_unchanged(model, lambda: model.evaluate(X, y, verbose=0), r"argument `y`.*index \(6, 1\)")
+
+
 def test_a_float64_model_takes_what_float32_cannot_hold():
     model = gpudl.Sequential([gpudl.Input((4,)), Dense(3)], dtype="float64")
-    x = overflowing_x() * 1e-300  # no overflow here: just check large-but-fitting inputs pass
-    assert np.isfinite(model.predict(x, verbose=0)).all()
+    output = model.predict(overflowing_x(), verbose=0)  # 1e39 fits float64
+    assert output.dtype == np.float64 and np.isfinite(output).all() and np.abs(output[3]).max() > 1e37
 
 
 @pytest.mark.parametrize("targets, kind", [

@@ -54,6 +54,14 @@ def converted(array, dtype, where):
     return result
 
 
+def check_fits(array, dtype, where):
+    """Refuse (as `converted` does) float values of `array` beyond `dtype`'s range, keeping its dtype:
+    targets, which the loss casts to the model's dtype."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f" and array.dtype.kind == "f" and array.dtype.itemsize > dtype.itemsize:
+        converted(array, dtype, where)
+
+
 def check_x(x, feature_shape, dtype, where, owner):
     """Any array-like (NumPy of any layout, a list, a torch CPU tensor) as one C-contiguous
     array of `dtype`, after checking its dtype, its shape against `feature_shape` (the input

@@ -94,6 +94,7 @@ class Trainer:
         """(x, y) checked and converted; the model is built for x on the way (y's shape depends on it)."""
         x = self._check_x(x, where_x)
         y = data_adapter.check_y(y, len(x), where_x, where_y)
+        data_adapter.check_fits(y, self.dtype, where_y)
         self._prepare_to_run(x.shape)
         return x, np.ascontiguousarray(self.compiled_loss.prepare_targets(y, self._output_feature_shape, where_y))
 
