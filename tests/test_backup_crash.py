@@ -22,7 +22,8 @@ WORKER = textwrap.dedent(r'''
     from gpudl import layers
     from gpudl.callbacks import BackupAndRestore
 
-    root, double_checkpoint, random_kills, double_kills = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), int(sys.argv[4])
+    root, double_checkpoint = sys.argv[1], sys.argv[2] == "1"
+    random_kills, double_kills = int(sys.argv[3]), int(sys.argv[4])
     rng = np.random.default_rng(0)
     X, Y = rng.normal(size=(24, 4)), rng.integers(0, 3, size=24)
     EPOCHS, DEADLINE = 2, 20.0
@@ -57,6 +58,7 @@ WORKER = textwrap.dedent(r'''
         for name in ("replace", "rename", "remove", "unlink", "rmdir", "mkdir", "makedirs", "fsync", "close"):
             wrap(os, name)
         wrap(tempfile, "mkstemp")
+        write_op = wrap(sys.modules[__name__], "write")
         real_fdopen = os.fdopen
         class Writer:  # a file whose 1st, 2nd, 32nd, 64th... writes are file operations too
             def __init__(self, f):
@@ -67,18 +69,15 @@ WORKER = textwrap.dedent(r'''
                 return self
             def __exit__(self, *exc):
                 return self._f.__exit__(*exc)
-            write = None
-        def write(self, data):
-            self._writes += 1
-            if self._writes in (1, 2) or self._writes % 32 == 0:
-                write_op()
-            return self._f.write(data)
-        Writer.write = write
-        write_op = wrap(sys.modules[__name__], "_write_op")
+            def write(self, data):
+                self._writes += 1
+                if self._writes in (1, 2) or self._writes % 32 == 0:
+                    write_op()
+                return self._f.write(data)
         os.fdopen = lambda *args, **kwargs: Writer(real_fdopen(*args, **kwargs))
 
-    def _write_op():
-        pass
+    def write():
+        """Stands for one write into a file being saved (counted by inject)."""
 
     def run(backup_dir, kill_at=0, when="before", kill_after_s=None):
         """Fork a run; returns ("killed", ops) or ("done", weights bytes, ops)."""
@@ -213,7 +212,7 @@ def test_sigkill_around_every_file_operation_resumes_bit_identical(tmp_path, dou
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["ops"] >= 20, summary  # every save: mkstemp, writes, fsync, close, replace; the clean-up
-    assert {"mkstemp", "_write_op", "fsync", "replace", "unlink", "rmdir"} <= set(summary["op_names"]), summary
+    assert {"mkstemp", "write", "fsync", "replace", "unlink", "rmdir"} <= set(summary["op_names"]), summary
     assert summary["kills"] >= 2 * summary["ops"], summary
     assert summary["not_identical"] == [], summary
     assert summary["leftovers"] == [], summary

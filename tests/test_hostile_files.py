@@ -179,6 +179,15 @@ def test_config_asking_for_a_100_gb_dense_is_refused_before_building(good, tmp_p
     refused(write_zip(tmp_path / "input.npz", with_config(arrays, config)), "the input has shape")
 
 
+def test_config_declaring_too_many_layers_is_refused_before_building_any(good, tmp_path):
+    path, _ = good
+    arrays = arrays_of(path)
+    config = config_of(arrays)
+    config["model"]["layers"] += [{"class_name": "Dropout", "config": {"rate": 0.1}}] * 20_000
+    refused(write_zip(tmp_path / "layers.npz", with_config(arrays, config)),
+            "the model declares 20005 layers; at most 10000")
+
+
 @pytest.mark.parametrize("depth", [100, 200_000])
 def test_deeply_nested_json_is_refused(good, tmp_path, depth):
     path, _ = good

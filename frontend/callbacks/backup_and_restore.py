@@ -71,7 +71,7 @@ class BackupAndRestore(Callback):
 
         saved, metadata = load_npz(path, get_custom_objects(), metadata=True)
         training_state.copy(self.model, saved)
-        if metadata is None and os.path.exists(self._metadata_path):  # backups written before the epoch moved into latest.npz
+        if metadata is None and os.path.exists(self._metadata_path):  # written before the epoch moved into the npz
             with open(self._metadata_path) as f:
                 metadata = json.load(f)
         epoch = (metadata or {}).get("epoch", saved.epochs_done)

@@ -13,6 +13,7 @@ MAX_EXPANSION = 100  # np.savez stores members uncompressed; inflating more than
 EXPANSION_FLOOR_BYTES = 1 << 20  # below this, any ratio is harmless
 MAX_JSON_BYTES = 64 << 20  # far above any configuration of a model gpudl can hold
 MAX_JSON_DEPTH = 64  # a Sequential config nests about 6 levels per nested model
+MAX_LAYERS = 10_000  # layers of one model, nested models' included
 MAX_COUNTER = 2 ** 62  # epochs, optimizer steps, random layers' calls: far above any run
 MAX_SAMPLE_ELEMENTS = 1 << 28  # the features of one sample at any layer
 MAX_NPY_HEADER_BYTES = 10_000  # numpy's own default for a safe header

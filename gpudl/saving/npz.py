@@ -220,6 +220,9 @@ def _config(archive, members, headers):
         raise _Refusal(f"it is not a {FORMAT} file")
     if not isinstance(config.get("model"), dict):
         raise _Refusal("member 'config.npy': 'model' must be a Sequential configuration (a JSON object)")
+    if _layer_count(config["model"]) > limits.MAX_LAYERS:
+        raise _Refusal(f"member 'config.npy': the model declares {_layer_count(config['model'])} layers; at most "
+                       f"{limits.MAX_LAYERS} are accepted")
     _check(limits.counter, config.get("epochs_done"), "member 'config.npy': epochs_done")
     calls = config.get("dropout_calls")
     if not isinstance(calls, dict):
@@ -235,6 +238,19 @@ def _config(archive, members, headers):
             raise _Refusal("member 'config.npy': compile must be an object with an optimizer")
         _check(limits.counter, spec.get("iterations"), "member 'config.npy': compile.iterations")
     return config
+
+
+def _layer_count(model_config):
+    """The layers a Sequential configuration declares, nested models' included."""
+    count, pending = 0, [model_config]
+    while pending:
+        layers = pending.pop().get("layers")
+        for entry in layers if isinstance(layers, list) else ():
+            count += 1
+            inner = entry.get("config") if isinstance(entry, dict) else None
+            if isinstance(inner, dict) and "layers" in inner:
+                pending.append(inner)
+    return count
 
 
 def _check(check, value, what):
@@ -312,6 +328,8 @@ def _check_weights(expected, arrays):
         if header.dtype != np.uint8 or len(header.shape) != 1 or header.nbytes > limits.MAX_JSON_BYTES:
             raise _Refusal(f"member 'names.npy' has {header.describe()}; expected uint8 JSON bytes")
         names = _check(limits.parse_json, bytes(arrays.read("names")), "member 'names.npy'")
+        if not isinstance(names, list):
+            raise _Refusal(f"member 'names.npy' holds {type(names).__name__}; expected a JSON list of weight names")
         paths = [p.path for p in expected]
         if names != paths:
             wrong = next((i for i, (a, b) in enumerate(zip(names, paths)) if a != b), min(len(names), len(paths)))
@@ -425,8 +443,9 @@ def _unbuilt(config):
             continue
         if isinstance(entry, dict) and isinstance(entry.get("config"), dict):
             inner = entry["config"]
+            declared = ("input_shape", "input_dim", "batch_input_shape")
             inner = _unbuilt(inner) if "layers" in inner else {
-                key: value for key, value in inner.items() if key not in ("input_shape", "input_dim", "batch_input_shape")}
+                key: value for key, value in inner.items() if key not in declared}
             entry = {**entry, "config": inner}
         layers.append(entry)
     return {**config, "layers": layers}
