@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gpudl import registry
+from gpudl.backend import get_backend
 from gpudl.saving import limits, training_state
 from gpudl.saving.atomic import write_atomically
 
@@ -359,25 +360,33 @@ def _check_slots(model, arrays, present):
                            f"dtype {want[0]} and shape {want[1]}")
 
 
+DRY_BUILD_BYTES = 256 << 20  # real zero weights of a shape-only build, in all; beyond: zero-strided views
+DRY_WEIGHT_ELEMENTS = 1 << 20  # a weight larger than this is always a zero-strided view
+
+
 def _expected_weights(sequential, config, custom_objects):
-    """The Parameters the configuration's model would have, built shape-only (each weight a
-    zero-strided view, so a Dense asking for 100 GB costs nothing), or None when the
-    configuration declares no input shape (the model is not built). Every layer's feature
-    shape is checked against MAX_SAMPLE_ELEMENTS on the way."""
+    """The Parameters the configuration's model would have, built shape-only, or None when the
+    configuration declares no input shape (the model is not built). Small weights are real zero
+    arrays of the backend (a layer that learns its output shape by running one sample, as
+    BatchNormalization does, runs its kernels on them: GPU kernels take only contiguous arrays)
+    up to DRY_BUILD_BYTES in all; larger ones are zero-strided views, so a Dense asking for 100 GB
+    costs nothing. Every layer's feature shape is checked against MAX_SAMPLE_ELEMENTS on the way."""
     shape = _input_shape(config)
     if shape is None:
         return None
     dry = sequential.from_config(_unbuilt(config), custom_objects)
-    expected = []
+    expected, budget = [], [DRY_BUILD_BYTES]
     for leaf in dry._leaves():
         _check_features(shape, f"the input of layer '{leaf.name}'")
-        leaf.add_weight = _shape_only_weight(leaf, expected)
+        leaf.add_weight = _shape_only_weight(leaf, expected, budget)
         shape = tuple(leaf.build_for(shape, dry.dtype))
     _check_features(shape, "the model's output")
     return expected
 
 
-def _shape_only_weight(layer, expected):
+def _shape_only_weight(layer, expected, budget):
+    """A stand-in for `layer.add_weight` that records each weight's shape and dtype; `budget` is
+    the one-element list of bytes left for real zero arrays."""
     from gpudl.frontend.layers.base import Parameter
 
     def add_weight(name=None, shape=None, initializer=None, regularizer=None, trainable=True, constraint=None,
@@ -387,8 +396,13 @@ def _shape_only_weight(layer, expected):
         shape = tuple(int(d) for d in (shape or ()))
         if any(d < 0 for d in shape):
             raise _Refusal(f"layer '{layer.name}' asks for weight {name!r} of shape {shape}")
-        parameter = Parameter(name, np.broadcast_to(np.zeros((), dtype), shape), trainable=trainable,
-                              path=f"{layer.name}/{name}")
+        xp, size = get_backend().xp, math.prod(shape)
+        if size <= DRY_WEIGHT_ELEMENTS and size * dtype.itemsize <= budget[0]:
+            budget[0] -= size * dtype.itemsize
+            value = xp.zeros(shape, dtype)
+        else:
+            value = xp.broadcast_to(xp.zeros((), dtype), shape)
+        parameter = Parameter(name, value, trainable=trainable, path=f"{layer.name}/{name}")
         layer._weights.append(parameter)
         expected.append(parameter)
         return parameter
