@@ -22,6 +22,13 @@ def test_input_is_a_symbolic_tensor_with_keras_shape():
         np.asarray(x)
 
 
+def test_a_weight_reads_like_an_array_as_keras_code_indexes_it():
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, layers.Dense(2)(inputs))
+    kernel, bias = model.weights
+    assert kernel[0][1] == kernel.numpy()[0, 1] and len(kernel) == 3 and bias[:].shape == (2,)
+
+
 def test_a_functional_chain_trains_bit_identically_to_the_same_sequential():
     def stack():
         return [layers.Dense(16, kernel_regularizer="l2"), layers.BatchNormalization(), layers.ReLU(),

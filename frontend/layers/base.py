@@ -79,6 +79,13 @@ class Parameter:
     def __array__(self, dtype=None, copy=None):
         return np.asarray(get_backend().to_numpy(self.value), dtype=dtype)
 
+    def __getitem__(self, index):
+        """A host copy of part of the weight, as Keras code reads a variable: `kernel[0][0]`."""
+        return self.numpy()[index]
+
+    def __len__(self):
+        return self.shape[0]
+
     def assign(self, value):
         """Write `value` (same shape) into this weight in place; returns self."""
         backend = get_backend()
