@@ -5,8 +5,9 @@ keras/src/saving/saving_lib.py (save_weights_only / load_weights_only), the same
     layers/<group>/vars/<i>   a layer's weights in get_weights order; <group> is the snake_case
                               Keras class name, "_1", "_2", ... for repeats (a custom layer: its
                               own class name); a nested Sequential's layers go below its group
-    optimizer/vars/<i>        a compiled model's optimizer state, as Keras writes it (Keras's
-                              load_weights reads it; gpudl's reads the layers only)
+    optimizer/vars/<i>        a compiled model's optimizer state, as Keras writes it; load_weights
+                              restores it into a compiled model whose optimizer matches (Keras's
+                              rule), and skips it with a warning otherwise
 Keras reads what gpudl writes and gpudl reads what Keras writes. Reading follows no links and
 no external or virtual datasets, and checks every layer's count, shape and dtype kind (and that
 the file has no layer the model lacks) before any weight changes.
@@ -68,15 +69,19 @@ def load_weights(model, filepath, skip_mismatch=False):
             head = f.read(len(HDF5_SIGNATURE))
     except OSError as error:
         raise ValueError(f"Cannot load weights from {path!r}: {error}") from None
+    optimizer_state = None
     if head.startswith(ZIP_SIGNATURE):
         weights = _read_legacy_zip(model, path, skip_mismatch)
     else:
-        weights = _read_h5(model, path, skip_mismatch)
+        weights, optimizer_state = _read_h5(model, path, skip_mismatch)
     model.set_weights(weights)
+    if optimizer_state is not None:
+        keras_archive._assign_optimizer_state(model, *optimizer_state)
 
 
 def _read_h5(model, path, skip_mismatch):
-    """Every weight of `model` from the HDF5 file, all checked, in model.weights order."""
+    """(every weight of `model` from the HDF5 file, all checked, in model.weights order; the
+    optimizer state (iterations, slots) or None)."""
     h5py = keras_archive._h5py(H5PY_NEEDED)
     if not model.built:
         raise ValueError(f"Cannot load weights from {path!r} into model '{model.name}': it is not built yet "
@@ -87,6 +92,7 @@ def _read_h5(model, path, skip_mismatch):
             plan = keras_archive._plan_of(model)
             _refuse_unknown_groups(h5, plan, path)
             weights = keras_archive._read_layer_variables(h5, plan, model, skipped=skipped)
+            optimizer_state = _read_optimizer_state(h5, plan, model)
     except keras_archive._Refusal as error:
         raise ValueError(f"Cannot load weights from {path!r} into model '{model.name}': "
                          f"{str(error).replace(keras_archive.WEIGHTS + ': ', '')}") from None
@@ -96,7 +102,37 @@ def _read_h5(model, path, skip_mismatch):
     for group in skipped or []:
         warnings.warn(f"Skipping loading weights for {group} of model '{model.name}' (skip_mismatch=True): "
                       f"its variables differ in number or shape from the file's.", stacklevel=3)
-    return weights
+    return weights, optimizer_state
+
+
+def _read_optimizer_state(h5, plan, model):
+    """Keras's rule: a compiled model whose optimizer is built takes the file's optimizer variables
+    when they match it (count, shapes: the same optimizer on the same weights); otherwise they are
+    skipped with a warning, as Keras does. None when there is nothing to load."""
+    if not model.compiled or keras_archive._h5_group(h5, "optimizer/vars") is None:
+        return None
+    optimizer, problems = model.optimizer, []
+    keras_optimizer = keras_archive._optimizer_to_keras(optimizer, problems)
+    slots = keras_archive._slot_order(optimizer, keras_archive._optimizer_parameters(model)) if not problems else []
+    reason = None
+    if problems:
+        reason = "; ".join(problems)
+    elif optimizer.slot_names and not optimizer.slots:
+        reason = "its optimizer is not built yet"
+    else:
+        plan.compile = {"schedule": isinstance(keras_optimizer["config"]["learning_rate"], dict)}
+        try:
+            iterations, values = keras_archive._read_optimizer_variables(h5, plan, model)
+        except keras_archive._Mismatch as error:
+            reason = str(error).replace(keras_archive.WEIGHTS + ": ", "")
+        else:
+            if values is None and slots:
+                reason = "the file's optimizer was never built (it holds no slots)"
+            else:
+                return iterations, values
+    warnings.warn(f"Skipping variable loading for optimizer '{optimizer.name}' of model '{model.name}': {reason}.",
+                  stacklevel=4)
+    return None
 
 
 def _refuse_unknown_groups(h5, plan, path, prefix=""):
