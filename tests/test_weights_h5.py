@@ -367,3 +367,24 @@ def test_another_optimizer_in_the_file_is_skipped_with_a_warning_and_the_weights
         other.load_weights(path)
     assert other.optimizer.iterations == 0
     assert_same_weights(model.get_weights(), other.get_weights())
+
+
+@pytest.mark.parametrize("corrupt, match", [
+    (lambda h5: h5["optimizer/vars/0"].write_direct(np.array(2 ** 63 - 1)), r"iterations\) is 9223372036854775807"),
+    (lambda h5: h5["optimizer/vars/2"].write_direct(np.full(h5["optimizer/vars/2"].shape, np.nan, np.float32)),
+     r"non-finite value in slot 0 \(m of 'dense\w*/kernel'\)"),
+], ids=["iterations-out-of-range", "nan-slot"])
+def test_a_corrupt_optimizer_state_changes_nothing(tmp_path, corrupt, match):
+    x, y = data()
+    model = gpudl_model(nested=False)
+    model.fit(x, y, batch_size=8, verbose=0)
+    path = tmp_path / "m.weights.h5"
+    model.save_weights(path)
+    with h5py.File(path, "a") as h5:
+        corrupt(h5)
+    other = gpudl_model(nested=False, seed=3)
+    before, step = other.get_weights(), int(other.optimizer.iterations)
+    with pytest.raises(ValueError, match=match):
+        other.load_weights(path)
+    assert_same_weights(before, other.get_weights())
+    assert int(other.optimizer.iterations) == step

@@ -129,6 +129,11 @@ def _read_optimizer_state(h5, plan, model):
             if values is None and slots:
                 reason = "the file's optimizer was never built (it holds no slots)"
             else:
+                limits.counter(iterations, "optimizer/vars/0 (iterations)")
+                for i, array in enumerate(values or []):
+                    if not np.isfinite(array).all():
+                        raise keras_archive._Refusal(f"optimizer/vars holds a non-finite value in slot {i} "
+                                                     f"({slots[i][1]} of '{slots[i][0].path}')")
                 return iterations, values
     warnings.warn(f"Skipping variable loading for optimizer '{optimizer.name}' of model '{model.name}': {reason}.",
                   stacklevel=4)
