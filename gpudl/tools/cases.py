@@ -59,6 +59,9 @@ DROPOUT = (
     DropoutCase((17, 33), 0.5, 2**31 + 7),
     DropoutCase((1100,), 0.9, 2**63 + 12345),
     DropoutCase((64, 65), 0.999, 2**64 - 1),
+    # Philox at counter 0, key 0 gives word 3 = 0x9B00DBD8 (Random123): a rate whose threshold is
+    # exactly that word keeps it, so a strict comparison (word > threshold) fails
+    DropoutCase((4,), 0x9B00DBD8 / 2**32, 0),
     DropoutCase((5, 7), 0.0, 5, tier=1),
     DropoutCase(((1 << 20) + 3,), 0.3, 2**63 + 5, tier=2),
     DropoutCase((513, 1001), 0.5, 2**64 - 1, tier=2),

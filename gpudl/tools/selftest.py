@@ -8,10 +8,16 @@ kernel's fraction of the measured device copy bandwidth.
 On a CPU: every Triton kernel compiled ahead of time for sm_80 and sm_90a and every CuPy
 kernel compiled with NVRTC for sm_80 and sm_90 (registers, spills, shared memory read
 from ptxas), then the same kernel checks on the CPU: Triton in its interpreter, CuPy's
-CUDA C through the CUDA-on-CPU harness (gpudl.tools.cuda_cpu; needs g++).
+CUDA C through the CUDA-on-CPU harness (gpudl.tools.cuda_cpu; needs g++). Each kernel
+family's checks run in a worker process of their own, so a crash fails that family's
+rows by name and nothing else.
 
-Every row is (check, kernel, case, where, measure, result); the exit status is 0 only
-when no row failed.
+The cases are gpudl.tools.cases's, shared with the kernel tests, and built to fail a wrong
+kernel (large means, large logits, in-place updates compared on separate copies).
+
+Every row is (check, kernel, case, where, measure, result). The verdict is PASS (exit 0)
+only when every row passed; FAIL when one failed; INCOMPLETE (exit 1) when a check could
+not run here (no NVRTC, no g++). It says what ran where: a CPU run never ran on a GPU.
 """
 
 import argparse

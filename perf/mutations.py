@@ -1,0 +1,190 @@
+"""The mutation catalogue: realistic GPU bugs planted one at a time in a scratch copy of the
+kernels, each followed by `gpudl selftest --quick`; which check caught it, naming which kernel.
+
+    python perf/mutations.py                    # every mutation (about a minute each on 2 cores)
+    python perf/mutations.py sgd-store-garbage  # the ones named
+    python perf/mutations.py --json perf/mutations.json
+
+The scratch copy is the committed tree (git archive HEAD: gpudl/, kernels/ as gpudl/kernels,
+frontend/ as gpudl/frontend) in a temporary folder that the selftest imports first (it
+runs from there), so the working tree is never touched. The unchanged copy is run first:
+it must pass, or no catch means anything. A mutation is caught when the selftest exits
+non-zero; it names the kernel when a failed row's kernel contains the mutation's `names`.
+Prints one row per mutation; the last line is the headline (caught, and caught naming the
+kernel, out of the planted bugs).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from typing import NamedTuple
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Mutation(NamedTuple):
+    name: str
+    kind: str  # the class of bug (issue 18's list)
+    file: str  # under kernels/
+    edits: tuple  # ((old text, new text), ...): each old text must occur exactly once
+    names: str  # a failed row's kernel must contain this to name the kernel
+
+
+MUTATIONS = (
+    Mutation("sgd-store-garbage", "in-place update", "optimizer_updates.py",
+             (("tl.store(param_ptr + offsets, param - lr * grad, mask=mask)",
+               "tl.store(param_ptr + offsets, param * 0 + 12345.0, mask=mask)"),), "triton sgd"),
+    Mutation("cupy-sgd-store-garbage", "in-place update", "optimizer_updates.py",
+             (('"param -= lr * grad;"', '"param = (T)12345;"'),), "cupy sgd"),
+    Mutation("batchnorm-running-var-not-updated", "in-place update", "batchnorm.py",
+             (("tl.store(running_var_ptr + cols, running_var * keep + blend * var, mask=col_ok)",
+               "tl.store(running_var_ptr + cols, running_var, mask=col_ok)"),), "triton batchnorm forward_train"),
+    Mutation("batchnorm-one-pass-variance", "reduction", "batchnorm.py",
+             (("x = tl.where(mask, x - shift[None, :], 0.0)", "x = tl.where(mask, x, 0.0)"),
+              ("centered = tl.where(mask, x - tile_mean[None, :], 0.0)\n"
+               "            tile_m2 = tl.sum(centered * centered, axis=0)",
+               "tile_m2 = tl.sum(x * x, axis=0) - n_b * tile_mean * tile_mean"),
+              ("mean += tl.load(x_ptr + cols, mask=col_ok, other=0.0)  # undo the shift by row 0", "")),
+             "triton batchnorm forward_train"),
+    Mutation("cupy-batchnorm-one-pass-variance", "reduction", "batchnorm.py",
+             (("T shift = x[c];", "T shift = 0;"),
+              ("        T delta = v - mean;\n        mean += delta / (T)(i - start + 1);\n"
+               "        m2 += delta * (v - mean);", "        mean += v; m2 += v * v;"),
+              ("    part_mean[split * C + c] = mean;",
+               "    { T n = (T)(end - start); mean /= n; m2 -= n * mean * mean; }\n"
+               "    part_mean[split * C + c] = mean;")), "cupy batchnorm forward_train"),
+    Mutation("softmax-no-max-subtraction", "precision", "softmax_cross_entropy.py",
+             (("row_max = tl.load(z_row)", "row_max = tl.zeros((), dtype)"),
+              ("new_max = tl.maximum(row_max, tl.max(z, axis=0))", "new_max = tl.zeros((), dtype)")),
+             "triton softmax"),
+    Mutation("cupy-softmax-no-max-subtraction", "precision", "softmax_cross_entropy.py",
+             (("T r_new = max(r, r2);", "T r_new = 0;"), ("T r = z_row[0], s = 0", "T r = 0, s = 0")),
+             "cupy softmax"),
+    Mutation("adam-float64-in-float32", "precision", "optimizer_updates.py",
+             (("        grad = tl.load(grad_ptr + offsets, mask=mask, other=0.0)\n        dtype = param.dtype\n"
+               "        row = _step_row(table_ptr, step_counter_ptr, table_rows, 3)",
+               "        grad = tl.load(grad_ptr + offsets, mask=mask, other=0.0).to(tl.float32)\n"
+               "        param = param.to(tl.float32)\n        dtype = tl.float32\n"
+               "        row = _step_row(table_ptr, step_counter_ptr, table_rows, 3)"),), "triton adam"),
+    Mutation("cupy-adam-update-in-float32", "precision", "optimizer_updates.py",
+             (('"param -= step_size * (m / (sqrt(v) / sqrt_bias_correction2 + epsilon));"',
+               '"param -= (float)(step_size * (m / (sqrt(v) / sqrt_bias_correction2 + epsilon)));"'),),
+             "cupy adam"),
+    Mutation("dropout-load-mask-removed", "mask", "dropout.py",
+             (("src = tl.load(src_ptr + offsets, mask=mask, other=0.0)", "src = tl.load(src_ptr + offsets)"),),
+             "triton dropout"),
+    Mutation("sgd-load-mask-removed", "mask", "optimizer_updates.py",
+             (("        grad = tl.load(grad_ptr + offsets, mask=mask)\n"
+               "        lr = tl.load(_step_row(table_ptr, step_counter_ptr, table_rows, 1)).to(param.dtype)\n"
+               "        tl.store(param_ptr + offsets, param - lr * grad, mask=mask)",
+               "        grad = tl.load(grad_ptr + offsets)\n"
+               "        lr = tl.load(_step_row(table_ptr, step_counter_ptr, table_rows, 1)).to(param.dtype)\n"
+               "        tl.store(param_ptr + offsets, param - lr * grad, mask=mask)"),), "triton sgd"),
+    Mutation("cupy-batchnorm-transposed-stride", "stride", "batchnorm.py",
+             (("        T v = x[i * C + c] - shift;", "        T v = x[c * N + i] - shift;"),),
+             "cupy batchnorm forward_train"),
+    Mutation("triton-batchnorm-row-stride", "stride", "batchnorm.py",
+             (("x = tl.load(x_ptr + rows[:, None].to(tl.int64) * C + cols[None, :], mask=mask, other=0.0)\n"
+               "            x = tl.where(mask, x - shift[None, :], 0.0)",
+               "x = tl.load(x_ptr + rows[:, None].to(tl.int64) * BLOCK_C + cols[None, :], mask=mask, other=0.0)\n"
+               "            x = tl.where(mask, x - shift[None, :], 0.0)"),), "triton batchnorm forward_train"),
+    Mutation("cupy-softmax-missing-barrier", "barrier", "softmax_cross_entropy.py",
+             (("            shared[2][threadIdx.x] = sy; shared[3][threadIdx.x] = q;\n        }\n"
+               "        __syncthreads();\n    }",
+               "            shared[2][threadIdx.x] = sy; shared[3][threadIdx.x] = q;\n        }\n    }"),),
+             "cupy softmax"),
+    Mutation("cupy-softmax-in-place-barrier-removed", "barrier", "softmax_cross_entropy.py",
+             (("    __syncthreads();  // z_row[label] is read before anyone may overwrite it in place\n", ""),),
+             "cupy softmax_cross_entropy"),
+    Mutation("dropout-keep-strictly-above-threshold", "constant", "dropout.py",
+             (("keep = word >= tl.full((), threshold, tl.uint32)", "keep = word > tl.full((), threshold, tl.uint32)"),),
+             "triton dropout"),
+)
+
+
+def scratch_tree(directory):
+    """The committed package as it installs (gpudl/, gpudl/kernels, gpudl/frontend) under
+    `directory`; returns the folder of its kernels."""
+    archive = os.path.join(directory, "head.tar")
+    subprocess.run(["git", "-C", ROOT, "archive", "-o", archive, "HEAD", "gpudl", "kernels", "frontend"], check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(os.path.join(directory, "src"), filter="data")
+    shutil.move(os.path.join(directory, "src", "gpudl"), os.path.join(directory, "gpudl"))
+    shutil.move(os.path.join(directory, "src", "kernels"), os.path.join(directory, "gpudl", "kernels"))
+    shutil.move(os.path.join(directory, "src", "frontend"), os.path.join(directory, "gpudl", "frontend"))
+    return os.path.join(directory, "gpudl", "kernels")
+
+
+def run_selftest(directory):
+    """`gpudl selftest --quick` importing the scratch copy: (exit status, failed rows, seconds)."""
+    rows_path = os.path.join(directory, "rows.json")
+    env = dict(os.environ, PYTHONPATH=directory)
+    env.pop("TRITON_INTERPRET", None)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "gpudl.tools.cli", "selftest", "--quick", "--json", rows_path],
+                          cwd=directory, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    rows = json.load(open(rows_path)) if os.path.exists(rows_path) else []
+    failed = [row for row in rows if row["result"] == "FAIL"]
+    if not rows:
+        failed = [{"kernel": "-", "case": "-", "measure": done.stderr.strip()[-300:]}]
+    return done.returncode, failed, seconds
+
+
+def apply(kernels_dir, mutation):
+    path = os.path.join(kernels_dir, mutation.file)
+    text = open(path).read()
+    for old, new in mutation.edits:
+        if text.count(old) != 1:
+            raise SystemExit(f"mutation {mutation.name}: its text occurs {text.count(old)} times in {mutation.file}")
+        text = text.replace(old, new)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTATIONS if not args.names or m.name in args.names]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="gpudl-mutations-") as directory:
+        kernels_dir = scratch_tree(directory)
+        status, failed, seconds = run_selftest(directory)
+        if status != 0:
+            raise SystemExit(f"the unchanged copy fails gpudl selftest --quick: {failed[:3]}")
+        print(f"unchanged tree: selftest --quick passed in {seconds:.0f}s")
+        print(f"{'mutation':40} {'class':16} {'caught':7} {'names it':9} {'s':>4}  failed rows (kernels)")
+        for mutation in chosen:
+            path = apply(kernels_dir, mutation)
+            status, failed, seconds = run_selftest(directory)
+            subprocess.run(["git", "-C", ROOT, "show", f"HEAD:kernels/{mutation.file}"], check=True,
+                           stdout=open(path, "w"))
+            kernels = sorted({row["kernel"] for row in failed})
+            named = any(mutation.names in kernel for kernel in kernels)
+            result = {"mutation": mutation.name, "class": mutation.kind, "file": f"kernels/{mutation.file}",
+                      "caught": status != 0, "names_kernel": status != 0 and named, "seconds": round(seconds),
+                      "failed_rows": len(failed), "failed_kernels": kernels}
+            results.append(result)
+            print(f"{mutation.name:40} {mutation.kind:16} {'yes' if result['caught'] else 'NO':7} "
+                  f"{'yes' if result['names_kernel'] else 'no':9} {seconds:4.0f}  "
+                  f"{len(failed)}: {', '.join(kernels)[:120]}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    caught = sum(r["caught"] for r in results)
+    named = sum(r["names_kernel"] for r in results)
+    print(f"gpudl selftest --quick caught {caught} of {len(results)} planted bugs, {named} naming the kernel")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
