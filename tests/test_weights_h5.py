@@ -370,7 +370,7 @@ def test_another_optimizer_in_the_file_is_skipped_with_a_warning_and_the_weights
 
 
 @pytest.mark.parametrize("corrupt, match", [
-    (lambda h5: h5["optimizer/vars/0"].write_direct(np.array(2 ** 63 - 1)), r"iterations\) is 9223372036854775807"),
+    (lambda h5: h5["optimizer/vars/0"].write_direct(np.array(2 ** 63 - 1)), r"Cannot load weights from .*iterations\) is 9223372036854775807"),
     (lambda h5: h5["optimizer/vars/2"].write_direct(np.full(h5["optimizer/vars/2"].shape, np.nan, np.float32)),
      r"non-finite value in slot 0 \(m of 'dense\w*/kernel'\)"),
 ], ids=["iterations-out-of-range", "nan-slot"])

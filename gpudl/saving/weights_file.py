@@ -93,7 +93,7 @@ def _read_h5(model, path, skip_mismatch):
             _refuse_unknown_groups(h5, plan, path)
             weights = keras_archive._read_layer_variables(h5, plan, model, skipped=skipped)
             optimizer_state = _read_optimizer_state(h5, plan, model)
-    except keras_archive._Refusal as error:
+    except ValueError as error:  # keras_archive's refusals, a counter out of range
         raise ValueError(f"Cannot load weights from {path!r} into model '{model.name}': "
                          f"{str(error).replace(keras_archive.WEIGHTS + ': ', '')}") from None
     except (OSError, KeyError, RuntimeError) as error:  # h5py's errors for a corrupted or non-HDF5 file
