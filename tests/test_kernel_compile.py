@@ -30,7 +30,8 @@ def jit_kernels(module_name):
 
 @pytest.fixture(scope="module")
 def triton_rows():
-    return selftest.run_section("triton-compile", workers=2)
+    sections = [selftest.Section("triton-compile", family) for family in selftest.FAMILIES]
+    return selftest.run_sections(sections, workers=2, quick=False)
 
 
 def test_every_triton_kernel_compiles_for_sm80_and_sm90a_without_spills(triton_rows):
