@@ -1,16 +1,25 @@
 // CUDA-on-CPU shim: the CUDA C of gpudl's CuPy kernels compiles with g++ behind this
-// header and runs every thread of every block. A block's threads are ucontext fibers on
-// one OS thread; __syncthreads() switches to the block scheduler, which resumes the
-// waiting threads only once every live thread of the block has arrived (a real barrier).
-// Blocks run one after another, so `__shared__` (a function-local static) is per block.
+// header and runs every thread of a block. A block's threads are ucontext fibers on one
+// OS thread; __syncthreads() switches to the block scheduler, which resumes the waiting
+// threads only once every live thread of the block has arrived (a real barrier).
+// The launcher runs ONE block per call (cuda_cpu.py runs each block alone from the same
+// starting memory, to find races between blocks); `__shared__` (a function-local static)
+// is poisoned by cuda_cpu.py before each block.
+// Sanitizers: the code is compiled with -fsanitize=bounds, and the handlers below end the
+// block with a message (a shared or local array indexed out of its bounds); a segmentation
+// fault (a read or write into the guard pages around the device buffers) ends it too.
 // Not emulated (the kernels use none): warp shuffles and votes, atomics, dynamic
 // (extern) shared memory, cooperative groups; warps do not run in lockstep here, so
 // code that relies on implicit warp synchronism fails, as it may on Volta and later.
 #pragma once
 #include <cmath>
+#include <csetjmp>
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <algorithm>
 #include <functional>
 #include <memory>
@@ -53,13 +62,23 @@ enum State { RUNNING, AT_BARRIER, DONE };
 struct Block {
     std::vector<ucontext_t> contexts;
     std::vector<State> states;
-    std::vector<std::unique_ptr<char[]>> stacks;
     ucontext_t scheduler;
     unsigned int current = 0;
     std::function<void()> body;
 };
 
 static Block* running_block = nullptr;
+static char failure[512];  // why the block ended early
+static sigjmp_buf block_exit;  // where a failure returns to
+
+// End the running block: the launcher returns 1 with `failure` set.
+[[noreturn]] inline void fail() { siglongjmp(block_exit, 1); }
+
+static void on_fault(int signal, siginfo_t* info, void*) {
+    std::snprintf(failure, sizeof failure, "FAULT %p %s", info->si_addr,
+                  signal == SIGSEGV ? "segmentation fault" : "bus error");
+    fail();
+}
 
 static void fiber_entry() {
     running_block->body();
@@ -71,35 +90,41 @@ inline void set_thread(unsigned int t) {
     threadIdx = dim3(t % blockDim.x, (t / blockDim.x) % blockDim.y, t / (blockDim.x * blockDim.y));
 }
 
-// Run the grid: every block in turn, every thread of a block as a fiber.
-inline void run_grid(dim3 grid, dim3 block_dim, std::function<void()> body) {
+const std::size_t STACK_SIZE = 64 * 1024;
+static std::vector<std::unique_ptr<char[]>> stacks;  // one per thread, kept between calls
+
+// Run block `index` of the grid, every thread a fiber; reverse: resume the threads in
+// the opposite order (a result that depends on it is a race inside the block).
+inline int run_block(dim3 grid, dim3 block_dim, dim3 index, bool reverse, std::function<void()> body) {
     gridDim = grid;
     blockDim = block_dim;
+    blockIdx = index;
     unsigned int threads = block_dim.x * block_dim.y * block_dim.z;
     Block block;
     block.body = std::move(body);
     block.contexts.resize(threads);
     block.states.resize(threads);
-    const std::size_t stack_size = 64 * 1024;
-    for (unsigned int t = 0; t < threads; ++t) block.stacks.emplace_back(new char[stack_size]);
+    while (stacks.size() < threads) stacks.emplace_back(new char[STACK_SIZE]);
+    // a fault ends the block with a message (the handler runs on the faulting fiber's stack)
+    struct sigaction handler = {}, saved_segv, saved_bus;
+    handler.sa_sigaction = on_fault;
+    handler.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigaction(SIGSEGV, &handler, &saved_segv);
+    sigaction(SIGBUS, &handler, &saved_bus);
+    failure[0] = 0;
+    int status = 0;
     running_block = &block;
-    for (unsigned int bz = 0; bz < grid.z; ++bz)
-    for (unsigned int by = 0; by < grid.y; ++by)
-    for (unsigned int bx = 0; bx < grid.x; ++bx) {
-        blockIdx = dim3(bx, by, bz);
+    if (sigsetjmp(block_exit, 1) == 0) {
         for (unsigned int t = 0; t < threads; ++t) {
             getcontext(&block.contexts[t]);
-            block.contexts[t].uc_stack.ss_sp = block.stacks[t].get();
-            block.contexts[t].uc_stack.ss_size = stack_size;
+            block.contexts[t].uc_stack.ss_sp = stacks[t].get();
+            block.contexts[t].uc_stack.ss_size = STACK_SIZE;
             block.contexts[t].uc_link = &block.scheduler;
             makecontext(&block.contexts[t], fiber_entry, 0);
             block.states[t] = RUNNING;
         }
         // rounds: run every live thread until it waits at a barrier or finishes; a
-        // barrier opens when no thread is still running before it. Odd blocks run their
-        // threads in reverse order, so a race that a missing barrier leaves open gives
-        // different results in neighbouring blocks.
-        bool reverse = (bx + grid.x * (by + grid.y * bz)) % 2 == 1;
+        // barrier opens when no thread is still running before it
         for (;;) {
             bool any_waiting = false;
             for (unsigned int k = 0; k < threads; ++k) {
@@ -113,8 +138,13 @@ inline void run_grid(dim3 grid, dim3 block_dim, std::function<void()> body) {
             }
             if (!any_waiting) break;
         }
+    } else {
+        status = 1;
     }
     running_block = nullptr;
+    sigaction(SIGSEGV, &saved_segv, nullptr);
+    sigaction(SIGBUS, &saved_bus, nullptr);
+    return status;
 }
 
 }  // namespace cuda_cpu
@@ -126,6 +156,28 @@ __device__ inline void __syncthreads() {
     swapcontext(&block->contexts[t], &block->scheduler);
 }
 
+// -fsanitize=bounds calls these on an array index out of its array's bounds (shared
+// arrays, local arrays, every dimension of a 2-D array); the data layout is UBSan's.
+extern "C" {
+struct cuda_cpu_source_location { const char* file; unsigned int line, column; };
+struct cuda_cpu_type { unsigned short kind, info; char name[1]; };
+struct cuda_cpu_bounds_data { cuda_cpu_source_location location; const cuda_cpu_type* array; const cuda_cpu_type* index; };
+
+__attribute__((visibility("default"))) void __ubsan_handle_out_of_bounds(cuda_cpu_bounds_data* data, intptr_t index) {
+    std::snprintf(cuda_cpu::failure, sizeof cuda_cpu::failure,
+                  "BOUNDS index %lld out of bounds for type %s at line %u (thread %u of block %u)",
+                  (long long)index, data->array->name, data->location.line,
+                  threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z),
+                  blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z));
+    cuda_cpu::fail();
+}
+
+__attribute__((visibility("default"))) void __ubsan_handle_out_of_bounds_abort(cuda_cpu_bounds_data* data,
+                                                                               intptr_t index) {
+    __ubsan_handle_out_of_bounds(data, index);
+}
+}
+
 namespace cuda_cpu {
 
 // cudaLaunchKernel's convention: args[i] points at the i-th argument's value.
@@ -134,17 +186,21 @@ void call_with(void (*kernel)(A...), void** args, std::index_sequence<I...>) {
     kernel(*static_cast<typename std::remove_reference<A>::type*>(args[I])...);
 }
 
+// dims: grid x, y, z, block x, y, z, then the index of the block to run
 template <typename... A>
-void launch(void (*kernel)(A...), unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
-            unsigned int by, unsigned int bz, void** args) {
-    run_grid(dim3(gx, gy, gz), dim3(bx, by, bz),
-             [=] { call_with(kernel, args, std::index_sequence_for<A...>{}); });
+int launch_block(void (*kernel)(A...), const unsigned int* dims, int reverse, void** args, char* message,
+                 std::size_t message_size) {
+    int status = run_block(dim3(dims[0], dims[1], dims[2]), dim3(dims[3], dims[4], dims[5]),
+                           dim3(dims[6], dims[7], dims[8]), reverse != 0,
+                           [=] { call_with(kernel, args, std::index_sequence_for<A...>{}); });
+    std::snprintf(message, message_size, "%s", failure);
+    return status;
 }
 
 }  // namespace cuda_cpu
 
-#define CUDA_CPU_LAUNCHER(symbol, kernel)                                                       \
-    extern "C" void symbol(unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,  \
-                           unsigned int by, unsigned int bz, void** args) {                     \
-        cuda_cpu::launch(kernel, gx, gy, gz, bx, by, bz, args);                                 \
+#define CUDA_CPU_LAUNCHER(symbol, kernel)                                                               \
+    extern "C" __attribute__((visibility("default"))) int symbol(const unsigned int* dims, int reverse, void** args, char* message,           \
+                          std::size_t message_size) {                                                  \
+        return cuda_cpu::launch_block(kernel, dims, reverse, args, message, message_size);             \
     }

@@ -14,26 +14,56 @@ launches) run unchanged on the CPU.
 import contextlib
 import ctypes
 import hashlib
+import mmap
 import os
+import re
 import subprocess
 import tempfile
 import threading
 import types
+from typing import NamedTuple
 
 import numpy as np
 
 HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda_cpu.h")
-# -ffp-contract=off: one rounding per operation, as NumPy rounds (nvcc may fuse a*b+c)
-COMPILE_FLAGS = ("-std=c++17", "-O1", "-shared", "-fPIC", "-ffp-contract=off", "-w")
+# -ffp-contract=off: one rounding per operation, as NumPy rounds (nvcc may fuse a*b+c);
+# -fsanitize=bounds: every index into an array of known size (shared, local) is checked,
+# by the handlers in cuda_cpu.h (compiled, then linked without UBSan's runtime);
+# hidden, not unique: each library keeps its own statics (shared arrays, the fault handler's
+# jump buffer) instead of binding to those of a library loaded before it
+COMPILE_FLAGS = ("-std=c++17", "-O1", "-fPIC", "-ffp-contract=off", "-fsanitize=bounds", "-fvisibility=hidden",
+                 "-fno-gnu-unique", "-w")
 CACHE = os.environ.get("GPUDL_CUDA_CPU_CACHE") or os.path.join(tempfile.gettempdir(),
                                                                f"gpudl-cuda-cpu-{os.getuid()}")
 _libraries = {}
 _lock = threading.Lock()
 
 
+class Library(NamedTuple):
+    """A compiled source: a launch function per kernel expression, and the (address, size)
+    of every `__shared__` array (function-local statics), poisoned before each block."""
+    functions: dict
+    shared: list
+
+
+def _shared_arrays(library_path, lib, anchor):
+    """(address, size) of the function-local statics (mangled `_ZZ...`) of a loaded library:
+    its `__shared__` arrays. Addresses from `nm` are offsets; `anchor` fixes the load base."""
+    listing = subprocess.run(["nm", "-S", "--defined-only", library_path], capture_output=True, text=True,
+                             check=True).stdout
+    symbols = {}
+    for line in listing.splitlines():
+        fields = line.split()
+        if len(fields) == 4:
+            symbols[fields[3]] = (int(fields[0], 16), int(fields[1], 16), fields[2])
+    base = ctypes.cast(getattr(lib, anchor), ctypes.c_void_p).value - symbols[anchor][0]
+    return [(base + value, size) for name, (value, size, kind) in symbols.items()
+            if name.startswith("_ZZ") and kind.lower() in "bdu" and size > 0]
+
+
 def compile_library(source, kernel_expressions):
     """Compile `source` with a launcher per kernel expression ("dropout_kernel<float>");
-    returns {expression: launch function}. Cached on disk by the text of everything."""
+    returns its Library. Cached on disk by the text of everything."""
     with open(HEADER) as f:
         header = f.read()
     launchers = "".join(f"CUDA_CPU_LAUNCHER(cuda_cpu_launch_{i}, {e})\n" for i, e in enumerate(kernel_expressions))
@@ -48,14 +78,20 @@ def compile_library(source, kernel_expressions):
                 with open(source_path, "w") as f:
                     f.write(text)
                 partial = f"{library}.{os.getpid()}.tmp"
-                done = subprocess.run(["g++", *COMPILE_FLAGS, source_path, "-o", partial],
-                                      capture_output=True, text=True)
-                if done.returncode != 0:
-                    raise RuntimeError(f"g++ could not compile the CUDA source:\n{done.stderr}")
+                for command in (["g++", *COMPILE_FLAGS, "-c", source_path, "-o", partial + ".o"],
+                                ["g++", "-shared", partial + ".o", "-o", partial]):
+                    done = subprocess.run(command, capture_output=True, text=True)
+                    if done.returncode != 0:
+                        raise RuntimeError(f"g++ could not compile the CUDA source:\n{done.stderr}")
+                os.remove(partial + ".o")
                 os.replace(partial, library)
-            _libraries[key] = ctypes.CDLL(library)
-    lib = _libraries[key]
-    return {e: getattr(lib, f"cuda_cpu_launch_{i}") for i, e in enumerate(kernel_expressions)}
+            lib = ctypes.CDLL(library)
+            functions = {}
+            for i, e in enumerate(kernel_expressions):
+                functions[e] = getattr(lib, f"cuda_cpu_launch_{i}")
+                functions[e].restype = ctypes.c_int
+            _libraries[key] = Library(functions, _shared_arrays(library, lib, "cuda_cpu_launch_0"))
+    return _libraries[key]
 
 
 _SCALAR_CTYPES = {np.dtype(t): c for t, c in [
@@ -64,56 +100,184 @@ _SCALAR_CTYPES = {np.dtype(t): c for t, c in [
     (np.bool_, ctypes.c_bool)]}
 
 
-GUARD_BYTES, GUARD = 256, 0xCD
+class KernelError(RuntimeError):
+    """A launch the harness refused or a kernel it caught misbehaving (the message names the
+    kernel, the block and what went wrong)."""
 
 
-class GuardedBuffers:
-    """Each array argument runs in a copy with GUARD_BYTES of a known pattern on both
-    sides; a kernel that writes outside its array changes the pattern and the launch
-    raises. Arguments that share memory share one copy (in-place kernels stay in place)."""
-
-    def __init__(self):
-        self.copies = {}  # (address, nbytes) -> (array, guarded buffer)
-
-    def pointer(self, array):
-        if not array.flags.c_contiguous:
-            raise ValueError(f"kernel argument of shape {array.shape} is not C-contiguous")
-        key = (array.ctypes.data, array.nbytes)
-        if key not in self.copies:
-            buffer = np.full(array.nbytes + 2 * GUARD_BYTES, GUARD, np.uint8)
-            buffer[GUARD_BYTES:GUARD_BYTES + array.nbytes] = array.reshape(-1).view(np.uint8)
-            self.copies[key] = (array, buffer)
-        return ctypes.c_void_p(self.copies[key][1].ctypes.data + GUARD_BYTES)
-
-    def check_and_copy_back(self):
-        for index, (array, buffer) in enumerate(self.copies.values()):
-            guards = np.concatenate([buffer[:GUARD_BYTES], buffer[GUARD_BYTES + array.nbytes:]])
-            if (guards != GUARD).any():
-                raise RuntimeError(f"the kernel wrote outside array argument {index} "
-                                   f"(shape {array.shape}, {array.dtype})")
-            if array.flags.writeable:
-                array.reshape(-1).view(np.uint8)[:] = buffer[GUARD_BYTES:GUARD_BYTES + array.nbytes]
+# a device's launch limits (every CUDA GPU since compute capability 3.0)
+MAX_THREADS_PER_BLOCK = 1024
+MAX_BLOCK_DIMS = (1024, 1024, 64)
+MAX_GRID_DIMS = (2**31 - 1, 65535, 65535)
 
 
-def _argument(value, guarded):
-    """The ctypes object CUDA would receive for one kernel argument."""
+def check_launch_limits(name, grid, block):
+    """Refuse what a device refuses (cudaErrorInvalidConfiguration), naming the kernel."""
+    threads = block[0] * block[1] * block[2]
+    if threads > MAX_THREADS_PER_BLOCK or any(b > m for b, m in zip(block, MAX_BLOCK_DIMS)) or min(block) < 1:
+        raise KernelError(f"{name}: invalid launch: blockDim {block} ({threads} threads); a device allows at "
+                          f"most {MAX_THREADS_PER_BLOCK} threads per block and blockDim <= {MAX_BLOCK_DIMS}")
+    if any(g > m for g, m in zip(grid, MAX_GRID_DIMS)) or min(grid) < 1:
+        raise KernelError(f"{name}: invalid launch: gridDim {grid}; a device allows 1 <= gridDim <= {MAX_GRID_DIMS}")
+
+
+PAGE = mmap.PAGESIZE
+PROT_NONE, MAP_NORESERVE = 0, 0x4000
+GUARD = 0xCD  # the bytes between a buffer's page start and its first byte
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+_libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+_libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+
+
+GUARD_PAGES_BYTES = 1 << 20  # inaccessible address space on each side of a buffer (reserved, never backed)
+
+
+class DeviceBuffer:
+    """One array argument in memory of its own: GUARD_PAGES_BYTES of inaccessible pages on
+    each side, the data ending exactly where the pages after it start (a read or write up
+    to 1 MiB past the end faults at once), and the gap before its first byte filled with
+    GUARD (a write there is found after the launch; a read more than a page before faults)."""
+
+    def __init__(self, array):
+        self.array = array
+        self.nbytes = array.nbytes
+        self.data_pages = -(-max(self.nbytes, 1) // PAGE) * PAGE
+        self.size = self.data_pages + 2 * GUARD_PAGES_BYTES
+        self.base = _libc.mmap(None, self.size, PROT_NONE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | MAP_NORESERVE,
+                               -1, 0)
+        if self.base in (None, ctypes.c_void_p(-1).value):
+            raise MemoryError(f"mmap of {self.size} bytes failed (errno {ctypes.get_errno()})")
+        _libc.mprotect(self.base + GUARD_PAGES_BYTES, self.data_pages, mmap.PROT_READ | mmap.PROT_WRITE)
+        self.address = self.base + GUARD_PAGES_BYTES + self.data_pages - self.nbytes
+        pages = np.ctypeslib.as_array((ctypes.c_uint8 * self.data_pages).from_address(self.base + GUARD_PAGES_BYTES))
+        self.gap = pages[:self.data_pages - self.nbytes]
+        self.bytes = pages[self.data_pages - self.nbytes:]
+        self.gap[:] = GUARD
+        self.bytes[:] = array.reshape(-1).view(np.uint8)
+
+    def describe(self, index):
+        return f"array argument {index} (shape {self.array.shape}, {self.array.dtype})"
+
+    def near(self, address):
+        """Where `address` lies relative to this buffer, or None when far from it."""
+        if self.base <= address < self.address:
+            return f"{self.address - address} bytes before the start of"
+        if self.address + self.nbytes <= address < self.base + self.size:
+            return f"{address - self.address - self.nbytes} bytes past the end of"
+        return None
+
+    def release(self):
+        del self.gap, self.bytes
+        _libc.munmap(self.base, self.size)
+
+
+def _argument(value, buffers):
+    """The ctypes object CUDA would receive for one kernel argument; an array's copy goes
+    into `buffers` (arguments that share memory share one copy: in-place stays in place)."""
     if isinstance(value, np.ndarray):
-        return guarded.pointer(value)
+        if not value.flags.c_contiguous:
+            raise ValueError(f"kernel argument of shape {value.shape} is not C-contiguous")
+        key = (value.ctypes.data, value.nbytes)
+        if key not in buffers:
+            buffers[key] = DeviceBuffer(value)
+        return ctypes.c_void_p(buffers[key].address)
     if isinstance(value, np.generic):
         return _SCALAR_CTYPES[value.dtype](value.item())
     raise TypeError(f"kernel arguments must be arrays or NumPy scalars (CuPy's typed launch); "
                     f"received {type(value).__name__}")
 
 
-def launch(function, grid, block, args):
-    """Run `function` over the whole grid; args as cupy.RawKernel takes them."""
-    grid, block = (tuple(d) + (1,) * (3 - len(d)) for d in (grid, block))
-    guarded = GuardedBuffers()
-    values = [_argument(a, guarded) for a in args]
-    pointers = (ctypes.c_void_p * max(len(values), 1))(*[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p)
-                                                         for v in values])
-    function(*map(ctypes.c_uint, grid + block), pointers)
-    guarded.check_and_copy_back()
+def launch(name, function, shared, grid, block, args):
+    """Run kernel `name` (`function` from a Library) over the whole grid, args as
+    cupy.RawKernel takes them, under the sanitizers:
+
+    - launch limits as a device enforces them;
+    - each block alone from the same starting memory (shared arrays poisoned with 0xFF,
+      NaN in floats): a byte changed by two blocks is a race between blocks (a GPU runs
+      them concurrently); the launch's result is every block's changes together;
+    - threads resumed in reverse order in odd blocks, and a one-block grid run in both
+      orders: a result that depends on the order is a race inside a block;
+    - out-of-bounds reads and writes of the array arguments (guard pages, faults caught),
+      of shared and local arrays (-fsanitize=bounds), writes just before an array (GUARD).
+    """
+    grid, block = (tuple(int(v) for v in d) + (1,) * (3 - len(d)) for d in (grid, block))
+    check_launch_limits(name, grid, block)
+    buffers = {}
+    try:
+        values = [_argument(a, buffers) for a in args]
+        pointers = (ctypes.c_void_p * max(len(values), 1))(
+            *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
+        buffers = list(buffers.values())
+        start = [b.bytes.copy() for b in buffers]
+        result = [s.copy() for s in start]
+        writer = [None] * len(buffers)  # per byte: the block that changed it, or -1
+        message = ctypes.create_string_buffer(512)
+        blocks = [(x, y, z) for z in range(grid[2]) for y in range(grid[1]) for x in range(grid[0])]
+
+        def run(linear, index, reverse):
+            for address, size in shared:
+                ctypes.memset(address, 0xFF, size)
+            dims = (ctypes.c_uint * 9)(*grid, *block, *index)
+            if function(dims, int(reverse), pointers, message, len(message)) != 0:
+                raise KernelError(f"{name}: block {index}: {_explain(message.value.decode(), buffers)}")
+            changes = []
+            for i, (b, s) in enumerate(zip(buffers, start)):
+                changed = np.flatnonzero(b.bytes != s)
+                if changed.size:
+                    changes.append((i, changed, b.bytes[changed]))
+                    b.bytes[changed] = s[changed]
+            return changes
+
+        for linear, index in enumerate(blocks):
+            for i, changed, values_ in run(linear, index, linear % 2 == 1):
+                if writer[i] is None:
+                    writer[i] = np.full(buffers[i].nbytes, -1, np.int64)
+                clash = changed[writer[i][changed] >= 0]
+                if clash.size:
+                    itemsize = buffers[i].array.itemsize
+                    raise KernelError(
+                        f"{name}: race between blocks: block {index} and block {blocks[writer[i][clash[0]]]} both "
+                        f"write element {clash[0] // itemsize} of {buffers[i].describe(i)} (a GPU runs blocks "
+                        f"concurrently, in any order)")
+                writer[i][changed] = linear
+                result[i][changed] = values_
+        if len(blocks) == 1:  # the one block again, its threads in the opposite order
+            other = [s.copy() for s in start]
+            for i, changed, values_ in run(0, blocks[0], True):
+                other[i][changed] = values_
+            for i, (a, b) in enumerate(zip(result, other)):
+                if not np.array_equal(a, b):
+                    element = int(np.flatnonzero(a != b)[0]) // buffers[i].array.itemsize
+                    raise KernelError(f"{name}: the result depends on the order of the block's threads (element "
+                                      f"{element} of {buffers[i].describe(i)}): a race inside the block, a "
+                                      f"missing __syncthreads()")
+        for i, b in enumerate(buffers):
+            if (b.gap != GUARD).any():
+                raise KernelError(f"{name}: the kernel wrote {b.near(b.base + GUARD_PAGES_BYTES + int(np.flatnonzero(b.gap != GUARD)[0]))} "
+                                  f"{b.describe(i)}")
+            if b.array.flags.writeable:
+                b.array.reshape(-1).view(np.uint8)[:] = result[i]
+    finally:
+        for b in (buffers.values() if isinstance(buffers, dict) else buffers):
+            b.release()
+
+
+def _explain(failure, buffers):
+    """The harness's message, with a faulting address named as a place near an argument."""
+    if failure.startswith("FAULT "):
+        _, address, what = failure.split(" ", 2)
+        address = int(address, 16)
+        for i, b in enumerate(buffers):
+            where = b.near(address)
+            if where:
+                return f"{what}: an access {where} {b.describe(i)}"
+        return f"{what} at address {address:#x}, far from every array argument"
+    if failure.startswith("BOUNDS "):  # the compiled text is one #include line, then the kernel source
+        return "array " + re.sub(r"at line (\d+)", lambda m: f"at line {int(m.group(1)) - 1} of the kernel source",
+                                 failure[len("BOUNDS "):])
+    return failure
 
 
 class RawModule:
@@ -121,11 +285,11 @@ class RawModule:
 
     def __init__(self, code, options=(), name_expressions=()):
         self.options = tuple(options)
-        self.functions = compile_library(code, list(name_expressions))
+        self.library = compile_library(code, list(name_expressions))
 
     def get_function(self, expression):
-        function = self.functions[expression]
-        return lambda grid, block, args: launch(function, grid, block, args)
+        function = self.library.functions[expression]
+        return lambda grid, block, args: launch(expression, function, self.library.shared, grid, block, args)
 
 
 SCALARS_SEEN = {}  # ElementwiseKernel name -> the inputs its last call passed as scalars
@@ -159,7 +323,7 @@ class ElementwiseKernel:
         outputs += [CPU_CUPY.empty(shape, T if t == "T" else t) for _, t, _ in self.outputs[len(outputs):]]
         kernel = self.definition._replace(scalars=scalars)
         ctype = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}[T]
-        (function,) = compile_library(kernel.source(ctype), [kernel.name]).values()
+        library = compile_library(kernel.source(ctype), [kernel.name])
         launch_args = []
         for (raw, t, name), a in zip(self.inputs, inputs):
             dtype = T if t == "T" else np.dtype(t)
@@ -171,7 +335,8 @@ class ElementwiseKernel:
                 launch_args.append(dtype.type(a))
         n = int(np.prod(shape))
         blocks = max(1, min(-(-n // self.BLOCK), self.MAX_BLOCKS))
-        launch(function, (blocks,), (self.BLOCK,), launch_args + outputs + [np.int64(n)])
+        launch(kernel.name, library.functions[kernel.name], library.shared, (blocks,), (self.BLOCK,),
+               launch_args + outputs + [np.int64(n)])
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 
