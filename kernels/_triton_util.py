@@ -44,9 +44,36 @@ def is_cupy(array):
     return cupy is not None and isinstance(array, cupy.ndarray)
 
 
+def poisoned(make):
+    """`make` (np.empty, np.empty_like) whose float arrays start as NaN: an element a
+    launcher allocates and its kernel never writes shows up."""
+    def poisoned_make(*args, **kwargs):
+        array = make(*args, **kwargs)
+        if array.dtype.kind == "f":
+            array.fill(np.nan)
+        return array
+
+    return poisoned_make
+
+
+class _PoisonedNumpy:
+    """numpy, except that empty and empty_like fill float arrays with NaN."""
+    empty = staticmethod(poisoned(np.empty))
+    empty_like = staticmethod(poisoned(np.empty_like))
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+POISONED_NUMPY = _PoisonedNumpy()
+poison_outputs = False  # set by gpudl.tools.triton_sanitizer: CPU launchers' outputs start as NaN
+
+
 def xp_of(array):
     """The array namespace (numpy or cupy) that owns `array`."""
-    return cupy if is_cupy(array) else np
+    if is_cupy(array):
+        return cupy
+    return POISONED_NUMPY if poison_outputs else np
 
 
 def require_triton(where):

@@ -25,6 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gpudl.kernels._triton_util import poisoned
+
 HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda_cpu.h")
 # -ffp-contract=off: one rounding per operation, as NumPy rounds (nvcc may fuse a*b+c);
 # -fsanitize=bounds: every index into an array of known size (shared, local) is checked,
@@ -340,18 +342,6 @@ class ElementwiseKernel:
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 
-def _poisoned(make):
-    """np.empty / np.empty_like whose float arrays start as NaN: an element a launcher
-    allocates and its kernel never writes shows up (as the GPU tests' pool poisoning does)."""
-    def poisoned(*args, **kwargs):
-        array = make(*args, **kwargs)
-        if array.dtype.kind == "f":
-            array.fill(np.nan)
-        return array
-
-    return poisoned
-
-
 class _Device:
     attributes = {"MultiProcessorCount": 132}  # an H100 SXM: the launchers size grids by it
 
@@ -359,7 +349,7 @@ class _Device:
 CPU_CUPY = types.SimpleNamespace(
     **{name: getattr(np, name) for name in ("arange", "asarray", "minimum", "zeros", "sqrt", "int64", "float32",
                                             "float64", "ascontiguousarray")},
-    empty=_poisoned(np.empty), empty_like=_poisoned(np.empty_like),
+    empty=poisoned(np.empty), empty_like=poisoned(np.empty_like),
     ndarray=np.ndarray, RawModule=RawModule, ElementwiseKernel=ElementwiseKernel,
     asnumpy=np.asarray, cuda=types.SimpleNamespace(Device=_Device))
 

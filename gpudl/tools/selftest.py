@@ -467,7 +467,7 @@ class KernelChecks:
         return self.rows
 
 
-CPU_WHERE = {"triton": "Triton interpreter", "cupy": "CUDA on CPU (g++)"}
+CPU_WHERE = {"triton": "Triton interpreter (bounds-checked)", "cupy": "CUDA on CPU (g++, sanitized)"}
 
 
 def cpu_kernel_rows(implementation, family, quick=False, on_row=None):
@@ -476,6 +476,9 @@ def cpu_kernel_rows(implementation, family, quick=False, on_row=None):
     (quick: the tier-0 cases)."""
     checks = KernelChecks(implementation, CPU_WHERE[implementation], np.array, np.asarray, on_row=on_row)
     if implementation == "triton":
+        from gpudl.tools import triton_sanitizer
+
+        triton_sanitizer.install()  # every lane of every load and store bounds-checked; outputs start as NaN
         return checks.run_family(family, 0 if quick else 1)
     from gpudl.tools.cuda_cpu import cupy_on_cpu
 
