@@ -66,14 +66,14 @@ class _PoisonedNumpy:
 
 
 POISONED_NUMPY = _PoisonedNumpy()
-poison_outputs = False  # set by gpudl.tools.triton_sanitizer: CPU launchers' outputs start as NaN
+# what xp_of returns for NumPy arrays: gpudl.tools's CPU checks swap in POISONED_NUMPY
+# (outputs start as NaN) or a namespace of unbacked arrays (the index-overflow check)
+cpu_namespace = np
 
 
 def xp_of(array):
     """The array namespace (numpy or cupy) that owns `array`."""
-    if is_cupy(array):
-        return cupy
-    return POISONED_NUMPY if poison_outputs else np
+    return cupy if is_cupy(array) else cpu_namespace
 
 
 def require_triton(where):

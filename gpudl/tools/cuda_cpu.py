@@ -136,23 +136,34 @@ _libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
 GUARD_PAGES_BYTES = 1 << 20  # inaccessible address space on each side of a buffer (reserved, never backed)
 
 
-class DeviceBuffer:
-    """One array argument in memory of its own: GUARD_PAGES_BYTES of inaccessible pages on
-    each side, the data ending exactly where the pages after it start (a read or write up
-    to 1 MiB past the end faults at once), and the gap before its first byte filled with
-    GUARD (a write there is found after the launch; a read more than a page before faults)."""
+class Reservation:
+    """`nbytes` of zero-filled memory, backed only where touched (MAP_NORESERVE), with
+    `guard_bytes` of inaccessible pages (reserved address space) on each side; the data ends exactly where the
+    pages after it start, so a read or write up to 1 MiB past the end faults at once."""
 
-    def __init__(self, array):
-        self.array = array
-        self.nbytes = array.nbytes
-        self.data_pages = -(-max(self.nbytes, 1) // PAGE) * PAGE
-        self.size = self.data_pages + 2 * GUARD_PAGES_BYTES
+    def __init__(self, nbytes, guard_bytes=GUARD_PAGES_BYTES):
+        self.nbytes = nbytes
+        self.data_pages = -(-max(nbytes, 1) // PAGE) * PAGE
+        self.size = self.data_pages + 2 * guard_bytes
         self.base = _libc.mmap(None, self.size, PROT_NONE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | MAP_NORESERVE,
                                -1, 0)
         if self.base in (None, ctypes.c_void_p(-1).value):
             raise MemoryError(f"mmap of {self.size} bytes failed (errno {ctypes.get_errno()})")
-        _libc.mprotect(self.base + GUARD_PAGES_BYTES, self.data_pages, mmap.PROT_READ | mmap.PROT_WRITE)
-        self.address = self.base + GUARD_PAGES_BYTES + self.data_pages - self.nbytes
+        _libc.mprotect(self.base + guard_bytes, self.data_pages, mmap.PROT_READ | mmap.PROT_WRITE)
+        self.address = self.base + guard_bytes + self.data_pages - nbytes
+
+    def release(self):
+        _libc.munmap(self.base, self.size)
+
+
+class DeviceBuffer(Reservation):
+    """One array argument copied into a Reservation of its own; the gap before its first
+    byte is filled with GUARD (a write there is found after the launch; a read more than a
+    page before it faults)."""
+
+    def __init__(self, array):
+        super().__init__(array.nbytes)
+        self.array = array
         pages = np.ctypeslib.as_array((ctypes.c_uint8 * self.data_pages).from_address(self.base + GUARD_PAGES_BYTES))
         self.gap = pages[:self.data_pages - self.nbytes]
         self.bytes = pages[self.data_pages - self.nbytes:]
@@ -172,7 +183,7 @@ class DeviceBuffer:
 
     def release(self):
         del self.gap, self.bytes
-        _libc.munmap(self.base, self.size)
+        super().release()
 
 
 def _argument(value, buffers):

@@ -47,7 +47,7 @@ KERNEL_MODULES = kernels.MODULES
 
 
 class Row(NamedTuple):
-    check: str  # "compile", "kernel", "fit", "bandwidth"
+    check: str  # "compile", "kernel", "overflow", "fit", "bandwidth"
     kernel: str
     case: str
     where: str  # target or device
@@ -473,13 +473,19 @@ CPU_WHERE = {"triton": "Triton interpreter (bounds-checked)", "cupy": "CUDA on C
 def cpu_kernel_rows(implementation, family, quick=False, on_row=None):
     """One family's kernel checks on the CPU: Triton interpreted (TRITON_INTERPRET=1 in this
     process) or CuPy's CUDA C through the CUDA-on-CPU harness; both dtypes, quick or not
-    (quick: the tier-0 cases)."""
+    (quick: the tier-0 cases). Triton also gets the index-overflow row of the family
+    (gpudl.tools.index_overflow: sizes past 2**31 elements, the last programs only)."""
     checks = KernelChecks(implementation, CPU_WHERE[implementation], np.array, np.asarray, on_row=on_row)
     if implementation == "triton":
         from gpudl.tools import triton_sanitizer
 
         triton_sanitizer.install()  # every lane of every load and store bounds-checked; outputs start as NaN
-        return checks.run_family(family, 0 if quick else 1)
+        checks.run_family(family, 0 if quick else 1)
+        from gpudl.tools import index_overflow
+
+        for row in index_overflow.overflow_rows(family, Row):  # the last programs of grids past 2**31 elements
+            checks.add(row)
+        return checks.rows
     from gpudl.tools.cuda_cpu import cupy_on_cpu
 
     with cupy_on_cpu():

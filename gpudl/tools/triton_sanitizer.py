@@ -5,7 +5,7 @@ active lane of every tl.load and tl.store must fall inside one of the launch's t
 arguments (its first byte to its last); a lane outside raises SanitizerError naming the
 kernel, the program, the lane and the argument it strayed from. On a GPU such a read
 returns garbage or faults only sometimes; the plain interpreter reads it silently. It also
-makes the CPU launchers' outputs start as NaN (gpudl.kernels._triton_util.poison_outputs),
+makes the CPU launchers' outputs start as NaN (gpudl.kernels._triton_util.cpu_namespace),
 so an element a kernel never writes cannot pass.
 
 `launch_ranges` is the checker's own record of the running launch, for the tests.
@@ -91,7 +91,7 @@ def install():
     global _installed
     from gpudl.kernels import _triton_util
 
-    _triton_util.poison_outputs = True
+    _triton_util.cpu_namespace = _triton_util.POISONED_NUMPY
     if _installed:
         return
     from triton.runtime import interpreter

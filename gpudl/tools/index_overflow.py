@@ -1,0 +1,219 @@
+"""Index-overflow checks past 2**31 elements, without allocating them.
+
+A kernel that computes an offset in int32 (`pid * BLOCK`, `row * C`) is right until the
+offset passes 2**31 - 1, then reads and writes far from its data. On the CPU the arrays of
+such sizes are reserved, not allocated (mmap with MAP_NORESERVE: zero pages, backed only
+where touched), each SEPARATION_BYTES of address space away from any other, and only the LAST programs of
+each Triton grid run (their program ids and grid size as on the full grid), in the
+interpreter under gpudl.tools.triton_sanitizer's bounds checker: an int32 offset that wraps
+negative or past the end is refused there, naming the kernel. The values those programs
+write are compared with the NumPy reference computed on the same rows or elements.
+
+    rows = overflow_rows("softmax_cross_entropy")   # selftest's "overflow" section
+"""
+
+import contextlib
+import ctypes
+import inspect
+import mmap
+
+import numpy as np
+
+from gpudl.kernels import _triton_util
+from gpudl.tools import cuda_cpu
+
+PAST_INT32 = 2**31 + 4099  # elements: past the int32 range by more than one program of any kernel
+LAST_PROGRAMS = 2
+# address space kept free around each array: an int32 offset that wraps (up to 2**32 elements
+# of 8 bytes away) lands there, not inside a neighbouring array where no check would see it
+SEPARATION_BYTES = 2**36
+
+
+class UnbackedArrays:
+    """np.empty / np.empty_like / np.zeros (as a namespace the launchers call through
+    _triton_util.cpu_namespace) whose arrays are reserved address space reading as zero,
+    SEPARATION_BYTES of unmapped address space on each side. `release()` unmaps them all."""
+
+    def __init__(self):
+        self.buffers = []
+
+    def zeros(self, shape, dtype=np.float64):
+        dtype = np.dtype(dtype)
+        count = int(np.prod(shape))
+        buffer = cuda_cpu.Reservation(count * dtype.itemsize, SEPARATION_BYTES)
+        self.buffers.append(buffer)
+        raw = (ctypes.c_uint8 * max(count * dtype.itemsize, 1)).from_address(buffer.address)
+        return np.frombuffer(raw, dtype, count).reshape(shape)
+
+    empty = zeros
+
+    def empty_like(self, array, dtype=None):
+        return self.zeros(array.shape, dtype or array.dtype)
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def release(self):
+        for buffer in self.buffers:
+            buffer.release()
+        self.buffers = []
+
+
+@contextlib.contextmanager
+def last_programs(count=LAST_PROGRAMS):
+    """Within this block, interpreted Triton launches run only their last `count` programs
+    (the interpreter's order: axis 0 outermost, so the largest offsets), with program_id and
+    num_programs as on the whole grid. The arguments are CPU tensors over the arrays
+    themselves (nothing to copy back)."""
+    from triton.runtime import interpreter
+
+    plain = interpreter.GridExecutor.__call__
+
+    def call(self, *args_dev, **kwargs):
+        argspec = inspect.getfullargspec(self.fn)
+        kwargs = {k: v for k, v in kwargs.items() if k in argspec.args or k in argspec.kwonlyargs}
+        args_hst, kwargs_hst = self._init_args_hst(args_dev, kwargs)
+        scope = interpreter._patch_lang(self.fn)
+        try:
+            args = inspect.getcallargs(self.fn, *args_hst, **kwargs_hst)
+            args = {name: arg if name in self.constexprs else interpreter._implicit_cvt(arg)
+                    for name, arg in args.items()}
+            grid = self.grid(args) if callable(self.grid) else self.grid
+            grid = tuple(grid) + (1,) * (3 - len(grid))
+            interpreter.interpreter_builder.set_grid_dim(*grid)
+            total = grid[0] * grid[1] * grid[2]
+            for linear in range(max(0, total - count), total):
+                x, rest = divmod(linear, grid[1] * grid[2])
+                interpreter.interpreter_builder.set_grid_idx(x, *divmod(rest, grid[2]))
+                self.fn(**args)
+        finally:
+            scope.restore()
+
+    interpreter.GridExecutor.__call__ = call
+    try:
+        yield
+    finally:
+        interpreter.GridExecutor.__call__ = plain
+
+
+@contextlib.contextmanager
+def unbacked_outputs():
+    """The launchers' outputs (and the arrays the checks make) as UnbackedArrays."""
+    arrays = UnbackedArrays()
+    saved = _triton_util.cpu_namespace
+    _triton_util.cpu_namespace = arrays
+    try:
+        yield arrays
+    finally:
+        _triton_util.cpu_namespace = saved
+        arrays.release()
+
+
+def _fill(array, start, values):
+    """Write `values` into the flat elements from `start` of an unbacked array (touching only those pages)."""
+    array.reshape(-1)[start:start + values.size] = values.reshape(-1)
+
+
+def _error(actual, expected):
+    """max relative error of the elements a run wrote."""
+    expected = np.asarray(expected, np.float64)
+    return float(np.max(np.abs(np.asarray(actual, np.float64) - expected) / np.maximum(np.abs(expected), 1e-30)))
+
+
+def check_softmax_cross_entropy(arrays, rng):
+    """The last rows of a (m, C) logits array with m*C past 2**31: their dZ and row losses."""
+    from gpudl.kernels import softmax_cross_entropy as sce
+
+    C = 4097
+    m = PAST_INT32 // C + 1
+    logits = arrays.zeros((m, C), np.float32)
+    tail = rng.standard_normal((LAST_PROGRAMS, C)).astype(np.float32) * 30
+    _fill(logits, (m - LAST_PROGRAMS) * C, tail)
+    labels = arrays.zeros(m, np.int64)
+    labels[-LAST_PROGRAMS:] = rng.integers(0, C, LAST_PROGRAMS)
+    _, dlogits = sce.softmax_cross_entropy_triton(logits, labels)
+    _, expected = sce.softmax_cross_entropy(tail, labels[-LAST_PROGRAMS:])
+    probabilities = sce.softmax_triton(logits)
+    return (f"m={m} C={C} ({m * C} elements)", {
+        "dZ": _error(dlogits[-LAST_PROGRAMS:] * m, expected * LAST_PROGRAMS),
+        "softmax": _error(probabilities[-LAST_PROGRAMS:], sce.softmax(tail))})
+
+
+def check_dropout(arrays, rng):
+    """The last elements of a dropout over PAST_INT32 elements: bit-identical to the reference."""
+    from gpudl.kernels import dropout
+
+    n = PAST_INT32
+    x = arrays.zeros(n, np.float32)
+    tail = rng.standard_normal(8192).astype(np.float32)
+    _fill(x, n - tail.size, tail)
+    seed = 12345
+    y = dropout.dropout_triton(x, 0.5, seed)
+    programs = -(-n // (4 * dropout._triton_block(np.float32)))
+    first = (programs - LAST_PROGRAMS) * 4 * dropout._triton_block(np.float32)  # the last programs' elements
+    counters = np.arange(first // 4, -(-n // 4), dtype=np.uint64)
+    words = np.stack(dropout.philox4x32_10(counters & 0xFFFFFFFF, counters >> np.uint64(32), 0, 0, seed), axis=1)
+    keep = (words.reshape(-1) >= np.uint32(dropout.keep_threshold(0.5)))[:n - first]
+    expected = dropout.apply_mask(x[first:], keep, 0.5)
+    return f"n={n}", {"mismatches": float(np.count_nonzero(y[first:] != expected))}
+
+
+def check_adam(arrays, rng):
+    """The last elements of an Adam update over PAST_INT32 parameters."""
+    from gpudl.kernels import optimizer_updates as updates
+
+    n = PAST_INT32
+    buffers = [arrays.zeros(n, np.float32) for _ in range(4)]
+    tail = (-(-n // updates.BLOCK) - LAST_PROGRAMS) * updates.BLOCK  # the last programs' first element
+    values = [rng.standard_normal(n - tail).astype(np.float32) for _ in range(3)]
+    values.append(np.abs(values[-1]))
+    for buffer, value in zip(buffers, values):
+        _fill(buffer, tail, value)
+    table = updates.adam_step_table([1e-3], 0, 0.9, 0.999)
+    counter = np.zeros(1, np.int64)
+    updates.adam_triton(*buffers, table, counter, 0.9, 0.999, 1e-7)
+    expected = [v.copy() for v in values]
+    updates.adam(*expected, table, counter.copy(), 0.9, 0.999, 1e-7)
+    return f"n={n}", {"buffers": max(_error(b[tail:], e) for b, e in zip(buffers, expected))}
+
+
+def check_batchnorm(arrays, rng):
+    """The last rows of batch-norm inference over an (N, C) array with N*C past 2**31."""
+    from gpudl.kernels import batchnorm
+
+    C = 5
+    N = PAST_INT32 // C + 1
+    x = arrays.zeros((N, C), np.float32)
+    rows = 4096
+    tail = rng.standard_normal((rows, C)).astype(np.float32)
+    _fill(x, (N - rows) * C, tail)
+    gamma, beta, mean, var = (rng.standard_normal(C).astype(np.float32) for _ in range(4))
+    var = np.abs(var) + 0.5
+    y = batchnorm.forward_infer_triton(x, gamma, beta, mean, var, 1e-3)
+    expected = batchnorm.forward_infer(tail, gamma, beta, mean, var, 1e-3)
+    written = ~np.isnan(y[-rows:]).any(axis=1) & (y[-rows:] != 0).any(axis=1)
+    return f"N={N} C={C} ({N * C} elements)", {"y": _error(y[-rows:][written], expected[written])}
+
+
+CHECKS = {"softmax_cross_entropy": check_softmax_cross_entropy, "dropout": check_dropout,
+          "optimizer_updates": check_adam, "batchnorm": check_batchnorm}
+TOLERANCE = 1e-5  # relative: float32 kernels against the float32/float64 references
+
+
+def overflow_rows(family, row_type):
+    """The index-overflow row of one kernel family's Triton kernels (interpreted, bounds-checked)."""
+    from gpudl.tools import triton_sanitizer
+
+    triton_sanitizer.install()
+    kernel = f"triton {family}"
+    where = "Triton interpreter (bounds-checked)"
+    try:
+        with unbacked_outputs() as arrays, last_programs():
+            case, errors = CHECKS[family](arrays, np.random.default_rng(2**31))
+    except Exception as error:  # an out-of-bounds offset is a failed row naming the kernel
+        return [row_type("overflow", kernel, f"past 2^31 elements, last {LAST_PROGRAMS} programs", where,
+                         f"{type(error).__name__}: {error}"[:300], "FAIL")]
+    worst = max(errors.values())
+    measure = ", ".join(f"{k} {v:.1e}" for k, v in errors.items())
+    return [row_type("overflow", kernel, f"{case}, last {LAST_PROGRAMS} programs", where,
+                     f"in bounds; {measure}", "pass" if worst <= TOLERANCE else "FAIL")]
