@@ -25,9 +25,13 @@ w_i being the sample weights (1 when none are given), m the number of per-sample
     binary_focal_crossentropy       w (1 - p_t)^gamma bce, p_t = y p + (1 - y)(1 - p), w = alpha y +
                                     (1 - alpha)(1 - y) with apply_class_balancing else 1     mean
     categorical_focal_crossentropy  -sum_k alpha (1 - q_k)^gamma y_k log q_k   (q as above)  per row
-eps = 1e-7 (Keras's backend.epsilon()). A softmax (sigmoid) output followed by (binary)
-cross-entropy is fused: the model hands the loss the logits and the gradient is
-(A - Y) / m, never a log of a softmax.
+eps = 1e-7 (Keras's backend.epsilon()); where a probability is clipped its gradient is 0
+(1/2 on a bound, as JAX differentiates Keras's clip). A softmax (sigmoid) output followed by
+a (binary) cross-entropy is fused: the model hands the loss the logits, the value is Keras's
+(the output's probabilities clipped, so a confidently wrong sample costs -log eps = 16.1, not
+its logit gap) and the gradient reaches the logits without a division by a probability:
+c (A - Y) / m per one-hot row, c = 0 where the label's probability is clipped (the fused
+kernel when the reduction is a plain mean). `from_logits=True` keeps the exact log-sum-exp.
 
 Targets (batch,) against outputs (batch, K), K > 1: the elementwise losses broadcast them
 as Keras does (y_true - y_pred compares target j with output column j), which works only
@@ -228,6 +232,12 @@ def _mean_over_last_axis(term, derivative):
     return term.mean(axis=-1), lambda: derivative() / term.dtype.type(k)
 
 
+def clip_gradient(p, low=EPSILON, high=1 - EPSILON):
+    """d clip(p, low, high)/dp as JAX differentiates Keras's clip (a max, then a min, each
+    splitting a tie in two): 1 inside, 0 outside, 1/2 on a bound."""
+    return ((p > low).astype(p.dtype) + (p >= low)) * ((p < high).astype(p.dtype) + (p <= high)) / 4
+
+
 class MeanSquaredError(_ElementwiseLoss):
     def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
@@ -355,7 +365,7 @@ class KLDivergence(_SampleLoss):
         xp = _xp()
         y = xp.clip(y_true.astype(y_pred.dtype, copy=False), EPSILON, 1)
         p = xp.clip(y_pred, EPSILON, 1)
-        return (y * xp.log(y / p)).sum(axis=-1), lambda: -y / p * ((y_pred > EPSILON) & (y_pred < 1))
+        return (y * xp.log(y / p)).sum(axis=-1), lambda: -y / p * clip_gradient(y_pred, EPSILON, 1)
 
 
 class Poisson(_ElementwiseLoss):
@@ -425,7 +435,10 @@ class _CrossEntropy(_SampleLoss):
         return self.per_sample(y_true, y_pred)
 
     def logits_value_and_gradient(self, y_true, logits, sample_weight=None):
-        values, gradient = self.logits_per_sample(y_true, logits)
+        """The fused path: Keras's loss of y_pred = activation(logits) (probabilities clipped),
+        its gradient carried through the activation to the logits."""
+        through = _through_softmax if self.fused_activation == "softmax" else _through_sigmoid
+        values, gradient = through(lambda p: self.per_sample(y_true, p), logits)
         return reduce_weighted(values, gradient(), sample_weight, self.reduction)
 
     def get_config(self):
@@ -464,9 +477,11 @@ class CategoricalCrossentropy(_CrossEntropy):
         return values, gradient
 
     def logits_value_and_gradient(self, y_true, logits, sample_weight=None):
-        """The fused softmax-cross-entropy kernel when the reduction is a plain mean."""
+        """The fused softmax-cross-entropy kernel (probabilities clipped as Keras clips them)
+        when the reduction is a plain mean."""
         if sample_weight is None and self.reduction in MEAN_REDUCTIONS:
-            loss, dlogits = get_backend().ops.softmax_cross_entropy(logits, self.targets(y_true, logits))
+            loss, dlogits = get_backend().ops.softmax_cross_entropy(logits, self.targets(y_true, logits),
+                                                                    epsilon=EPSILON)
             return _as_loss_value(loss), dlogits
         return super().logits_value_and_gradient(y_true, logits, sample_weight)
 
@@ -532,8 +547,7 @@ class BinaryCrossentropy(_CrossEntropy):
         y = self.targets(y_true, y_pred)
         p = xp.clip(y_pred, EPSILON, 1 - EPSILON)
         term = -(y * xp.log(p) + (1 - y) * xp.log(1 - p))
-        inside = (y_pred > EPSILON) & (y_pred < 1 - EPSILON)
-        return _mean_over_last_axis(term, lambda: (p - y) / (p * (1 - p)) * inside)
+        return _mean_over_last_axis(term, lambda: (p - y) / (p * (1 - p)) * clip_gradient(y_pred))
 
     def logits_per_sample(self, y_true, logits):
         """max(z, 0) - z y + log(1 + e^-|z|), mean over the last axis;  d/dz = sigmoid(z) - y."""
@@ -572,10 +586,8 @@ class BinaryFocalCrossentropy(_CrossEntropy):
         return _mean_over_last_axis(term, gradient)
 
     def logits_per_sample(self, y_true, logits):
-        """p = sigmoid(z), then per_sample's formula; dl/dz = dl/dp p (1 - p)."""
-        p = _sigmoid(logits)
-        term, gradient = self.focal_term(self.targets(y_true, logits), p)
-        return _mean_over_last_axis(term, lambda: gradient() * p * (1 - p))
+        """p = sigmoid(z), then per_sample's formula."""
+        return _through_sigmoid(lambda p: self.per_sample(y_true, p), logits)
 
     def focal_term(self, y, p):
         """The elementwise term and its lazy derivative in p:
@@ -588,8 +600,7 @@ class BinaryFocalCrossentropy(_CrossEntropy):
         weight = self.alpha * y + (1 - self.alpha) * (1 - y) if self.apply_class_balancing else 1
 
         def gradient():
-            inside = (p > EPSILON) & (p < 1 - EPSILON)
-            d_bce = (clipped - y) / (clipped * (1 - clipped)) * inside
+            d_bce = (clipped - y) / (clipped * (1 - clipped)) * clip_gradient(p)
             d_focal = self.gamma * distance ** (self.gamma - 1) * (1 - 2 * y) if self.gamma else 0
             return weight * (d_focal * bce + focal * d_bce)
 
@@ -618,15 +629,8 @@ class CategoricalFocalCrossentropy(_CrossEntropy):
         return _probability_cross_entropy(self.targets(y_true, y_pred), y_pred, self.alpha, self.gamma)
 
     def logits_per_sample(self, y_true, logits):
-        """p = softmax(z), then per_sample's formula; dl/dz = p (g - sum_k g_k p_k), g = dl/dp."""
-        p = get_backend().ops.softmax(logits)
-        values, gradient = _probability_cross_entropy(self.targets(y_true, logits), p, self.alpha, self.gamma)
-
-        def logits_gradient():
-            g = gradient()
-            return p * (g - (g * p).sum(axis=-1, keepdims=True))
-
-        return values, logits_gradient
+        """p = softmax(z), then per_sample's formula."""
+        return _through_softmax(lambda p: self.per_sample(y_true, p), logits)
 
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha, "gamma": self.gamma}
@@ -637,6 +641,26 @@ def _sigmoid(z):
     xp = _xp()
     e = xp.exp(-xp.abs(z))
     return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _through_softmax(per_sample, logits):
+    """(values, gradient in z) of a per-sample loss of p = softmax(z) (per_sample(p) ->
+    (values, gradient in p)): dl/dz = p (g - sum_k g_k p_k), g = dl/dp."""
+    p = get_backend().ops.softmax(logits)
+    values, gradient = per_sample(p)
+
+    def logits_gradient():
+        g = gradient()
+        return p * (g - (g * p).sum(axis=-1, keepdims=True))
+
+    return values, logits_gradient
+
+
+def _through_sigmoid(per_sample, logits):
+    """The same for p = sigmoid(z): dl/dz = dl/dp p (1 - p)."""
+    p = _sigmoid(logits)
+    values, gradient = per_sample(p)
+    return values, lambda: gradient() * p * (1 - p)
 
 
 def _probability_cross_entropy(y, p, alpha=1.0, gamma=0.0):
@@ -652,11 +676,10 @@ def _probability_cross_entropy(y, p, alpha=1.0, gamma=0.0):
     focal = (1 - q_clipped) ** gamma if gamma else 1
 
     def gradient():
-        inside = (q > EPSILON) & (q < 1 - EPSILON)
         dq = -focal * y / q_clipped
         if gamma:
             dq = dq + gamma * (1 - q_clipped) ** (gamma - 1) * y * log_q
-        dq = alpha * dq * inside
+        dq = alpha * dq * clip_gradient(q)
         return (dq - (dq * q).sum(axis=-1, keepdims=True)) / total
 
     return -alpha * (focal * y * log_q).sum(axis=-1), gradient

@@ -50,14 +50,16 @@ def test_triton_table_covers_both_dtypes_and_every_constexpr_value(triton_rows):
         assert {label.split()[0] for label in labels} == {"fp32", "fp64"}, kernel
         flags = {}
         for label in labels:
-            for name, value in re.findall(r"(RELU|RELU_GATE|DERIVE_KEY|FROM_VARIANCE|NESTEROV|LABELS)=(\d)", label):
+            for name, value in re.findall(r"(RELU|RELU_GATE|DERIVE_KEY|FROM_VARIANCE|NESTEROV|LABELS|CLIP)=(\d)", label):
                 flags.setdefault(name, set()).add(value)
         for name, values in flags.items():
             assert values == ({"0", "1", "2"} if name == "LABELS" else {"0", "1"}), (kernel, name)
     assert any("BLOCK_C=8 " in c for c in cases["batchnorm._normalize_kernel"])  # small shapes
     assert any("BLOCK_C=128 " in c for c in cases["batchnorm._normalize_kernel"])  # large shapes
-    assert {"labels=i32", "labels=i64"} <= {c.split()[-1] for c in cases["softmax_cross_entropy."
-                                                                         "_softmax_cross_entropy_kernel"]}
+    softmax_cases = cases["softmax_cross_entropy._softmax_cross_entropy_kernel"]
+    assert {"labels=i32", "labels=i64"} <= {c.split()[-1] for c in softmax_cases}
+    # Keras's clipped loss of a softmax output, for both label kinds
+    assert {c.split()[1] for c in softmax_cases if "CLIP=1" in c} == {"LABELS=1", "LABELS=2"}
 
 
 def test_every_cupy_kernel_compiles_with_nvrtc_for_sm80_and_sm90():

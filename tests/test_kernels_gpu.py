@@ -147,23 +147,25 @@ def test_dropout_is_bit_identical_to_reference(shape, rate, seed, dtype, impleme
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,C,scale", [(1, 2, 1.0), (3, 7, 1.0), (64, 1000, 10.0), (7, 50_001, 1.0),
                                        (2, 100_003, 1.0), (4, 10, 1e4)])
-def test_softmax_cross_entropy_matches_reference(m, C, scale, dtype, implementation):
+@pytest.mark.parametrize("epsilon", [0.0, 1e-7], ids=["exact", "clipped"])
+def test_softmax_cross_entropy_matches_reference(m, C, scale, epsilon, dtype, implementation):
     rng = np.random.default_rng([m, C])
     logits = (scale * rng.standard_normal((m, C))).astype(dtype)
     index = rng.integers(0, C, m)
+    index[0] = logits[0].argmin()  # confidently wrong at the wide scales: clipped at epsilon
     soft = rng.random((m, C)).astype(dtype)
     soft /= soft.sum(axis=1, keepdims=True)
     fused = launcher(softmax_cross_entropy, "softmax_cross_entropy", implementation)
     eps = float(np.finfo(dtype).eps)
     for labels in (index, index.astype(np.int32), soft):
-        loss, dz = softmax_cross_entropy.softmax_cross_entropy(logits, labels)
+        loss, dz = softmax_cross_entropy.softmax_cross_entropy(logits, labels, epsilon=epsilon)
         poison(logits)
-        loss2, dz2 = fused(cupy.asarray(logits), cupy.asarray(labels))
+        loss2, dz2 = fused(cupy.asarray(logits), cupy.asarray(labels), epsilon=epsilon)
         assert isinstance(loss2, cupy.ndarray) and loss2.shape == () and loss2.dtype == np.float64  # no host read
         assert float(loss2) == pytest.approx(float(loss), rel=256 * eps, abs=256 * eps)
         assert_close(dz2 * m, dz * m, dtype, ulps=256)
         in_place = cupy.asarray(logits)
-        loss3, dz3 = fused(in_place, cupy.asarray(labels), in_place)
+        loss3, dz3 = fused(in_place, cupy.asarray(labels), in_place, epsilon=epsilon)
         assert dz3 is in_place and float(loss3) == float(loss2)
         assert np.array_equal(cupy.asnumpy(dz3), cupy.asnumpy(dz2))
     poison(logits)

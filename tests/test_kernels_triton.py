@@ -180,14 +180,18 @@ def one_hot_and_soft_labels(rng, m, C, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("epsilon", [0.0, 1e-7], ids=["exact", "clipped"])
 @pytest.mark.parametrize("m,C,scale", SOFTMAX_CASES)
-def test_softmax_cross_entropy_matches_reference_for_index_and_soft_labels(m, C, scale, dtype, implementation):
+def test_softmax_cross_entropy_matches_reference_for_index_and_soft_labels(m, C, scale, epsilon, dtype,
+                                                                           implementation):
     rng = np.random.default_rng([m, C])
     logits = (scale * rng.standard_normal((m, C))).astype(dtype)
     index, soft = one_hot_and_soft_labels(rng, m, C, dtype)
+    index[0] = logits[0].argmin()  # confidently wrong when the logits spread wide: clipped at epsilon
     for labels in (index, index.astype(np.int32), soft):
-        loss, dz = softmax_cross_entropy.softmax_cross_entropy(logits, labels)
-        loss2, dz2 = launcher(softmax_cross_entropy, "softmax_cross_entropy", implementation)(logits, labels)
+        loss, dz = softmax_cross_entropy.softmax_cross_entropy(logits, labels, epsilon=epsilon)
+        loss2, dz2 = launcher(softmax_cross_entropy, "softmax_cross_entropy", implementation)(logits, labels,
+                                                                                              epsilon=epsilon)
         assert isinstance(loss2, np.ndarray) and loss2.shape == () and loss2.dtype == np.float64
         eps = float(np.finfo(dtype).eps)
         assert float(loss2) == pytest.approx(float(loss), rel=64 * eps, abs=64 * eps)
@@ -203,11 +207,32 @@ def test_softmax_cross_entropy_in_place_over_logits_matches_out_of_place(dtype, 
     index, soft = one_hot_and_soft_labels(rng, 6, 4099, dtype)
     fused = launcher(softmax_cross_entropy, "softmax_cross_entropy", implementation)
     for labels in (index, soft):
-        loss, dz = fused(logits, labels)
-        overwritten = logits.copy()
-        loss2, dz2 = fused(overwritten, labels, overwritten)
-        assert dz2 is overwritten
-        assert loss2 == loss and np.array_equal(dz2, dz)
+        for epsilon in (0.0, 1e-7):
+            loss, dz = fused(logits, labels, epsilon=epsilon)
+            overwritten = logits.copy()
+            loss2, dz2 = fused(overwritten, labels, overwritten, epsilon=epsilon)
+            assert dz2 is overwritten
+            assert loss2 == loss and np.array_equal(dz2, dz)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_clipped_softmax_cross_entropy_gives_keras_value_and_no_gradient_for_confident_rows(dtype, implementation):
+    """Row 0 confidently wrong (a_label ~ e^-200 clipped up to 1e-7: loss -log 1e-7 = 16.118),
+    row 1 confidently right (a_label rounds to 1, clipped down), row 2 ordinary: only row 2 has
+    a gradient, and the exact form gives row 0 its true loss of 200."""
+    logits = np.array([[100.0, -100.0, 0.0], [100.0, -100.0, 0.0], [0.5, -0.5, 0.0]], dtype)
+    labels = np.array([1, 0, 2])
+    fused = launcher(softmax_cross_entropy, "softmax_cross_entropy", implementation)
+    loss, dz = fused(logits, labels, epsilon=1e-7)
+    low, high = dtype(1e-7), dtype(1 - 1e-7)
+    p = np.exp(logits[2].astype(np.float64) - logits[2].max())
+    p /= p.sum()
+    expected = (-np.log(low) - np.log(high) - np.log(p[2])) / 3
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    assert not dz[:2].any()
+    np.testing.assert_allclose(dz[2], (p - np.eye(3)[2]) / 3, rtol=1e-6)
+    exact, _ = fused(logits, labels)
+    assert float(exact) == pytest.approx((200 + np.log1p(np.exp(-100) + np.exp(-200)) - np.log(p[2])) / 3, rel=1e-6)
 
 
 def test_out_of_range_label_gives_a_nan_row_loss_in_the_kernel_not_a_bad_read(implementation):
@@ -224,6 +249,9 @@ def test_out_of_range_label_gives_a_nan_row_loss_in_the_kernel_not_a_bad_read(im
                                                         softmax_cross_entropy.INDEX_LABELS)
     expected, _ = softmax_cross_entropy.softmax_cross_entropy(logits[:2], labels[:2])
     assert np.isnan(row_loss[2:]).all()
+    clipped = (softmax_cross_entropy._launch_cupy if implementation == "cupy" else softmax_cross_entropy._launch_triton)(
+        logits, labels, np.empty_like(logits), softmax_cross_entropy.INDEX_LABELS, 1e-7)
+    assert np.isnan(clipped[2:]).all()
     assert float(row_loss[:2].mean(dtype=np.float64)) == pytest.approx(float(expected), rel=1e-6)
 
 

@@ -21,7 +21,7 @@ from gpudl.frontend import losses as losses_module
 from gpudl.frontend import metrics as metrics_module
 from gpudl.frontend import optimizers as optimizers_module
 from gpudl.frontend.callbacks import CallbackList, History
-from gpudl.frontend.models import data_adapter
+from gpudl.frontend.models import data_adapter, guards
 from gpudl.frontend.models.data_adapter import ArrayBatches, SourceBatches, is_batch_source
 
 
@@ -111,6 +111,7 @@ class Trainer:
             loss = loss.sum()
         return loss, d_output, output
 
+    @guards.whole_step  # a Ctrl-C lands after the step, never inside the update
     def _train_step(self, x, y, sample_weight=None):
         loss, d_output, output = self._loss_and_gradient(x, y, training=True, sample_weight=sample_weight)
         loss = loss + self.regularization_loss()  # of the weights this step's gradient is taken at
@@ -151,6 +152,7 @@ class Trainer:
         return DeviceLogs(["loss", *(m.name for m in self.metrics)], read)
 
     # -- fit --------------------------------------------------------------------
+    @guards.exclusive  # one call at a time per model, from any thread
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None, sample_weight=None,
             initial_epoch=0, steps_per_epoch=None, validation_steps=None, validation_batch_size=None,
@@ -266,6 +268,7 @@ class Trainer:
         values = [logs["loss"], *(logs[m.name] for m in self.metrics)]
         return values[0] if len(values) == 1 else values
 
+    @guards.exclusive  # one call at a time per model, from any thread
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
         """Loss (penalties included) and metrics in inference mode: the loss alone, or
@@ -279,6 +282,7 @@ class Trainer:
                                      epochs=1, steps=source.steps)
         return self._results(self._run_evaluation(source, callback_list), return_dict)
 
+    @guards.exclusive  # one call at a time per model, from any thread
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs in inference mode, as a host NumPy array."""
         batch_size = data_adapter.check_batch_size(batch_size)
@@ -309,6 +313,7 @@ class Trainer:
         return np.concatenate(outputs)
 
     # -- one batch ----------------------------------------------------------------
+    @guards.exclusive  # one call at a time per model, from any thread
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One optimizer step on one batch: its loss (penalties included, at the weights before
         the step), or [loss, metrics...] when metrics are compiled, or a dict."""
@@ -323,15 +328,18 @@ class Trainer:
                                 None if weights is None else backend.asarray(weights))
         return self._results(dict(self._logs(loss * len(x), len(x)).read()), return_dict)
 
+    @guards.exclusive  # one call at a time per model, from any thread
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss and metrics of one batch in inference mode."""
         return self.evaluate(x, y, batch_size=len(x), verbose=0, sample_weight=sample_weight,
                              return_dict=return_dict)
 
+    @guards.exclusive  # one call at a time per model, from any thread
     def predict_on_batch(self, x):
         """Outputs of one batch in inference mode, as a NumPy array."""
         return self.predict(x, batch_size=len(x), verbose=0)
 
+    @guards.exclusive  # one call at a time per model, from any thread
     def compute_gradients(self, x, y, sample_weight=None, training=True):
         """(loss, grads): the loss with penalties and d loss / d w for each array of
         `trainable_weights`, in that order, with nothing applied (a custom training loop's

@@ -87,10 +87,15 @@ SOFTMAX = (
 )
 
 
+KERAS_EPSILON = 1e-7  # keras.backend.epsilon(): the clip of a softmax output's probabilities
+
+
 def softmax_inputs(rng, case, dtype):
-    """(logits, index labels, soft labels) of a case, fresh from `rng`."""
+    """(logits, index labels, soft labels) of a case, fresh from `rng`; row 0's index label
+    is its smallest logit (confidently wrong when the logits spread wide: clipped at KERAS_EPSILON)."""
     logits = (case.scale * rng.standard_normal((case.m, case.C))).astype(dtype)
     index = rng.integers(0, case.C, case.m)
+    index[0] = logits[0].argmin()
     soft = rng.random((case.m, case.C)).astype(dtype)
     soft /= soft.sum(axis=1, keepdims=True)
     return logits, index, soft

@@ -24,6 +24,7 @@ import argparse
 import concurrent.futures
 import glob
 import importlib.util
+import itertools
 import json
 import os
 import re
@@ -392,14 +393,15 @@ class KernelChecks:
         rng = np.random.default_rng([case.m, case.C, int(np.log10(case.scale) + 40)])
         fused = self.launcher("softmax_cross_entropy")
         label = f"{np.dtype(dtype).name} {(case.m, case.C)} logits x{case.scale:g}"
-        for kind in ("index labels", "soft labels"):  # fresh logits per row
-            logits, index, soft = cases.softmax_inputs(rng, case, dtype)
+        for kind, epsilon in itertools.product(("index labels", "soft labels"), (0.0, cases.KERAS_EPSILON)):
+            logits, index, soft = cases.softmax_inputs(rng, case, dtype)  # fresh logits per row
             labels = index if kind == "index labels" else soft
-            loss, dz = softmax_cross_entropy.softmax_cross_entropy(logits, labels)
-            loss2, dz2 = fused(self.put(logits), self.put(labels))
+            loss, dz = softmax_cross_entropy.softmax_cross_entropy(logits, labels, epsilon=epsilon)
+            loss2, dz2 = fused(self.put(logits), self.put(labels), epsilon=epsilon)
             in_place = self.put(logits)
-            loss3, dz3 = fused(in_place, self.put(labels), in_place)
-            self.record("softmax_cross_entropy", f"{label} {kind}", {
+            loss3, dz3 = fused(in_place, self.put(labels), in_place, epsilon=epsilon)
+            what = f"{kind}, probabilities clipped at {epsilon:g}" if epsilon else kind
+            self.record("softmax_cross_entropy", f"{label} {what}", {
                 "loss": error_in_ulps(float(loss2), loss, dtype, 1),
                 "dZ*m": error_in_ulps(self.get(dz2) * case.m, dz * case.m, dtype, 1),
                 "in place vs not": error_in_ulps(self.get(dz3), self.get(dz2), dtype, 1e-300)
