@@ -19,6 +19,7 @@ from gpudl import registry
 from gpudl.backend import floatx, get_backend
 from gpudl.frontend.layers.input_layer import InputLayer
 from gpudl.frontend.layers.node import KerasTensor, is_symbolic
+from gpudl.frontend.models.functional_config import functional_config, functional_from_config, summary_rows
 from gpudl.frontend.models.model import Model
 from gpudl.frontend.models.structure import StructuredTraining, flatten_tensors
 from gpudl.naming import unique_name
@@ -258,19 +259,14 @@ class Functional(StructuredTraining, Model):
         return dx[0] if len(dx) == 1 else dx
 
     def get_config(self):
-        from gpudl.frontend.models.functional_config import functional_config
-
+        """Keras's functional config (gpudl.frontend.models.functional_config)."""
         return functional_config(self)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from gpudl.frontend.models.functional_config import functional_from_config
-
-        return functional_from_config(config, custom_objects)
+        return functional_from_config(cls, config, custom_objects)
 
     def _summary_rows(self):
-        from gpudl.frontend.models.functional_config import summary_rows
-
         return summary_rows(self)
 
 

@@ -100,11 +100,9 @@ def _layer_from(entry, custom_objects):
     return layer_class.from_config(entry["config"])
 
 
-def functional_from_config(config, custom_objects=None):
-    """The functional model a config describes, its layers called node by node in the order their
-    inputs become available (Keras's functional_from_config)."""
-    from gpudl.frontend.models.functional import Functional
-
+def functional_from_config(cls, config, custom_objects=None):
+    """The functional model (of class `cls`) a config describes, its layers called node by node in the
+    order their inputs become available (Keras's functional_from_config)."""
     created, outputs_of, pending = {}, {}, []  # outputs_of[(layer name, node index)] -> tensor
     for entry in config["layers"]:
         layer = _layer_from(entry, custom_objects)
@@ -159,7 +157,7 @@ def functional_from_config(config, custom_objects=None):
             return {key: map_tensors(value) for key, value in struct.items()}
         return [map_tensors(value) for value in struct]
 
-    return Functional(map_tensors(config["input_layers"]), map_tensors(config["output_layers"]),
+    return cls(map_tensors(config["input_layers"]), map_tensors(config["output_layers"]),
                       name=config.get("name"), trainable=config.get("trainable", True), seed=config.get("seed"))
 
 
