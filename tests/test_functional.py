@@ -126,8 +126,10 @@ def test_bad_graphs_get_errors_naming_the_layer_and_shapes():
         keras.Model(keras.Input((5,)), a)
     with pytest.raises(ValueError, match="at least 2 inputs"):
         layers.Add()([a])
-    with pytest.raises(NotImplementedError, match="one input and one output"):
-        keras.Model([inputs, keras.Input((2,))], a)
+    with pytest.raises(ValueError, match="Input 'unused' is disconnected"):
+        keras.Model([inputs, keras.Input((2,), name="unused")], a)
+    with pytest.raises(ValueError, match="All `outputs` values must be KerasTensors"):
+        keras.Model(inputs, [a, np.zeros(3)])
     with pytest.raises(NotImplementedError, match="subclassed Model"):
         keras.Model()
 

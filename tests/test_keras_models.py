@@ -49,7 +49,7 @@ def test_out_of_scope_keras_features_name_the_gpudl_way():
         gpudl.ops.mean
     with pytest.raises(NotImplementedError, match="Sequential"):  # a subclassed Model (the functional API exists)
         gpudl.Model()
-    with pytest.raises(TypeError, match="must be symbolic tensors"):
+    with pytest.raises(ValueError, match="All `inputs` values must be KerasTensors"):  # as Keras
         gpudl.Model(inputs=None, outputs=None)
 
 

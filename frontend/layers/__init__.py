@@ -37,7 +37,8 @@ __all__ = ["Activation", "ActivityRegularization", "Add", "AlphaDropout", "Avera
 LAYER_CLASSES = registry.register("layer", (
     Activation, ActivityRegularization, AlphaDropout, BatchNormalization, Dense, Dropout, ELU, Flatten,
     GaussianDropout, GaussianNoise, Identity, InputLayer, LayerNormalization, LeakyReLU, Normalization, PReLU, ReLU,
-    Rescaling, Reshape, Softmax, UnitNormalization))
+    Rescaling, Reshape, Softmax, UnitNormalization,
+    Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract))  # the merge layers
 
 
 def serialize(layer):

@@ -1,6 +1,10 @@
 """Input: the symbolic tensor a model's inputs start from (keras.Input)."""
 
+import numpy as np
+
+from gpudl.backend import floatx
 from gpudl.errors import invalid_value
+from gpudl.naming import unique_name
 from gpudl.frontend.layers.node import KerasTensor
 
 
@@ -10,7 +14,7 @@ class Input(KerasTensor):
     graph (`keras.Model(inputs, outputs)`).
 
     Args (Keras's): shape (batch axis excluded) or batch_shape (batch axis first);
-    batch_size (recorded); dtype; name. sparse, ragged, tensor and optional are
+    batch_size (recorded); dtype (default: gpudl.floatx(), "float32"); name. sparse, ragged, tensor and optional are
     refused: gpudl's models take dense arrays.
     """
 
@@ -32,10 +36,10 @@ class Input(KerasTensor):
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
             raise invalid_value("shape", "a tuple of positive ints (batch axis excluded)", shape, where)
-        super().__init__((None, *shape), name=name)
+        super().__init__((None, *shape), name=name or unique_name("input_layer"))
         self.feature_shape = shape  # the shape of one sample
         self.batch_size = batch_size
-        self.dtype = dtype
+        self.dtype = np.dtype(dtype or floatx()).name  # Keras: the float type of the moment
 
     @property
     def batch_shape(self):

@@ -20,6 +20,43 @@ from gpudl.errors import check_count, check_finite_array, invalid_value
 DEFAULT_BATCH_SIZE = 32
 
 
+# -- one array, or a list of them (a model with several inputs or outputs) --------------------
+def first(arrays):
+    """The array itself, or the first of a list."""
+    return arrays[0] if isinstance(arrays, list) else arrays
+
+
+def rows(arrays):
+    """Samples in an array (or in each array of a list)."""
+    return len(first(arrays))
+
+
+def take(arrays, part):
+    """The rows `part` (a slice or indices) of an array, or of each array of a list (None stays None)."""
+    if isinstance(arrays, list):
+        return [None if a is None else a[part] for a in arrays]
+    return None if arrays is None else arrays[part]
+
+
+def to_device(backend, arrays):
+    """An array (or each of a list) on the backend's device."""
+    if isinstance(arrays, list):
+        return [None if a is None else backend.asarray(a) for a in arrays]
+    return None if arrays is None else backend.asarray(arrays)
+
+
+def to_host(backend, arrays):
+    """A device array (or each of a list) as host NumPy."""
+    return [backend.to_numpy(a) for a in arrays] if isinstance(arrays, list) else backend.to_numpy(arrays)
+
+
+def concatenate(batches):
+    """Batches of arrays (or of lists of arrays) joined along the batch axis."""
+    if isinstance(batches[0], list):
+        return [np.concatenate(parts) for parts in zip(*batches)]
+    return np.concatenate(batches)
+
+
 def check_batch_size(batch_size):
     """None -> 32 (Keras's default); otherwise a positive integer."""
     if batch_size is None:
@@ -131,8 +168,21 @@ def class_sample_weights(class_weight, y, dtype):
     return check_sample_weight([table[int(c)] for c in labels], len(labels), dtype, "class_weight")
 
 
-def sample_weights(sample_weight, class_weight, y, dtype):
-    """The per-sample weights of a batch or array: from `class_weight`, else `sample_weight`."""
+def sample_weights(sample_weight, class_weight, y, dtype, where="sample_weight"):
+    """The per-sample weights of a batch or array: from `class_weight`, else `sample_weight`. With
+    several outputs (y a list): None, one array for every output, or a list with one per output."""
+    if isinstance(y, list):
+        if class_weight is not None:
+            raise ValueError(f"`class_weight` is only supported for Models with a single output (this one has "
+                             f"{len(y)}); pass `sample_weight` with one array per output instead.")
+        if sample_weight is None:
+            return None
+        if not isinstance(sample_weight, (list, tuple)):
+            sample_weight = [sample_weight] * len(y)
+        if len(sample_weight) != len(y):
+            raise ValueError(f"`{where}` is a list of {len(sample_weight)}, but the model has {len(y)} outputs: give "
+                             f"one array (or None) per output.")
+        return [check_sample_weight(w, rows(y), dtype, f"{where}[{i}]") for i, w in enumerate(sample_weight)]
     if class_weight is not None:
         return class_sample_weights(class_weight, y, dtype)
     return check_sample_weight(sample_weight, len(y), dtype)
@@ -164,7 +214,7 @@ def evaluation_batches(data, batch_size, steps, where, check_xy, dtype, names=No
                             type(data).__name__, "fit")
     name_x, name_y, name_w = names or (f"{where}[0]", f"{where}[1]", f"{where}[2]")
     x, y = check_xy(data[0], data[1], name_x, name_y)
-    weights = check_sample_weight(data[2] if len(data) == 3 else None, len(x), dtype, name_w)
+    weights = sample_weights(data[2] if len(data) == 3 else None, None, y, dtype, name_w)
     return ArrayBatches(x, y, weights, batch_size, steps)
 
 
@@ -251,7 +301,7 @@ class SourceBatches:
         for xb, yb, wb in self.epoch(order):
             xb, yb = self.check_xy(xb, yb, f"{self.where} batch x", f"{self.where} batch y")
             wb = sample_weights(wb, self.class_weight, yb, self.dtype)
-            yield backend.asarray(xb), backend.asarray(yb), None if wb is None else backend.asarray(wb)
+            yield to_device(backend, xb), to_device(backend, yb), to_device(backend, wb)
 
     @property
     def length(self):
@@ -273,36 +323,35 @@ class ArrayBatches:
 
     @property
     def steps(self):
-        steps = -(-len(self.x) // self.batch_size)
+        steps = -(-rows(self.x) // self.batch_size)
         return steps if self.max_steps is None else min(steps, self.max_steps)
 
     def split(self, fraction):
         """Keras's validation_split: hand back the last `fraction` of the samples (before any
         shuffling) as (x, y, w) and keep the rest."""
-        n = len(self.x)
+        n = rows(self.x)
         at = int(np.floor(n * (1.0 - fraction)))
         if at == 0 or at == n:
             raise ValueError(f"validation_split={fraction} leaves an empty training or validation set "
                              f"for {n} samples.")
-        held_out = (self.x[at:], self.y[at:], None if self.w is None else self.w[at:])
-        self.x, self.y, self.w = self.x[:at], self.y[:at], None if self.w is None else self.w[:at]
+        held_out = (take(self.x, slice(at, None)), take(self.y, slice(at, None)), take(self.w, slice(at, None)))
+        self.x, self.y, self.w = take(self.x, slice(at)), take(self.y, slice(at)), take(self.w, slice(at))
         return held_out
 
     @property
     def length(self):
         """The samples a shuffle permutes."""
-        return len(self.x)
+        return rows(self.x)
 
     def batches(self, backend, order=None):
         """Yield device batches (x, y, w) in `order` (None: as stored)."""
         if self.on_device is None:
-            self.on_device = (backend.asarray(self.x), backend.asarray(self.y),
-                              None if self.w is None else backend.asarray(self.w))
+            self.on_device = (to_device(backend, self.x), to_device(backend, self.y), to_device(backend, self.w))
         x, y, w = self.on_device
         for step in range(self.steps):
             part = (slice(step * self.batch_size, (step + 1) * self.batch_size) if order is None
                     else order[step * self.batch_size:(step + 1) * self.batch_size])
-            yield x[part], y[part], None if w is None else w[part]
+            yield take(x, part), take(y, part), take(w, part)
 
     def end_epoch(self):
         pass

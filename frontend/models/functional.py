@@ -5,47 +5,39 @@
     outputs = layers.Dense(10, activation="softmax")(x)
     model = keras.Model(inputs, outputs)                   # the nodes from outputs back to inputs
 
-`forward` runs the nodes in topological order; `backward` runs them in reverse, summing the
-gradients of a tensor that feeds several nodes (fan-out). A layer called at several nodes shares its
-weights: each of its calls keeps its own forward cache, and its weight gradients add up. The
-Trainer trains it as it trains a Sequential.
+Inputs and outputs may be one tensor, a list or a dict (flattened in Keras's order: a list as
+given, a dict by sorted key). `forward` runs the nodes in topological order on one array per
+input; `backward` runs them in reverse from one gradient per output, summing the gradients of a
+tensor that feeds several nodes (fan-out). A layer called at several nodes shares its weights:
+each of its calls keeps its own forward cache, and its weight gradients add up. A model is a layer
+too (a node of another graph). Several inputs and outputs are trained through
+gpudl.frontend.models.structure; a chain trains exactly as the same Sequential.
 """
 
 from gpudl import random as gpudl_random
 from gpudl import registry
-from gpudl.backend import floatx
+from gpudl.backend import floatx, get_backend
 from gpudl.frontend.layers.input_layer import InputLayer
-from gpudl.frontend.layers.node import KerasTensor
+from gpudl.frontend.layers.node import KerasTensor, is_symbolic
+from gpudl.frontend.models.functional_config import functional_config, functional_from_config, summary_rows
 from gpudl.frontend.models.model import Model
+from gpudl.frontend.models.structure import StructuredTraining, flatten_tensors
 from gpudl.naming import unique_name
 
 
-def _single(tensors, argument):
-    """The one KerasTensor of `tensors` (a tensor, or a list/tuple/dict of one)."""
-    if isinstance(tensors, dict):
-        tensors = list(tensors.values())
-    if isinstance(tensors, (list, tuple)):
-        if len(tensors) != 1:
-            raise NotImplementedError(
-                f"gpudl's functional models take one input and one output for now; `{argument}` has "
-                f"{len(tensors)}. (Several inputs and outputs are the next step of the functional API.)")
-        tensors = tensors[0]
-    if not isinstance(tensors, KerasTensor):
-        raise TypeError(f"`{argument}` must be symbolic tensors (keras.Input and layers called on it); "
-                        f"received {tensors!r}.")
-    return tensors
-
-
-def topological_nodes(output, input_tensor):
-    """The nodes from `input_tensor` to `output`, each after the nodes it reads (depth-first)."""
-    order, seen = [], set()
+def topological_nodes(outputs, inputs):
+    """The nodes from the tensors `inputs` to `outputs`, each after the nodes it reads (depth-first);
+    refuses an output that does not depend on the inputs and an input no output depends on."""
+    order, seen, reached = [], set(), set()
+    input_ids = {id(t) for t in inputs}
 
     def visit(tensor):
-        if tensor is input_tensor:
+        if id(tensor) in input_ids:
+            reached.add(id(tensor))
             return
         if tensor.node is None:
-            raise ValueError(f"Graph disconnected: the output depends on the input {tensor!r}, which is not "
-                             f"among the model's inputs.")
+            raise ValueError(f"Graph disconnected: the outputs depend on the input {tensor!r}, which is not among "
+                             f"the model's inputs {[t.name for t in inputs]}.")
         node = tensor.node
         if id(node) in seen:
             return
@@ -54,52 +46,71 @@ def topological_nodes(output, input_tensor):
             visit(parent)
         order.append(node)
 
-    visit(output)
-    if output is input_tensor:
-        raise ValueError("The model's output is its input: add layers between them.")
+    for output in outputs:
+        if id(output) in input_ids:
+            raise ValueError(f"The model's output {output.name!r} is one of its inputs: add layers between them.")
+        visit(output)
+    unused = [t.name for t in inputs if id(t) not in reached]
+    if unused:
+        raise ValueError(f"Input {unused[0]!r} is disconnected: no output depends on it. Remove it from `inputs` "
+                         f"or use it in the graph.")
     return order
 
 
-class Functional(Model):
+def _state_of(layer):
+    """(object, copy of its __dict__) for a layer and, for a model, every layer inside it: the
+    forward caches a shared layer's backward must see again."""
+    state = [(layer, dict(layer.__dict__))]
+    if isinstance(layer, Model):
+        for inner in layer._sublayers():
+            state.extend(_state_of(inner))
+    return state
+
+
+class Functional(StructuredTraining, Model):
     """A model built from symbolic tensors: `keras.Model(inputs, outputs, name=None)`.
 
     Args:
-        inputs: the keras.Input the graph starts from (or a list/dict of one).
-        outputs: the symbolic tensor the graph ends at (or a list/dict of one).
+        inputs: the keras.Input (or a list or dict of them) the graph starts from.
+        outputs: the symbolic tensor (or a list or dict of them) the graph ends at.
         name: model name.
+        trainable: whether its weights train.
+        seed: seed of its dropout masks and shuffles (gpudl's).
     """
 
     def __init__(self, inputs, outputs, name=None, trainable=True, seed=None):
-        self._input_tensor = _single(inputs, "inputs")
-        self._output_tensor = _single(outputs, "outputs")
-        self._nodes = topological_nodes(self._output_tensor, self._input_tensor)
-        nested = [node.layer.name for node in self._nodes if isinstance(node.layer, Model)]
-        if nested:
-            raise NotImplementedError(f"Model {nested[0]!r} is used as a layer of a functional model: models inside "
-                                      f"functional models are not in gpudl yet. Call its layers on the tensor instead.")
+        self._inputs_struct, self._input_tensors = inputs, flatten_tensors(inputs, "inputs")
+        self._outputs_struct, self._output_tensors = outputs, flatten_tensors(outputs, "outputs")
+        self._nodes = topological_nodes(self._output_tensors, self._input_tensors)
         self.name = name or unique_name("functional")
         self.seed = gpudl_random.new_seed() if seed is None else int(seed)
         self._weights, self._activity_loss = [], 0.0
-        self.input_gradient_needed = True  # as a layer of another model
         unique = {}
         for node in self._nodes:
             unique.setdefault(id(node.layer), node.layer)
         self._graph_layers = list(unique.values())
         self._uses = {id(layer): sum(node.layer is layer for node in self._nodes) for layer in self._graph_layers}
-        self._input_layer = InputLayer(batch_shape=self._input_tensor.shape, dtype=self._input_tensor.dtype,
-                                       name=self._input_tensor.name)
-        self._feature_shape = tuple(self._input_tensor.shape[1:])
-        self._output_feature_shape = tuple(self._output_tensor.shape[1:])
+        self._readers = {}  # id(tensor) -> how many nodes read it
+        for node in self._nodes:
+            for tensor in node.inputs:
+                self._readers[id(tensor)] = self._readers.get(id(tensor), 0) + 1
+        self._input_layers = [InputLayer(batch_shape=t.shape, dtype=t.dtype, name=t.name) for t in self._input_tensors]
+        self._input_layer = self._input_layers[0]
+        self._feature_shape = tuple(self._input_tensors[0].shape[1:])
+        self._output_feature_shape = tuple(self._output_tensors[0].shape[1:])
+        self.output_names = [t.node.layer.name for t in self._output_tensors]  # Keras: the output layers' names
         self.dtype = self._graph_layers[-1].dtype or floatx()
+        self.takes_list = len(self._input_tensors) > 1
         self.built = False
+        self.input_gradient_needed = False  # True once it is a layer of another model that needs it
         self.build(self._feature_shape)
         if not trainable:
             self.trainable = False
 
     @property
     def layers(self):
-        """Keras's list: the InputLayer, then each layer once, in the order the graph runs."""
-        return [self._input_layer, *self._graph_layers]
+        """Keras's list: the InputLayers, then each layer once, in the order the graph runs."""
+        return [*self._input_layers, *self._graph_layers]
 
     def _sublayers(self):
         return self._graph_layers
@@ -113,65 +124,115 @@ class Functional(Model):
 
     @property
     def input(self):
-        return self._input_tensor
+        """The inputs as given to keras.Model (a tensor, list or dict)."""
+        return self._inputs_struct
 
     @property
     def output(self):
-        return self._output_tensor
+        """The outputs as given to keras.Model (a tensor, list or dict)."""
+        return self._outputs_struct
 
     @property
     def inputs(self):
-        return [self._input_tensor]
+        return list(self._input_tensors)
 
     @property
     def outputs(self):
-        return [self._output_tensor]
+        return list(self._output_tensors)
 
     @property
     def input_shape(self):
-        return tuple(self._input_tensor.shape)
+        shapes = [tuple(t.shape) for t in self._input_tensors]
+        return shapes[0] if len(shapes) == 1 else shapes
 
     @property
     def output_shape(self):
-        return tuple(self._output_tensor.shape)
+        shapes = [tuple(t.shape) for t in self._output_tensors]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def input_gradient_needed(self):
+        return self.__dict__.get("_input_gradient_needed", True)
+
+    @input_gradient_needed.setter
+    def input_gradient_needed(self, needed):
+        """A layer that reads only the model's inputs gives no input gradient unless the model, as a
+        layer of another model, must pass one down."""
+        self._input_gradient_needed = bool(needed)
+        inputs = {id(t) for t in self._input_tensors}
+        deeper = {id(node.layer) for node in self._nodes if needed or any(id(t) not in inputs for t in node.inputs)}
+        for layer in self._graph_layers:
+            layer.input_gradient_needed = id(layer) in deeper
 
     def build(self, input_shape=None):
         """Lay out the trainable parameters of every layer (built when called) in one arena."""
-        # a layer that reads only the model's input gives no input gradient (nothing below it learns)
-        deeper = {id(node.layer) for node in self._nodes if any(t is not self._input_tensor for t in node.inputs)}
-        for layer in self._graph_layers:
-            layer.input_gradient_needed = id(layer) in deeper
         self._lay_out()
 
     def build_for(self, input_shape, dtype):
-        if tuple(input_shape) != self._feature_shape:
+        """As a layer of another graph: check the input shapes, give the output shape."""
+        shapes = [tuple(s) for s in (input_shape if self.takes_list else [input_shape])]
+        expected = [tuple(t.shape[1:]) for t in self._input_tensors]
+        if shapes != expected:
+            received = [(None, *s) for s in shapes]
             raise ValueError(f"Model '{self.name}' expects inputs of shape {self.input_shape}; received "
-                             f"(None, {', '.join(map(str, input_shape))}).")
+                             f"{received[0] if len(received) == 1 else received}.")
+        if len(self._output_tensors) > 1:
+            raise ValueError(f"Model '{self.name}' has {len(self._output_tensors)} outputs: a model used as a layer "
+                             f"of another graph must have one output in gpudl.")
         return self._output_feature_shape
 
     def output_feature_shape(self, input_shape):
         return self._output_feature_shape
 
+    def __call__(self, x, training=False):
+        """On symbolic tensors: a node of another graph. On arrays (one per input, a list or a dict
+        by input name): the outputs as a backend array, or a list/dict of them as the outputs were given."""
+        if is_symbolic(x):
+            return self._call_symbolic(x)
+        x = self._check_x(x, "x")
+        return self._packed_outputs(self.forward(get_backend().asarray(x) if not isinstance(x, list)
+                                                 else [get_backend().asarray(a) for a in x], training=bool(training)))
+
     # -- running the graph ----------------------------------------------------------
     def forward(self, x, training=False, logits=False):
-        """Run the nodes in order; `logits=True` stops the output's layer before its activation."""
-        values = {id(self._input_tensor): x}
+        """Run the nodes in order on `x` (an array, or a list with one per input); `logits` (one flag,
+        or one per output) stops an output's layer before its activation. One array, or a list with
+        one per output."""
+        arrays = x if isinstance(x, (list, tuple)) and len(self._input_tensors) > 1 else [x]
+        values = {id(t): array for t, array in zip(self._input_tensors, arrays)}
+        flags = logits if isinstance(logits, (list, tuple)) else [logits] * len(self._output_tensors)
+        as_logits = {id(t) for t, flag in zip(self._output_tensors, flags) if flag}
         self._caches = {}
         for node in self._nodes:
             layer = node.layer
             inputs = [values[id(t)] for t in node.inputs]
             argument = inputs if layer.takes_list else inputs[0]
-            if logits and node.output is self._output_tensor:
+            if id(node.output) in as_logits:
                 values[id(node.output)] = layer.forward(argument, training=training, logits=True)
             else:
                 values[id(node.output)] = layer.forward(argument, training=training)
             if self._uses[id(layer)] > 1:  # its backward must see this call's cache
-                self._caches[id(node)] = dict(layer.__dict__)
-        return values[id(self._output_tensor)]
+                self._caches[id(node)] = _state_of(layer)
+        outputs = [values[id(t)] for t in self._output_tensors]
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def fusable_outputs(self):
+        """Which outputs may hand the loss their logits: those no other node reads."""
+        return [self._readers.get(id(t), 0) == 0 for t in self._output_tensors]
+
+    def output_layers(self):
+        return [t.node.layer for t in self._output_tensors]
 
     def backward(self, dy):
-        """Run the nodes in reverse, summing fan-out gradients and a shared layer's weight gradients."""
-        grads = {id(self._output_tensor): dy}
+        """Run the nodes in reverse from `dy` (an array, or one per output, None for an output without
+        a loss), summing fan-out gradients and a shared layer's weight gradients. Returns the gradient
+        of each input when the model is a layer of another that needs it."""
+        dys = dy if isinstance(dy, (list, tuple)) and len(self._output_tensors) > 1 else [dy]
+        grads = {}
+        for tensor, grad in zip(self._output_tensors, dys):
+            if grad is not None:
+                grads[id(tensor)] = grad if id(tensor) not in grads else grads[id(tensor)] + grad
+        inputs = {id(t) for t in self._input_tensors}
         done = set()
         for node in reversed(self._nodes):
             layer = node.layer
@@ -179,7 +240,8 @@ class Functional(Model):
             if dy_node is None:
                 continue
             if id(node) in self._caches:
-                layer.__dict__.update(self._caches[id(node)])
+                for obj, state in self._caches[id(node)]:
+                    obj.__dict__.update(state)
             earlier = [p.grad.copy() for p in layer.trainable_weights] if id(layer) in done else None
             dx = layer.backward(dy_node)
             if earlier is not None:  # a shared layer: this call's gradient adds to the others'
@@ -187,25 +249,26 @@ class Functional(Model):
                     p.grad += grad
             done.add(id(layer))
             for tensor, grad in zip(node.inputs, dx if layer.takes_list else [dx]):
-                if grad is None or tensor is self._input_tensor:
+                if grad is None or (id(tensor) in inputs and not self.input_gradient_needed):
                     continue
                 grads[id(tensor)] = grad if id(tensor) not in grads else grads[id(tensor)] + grad
         self.add_regularization_gradients()
-        return None
+        if not self.input_gradient_needed:
+            return None
+        dx = [grads.get(id(t)) for t in self._input_tensors]
+        return dx[0] if len(dx) == 1 else dx
 
     def get_config(self):
-        raise NotImplementedError(
-            f"Model '{self.name}': saving and describing a functional model (get_config, save, to_json, "
-            f".keras) is not in gpudl yet; save its weights with model.save_weights or get_weights().")
+        """Keras's functional config (gpudl.frontend.models.functional_config)."""
+        return functional_config(self)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return functional_from_config(cls, config, custom_objects)
 
     def _summary_rows(self):
-        """(layer (type), output shape, parameters) of the InputLayer and each layer, as Keras lists them."""
-        rows = [(f"{self._input_layer.name} ({type(self._input_layer).__name__})", str(self.input_shape), "0")]
-        for layer in self._graph_layers:
-            outputs = [node.output for node in self._nodes if node.layer is layer]
-            shape = str(outputs[0].shape) if len(outputs) == 1 else "multiple"
-            rows.append((f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}"))
-        return rows
+        return summary_rows(self)
+
 
 
 registry.register("model", (Functional,))

@@ -36,6 +36,13 @@ class Model(Trainer, Layer):
     def __init__(self, *args, **kwargs):
         raise NotImplementedError(NO_SUBCLASSED_MODEL)
 
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """keras.Model.from_config of a functional model's config rebuilds that model, as in Keras."""
+        if isinstance(config, dict) and "input_layers" in config and "output_layers" in config:
+            return registry.find("Functional", ("model",)).from_config(config, custom_objects)
+        return super().from_config(config)
+
     # -- structure ----------------------------------------------------------
     def _sublayers(self):
         return self.layers
@@ -113,8 +120,8 @@ class Model(Trainer, Layer):
             print_fn(f'Model: "{self.name}" (not built yet: call build, fit or predict)')
             return
         rows = self._summary_rows()
-        header = ("Layer (type)", "Output Shape", "Param #")
-        widths = [max(len(r[i]) for r in rows + [header]) + 2 for i in range(3)]
+        header = ("Layer (type)", "Output Shape", "Param #", "Connected to")[:len(rows[0])]  # a graph has 4
+        widths = [max(len(r[i]) for r in rows + [header]) + 2 for i in range(len(header))]
         line = "─" * sum(widths)
         print_fn(f'Model: "{self.name}"')
         print_fn(line)

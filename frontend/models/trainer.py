@@ -209,8 +209,8 @@ class Trainer:
             loss_sum, seen = backend.xp.zeros((), dtype=np.float64), 0
             for step, (xb, yb, wb) in enumerate(self._epoch_batches(train, epoch, shuffle)):
                 callback_list.on_train_batch_begin(step)
-                loss_sum = loss_sum + self._train_step(xb, yb, wb) * xb.shape[0]
-                seen += xb.shape[0]
+                loss_sum = loss_sum + self._train_step(xb, yb, wb) * data_adapter.rows(xb)
+                seen += data_adapter.rows(xb)
                 callback_list.on_train_batch_end(step, self._logs(loss_sum, seen))
                 if self.stop_training:
                     break
@@ -252,8 +252,8 @@ class Trainer:
         for step, (xb, yb, wb) in enumerate(self._epoch_batches(source)):
             callback_list.on_test_batch_begin(step)
             loss, _, output = self._loss_and_gradient(xb, yb, training=False, sample_weight=wb)
-            loss_sum = loss_sum + (loss + self.regularization_loss()) * xb.shape[0]
-            seen += xb.shape[0]
+            loss_sum = loss_sum + (loss + self.regularization_loss()) * data_adapter.rows(xb)
+            seen += data_adapter.rows(xb)
             self._update_metrics(yb, output, wb)
             callback_list.on_test_batch_end(step, self._logs(loss_sum, seen))
         logs = dict(self._logs(loss_sum, seen).read())
@@ -296,21 +296,22 @@ class Trainer:
             total = source.steps
         else:
             x = self._check_x(x, "x")
-            total = -(-len(x) // batch_size) if steps is None else min(-(-len(x) // batch_size), int(steps))
-            inputs = (x[i * batch_size:(i + 1) * batch_size] for i in range(total))
+            batches = -(-data_adapter.rows(x) // batch_size)
+            total = batches if steps is None else min(batches, int(steps))
+            inputs = (data_adapter.take(x, slice(i * batch_size, (i + 1) * batch_size)) for i in range(total))
         callback_list = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
                                      epochs=1, steps=total)
         callback_list.on_predict_begin()
         outputs = []
         for step, xb in enumerate(inputs):
-            self._ensure_built(xb.shape)
+            self._ensure_built(data_adapter.first(xb).shape)
             callback_list.on_predict_batch_begin(step)
-            output = self.forward(backend.asarray(xb), training=False)
-            outputs.append(backend.to_numpy(output))
+            output = self.forward(data_adapter.to_device(backend, xb), training=False)
+            outputs.append(data_adapter.to_host(backend, output))
             callback_list.on_predict_batch_end(step, {"outputs": outputs[-1]})
         callback_list.on_predict_end()
         self.clear_activity_loss()
-        return np.concatenate(outputs)
+        return data_adapter.concatenate(outputs)
 
     # -- one batch ----------------------------------------------------------------
     @guards.exclusive  # one call at a time per model, from any thread
@@ -324,20 +325,22 @@ class Trainer:
         self._trainable_runs = self._trainable_runs_now()
         self._reset_metrics()
         backend = get_backend()
-        loss = self._train_step(backend.asarray(x), backend.asarray(y),
-                                None if weights is None else backend.asarray(weights))
-        return self._results(dict(self._logs(loss * len(x), len(x)).read()), return_dict)
+        loss = self._train_step(data_adapter.to_device(backend, x), data_adapter.to_device(backend, y),
+                                data_adapter.to_device(backend, weights))
+        rows = data_adapter.rows(x)
+        return self._results(dict(self._logs(loss * rows, rows).read()), return_dict)
 
     @guards.exclusive  # one call at a time per model, from any thread
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss and metrics of one batch in inference mode."""
-        return self.evaluate(x, y, batch_size=len(x), verbose=0, sample_weight=sample_weight,
+        return self.evaluate(x, y, batch_size=data_adapter.rows(self._check_x(x, "x")), verbose=0,
+                             sample_weight=sample_weight,
                              return_dict=return_dict)
 
     @guards.exclusive  # one call at a time per model, from any thread
     def predict_on_batch(self, x):
         """Outputs of one batch in inference mode, as a NumPy array."""
-        return self.predict(x, batch_size=len(x), verbose=0)
+        return self.predict(x, batch_size=data_adapter.rows(self._check_x(x, "x")), verbose=0)
 
     @guards.exclusive  # one call at a time per model, from any thread
     def compute_gradients(self, x, y, sample_weight=None, training=True):
@@ -345,11 +348,12 @@ class Trainer:
         `trainable_weights`, in that order, with nothing applied (a custom training loop's
         first half; `optimizer.apply_gradients(zip(grads, model.trainable_weights))` is the second)."""
         x, y = self._check_xy(x, y)
-        weights = data_adapter.check_sample_weight(sample_weight, len(x), self.dtype)
+        weights = data_adapter.sample_weights(sample_weight, None, y, self.dtype)
         backend = get_backend()
         self.arena.grads[...] = 0
-        loss, d_output, _ = self._loss_and_gradient(backend.asarray(x), backend.asarray(y), training=training,
-                                                    sample_weight=None if weights is None else backend.asarray(weights))
+        loss, d_output, _ = self._loss_and_gradient(data_adapter.to_device(backend, x),
+                                                    data_adapter.to_device(backend, y), training=training,
+                                                    sample_weight=data_adapter.to_device(backend, weights))
         loss = loss + self.regularization_loss()
         self.backward(d_output)
         return float(backend.to_numpy(loss)), [p.grad.copy() for p in self.trainable_weights]
