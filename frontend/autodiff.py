@@ -53,7 +53,7 @@ def to_torch(array):
     if isinstance(array, np.ndarray):
         if not array.flags.writeable:  # torch wants writeable memory; a read-only view is copied once
             array = array.copy()
-        return torch.from_numpy(np.ascontiguousarray(array) if array.ndim == 0 else array)
+        return torch.from_numpy(array)
     if isinstance(array, np.generic):
         return torch.from_numpy(np.asarray(array))
     return torch.from_dlpack(array)
@@ -68,13 +68,30 @@ def to_array(tensor):
 
 
 class Tape:
-    """What one differentiated piece reads: weights become leaf tensors on first use (`leaves`, in
-    order), losses the code adds (`add_loss`) are kept, and `training` is the mode it runs in."""
+    """What one run of user code reads and adds: when it `differentiates`, weights become leaf
+    tensors on first use (`leaves`, in order); losses the code adds (`add_loss`) are kept (summed to
+    a scalar each); `training` is the mode it runs in."""
 
-    def __init__(self, training):
-        self.training = training
+    def __init__(self, training, differentiates=True):
+        self.training, self.differentiates = training, differentiates
         self.leaves = {}  # id(Parameter) -> (Parameter, leaf tensor)
         self.added_losses = []
+
+    def __enter__(self):
+        self.outer = current_tape()
+        _local.tape = self
+        return self
+
+    def __exit__(self, *exc_info):
+        _local.tape = self.outer
+
+    def added_loss_value(self):
+        """The sum of the added losses, a 0-d float64 backend array."""
+        xp = get_backend().xp
+        total = xp.zeros((), dtype=np.float64)
+        for loss in self.added_losses:
+            total = total + (to_array(loss.detach().double()) if is_tensor(loss) else xp.asarray(loss, dtype=np.float64))
+        return total
 
     def leaf(self, param):
         entry = self.leaves.get(id(param))
@@ -94,7 +111,7 @@ def unwrap(x):
     leaf tensor while a piece runs (so autograd sees the weight), else its array."""
     if getattr(type(x), "is_variable", False):
         tape = current_tape()
-        if tape is not None and hasattr(x, "trainable"):
+        if tape is not None and tape.differentiates and hasattr(x, "trainable"):
             return tape.leaf(x)
         return x.value
     return x
@@ -111,22 +128,11 @@ class Piece:
         self.tape = Tape(training)
         self.inputs = [to_torch(a).requires_grad_(bool(w)) if a is not None else None
                        for a, w in zip(inputs, wants_grad)]
-        outer = current_tape()
-        _local.tape = self.tape
-        try:
-            with torch.enable_grad():
-                out = fn(*self.inputs)
-        finally:
-            _local.tape = outer
+        with self.tape, torch.enable_grad():
+            out = fn(*self.inputs)
         self.output_tensor = as_tensor(out)
         self.output = to_array(self.output_tensor)
         self.added_losses = self.tape.added_losses
-
-    def added_loss_value(self):
-        """The sum of the losses added while the piece ran, a 0-d float64 backend array."""
-        if not self.added_losses:
-            return get_backend().xp.zeros((), dtype=np.float64)
-        return to_array(sum(loss.detach().double() for loss in self.added_losses))
 
     def backward(self, d_output):
         torch = torch_module()
@@ -181,7 +187,10 @@ def add_loss(loss):
     tape = current_tape()
     if tape is None:
         return False
-    tape.added_losses.append(as_tensor(loss).sum())
+    if tape.differentiates:
+        tape.added_losses.append(as_tensor(loss).sum())
+    else:
+        tape.added_losses.append(get_backend().xp.asarray(to_array(loss) if is_tensor(loss) else loss).sum())
     return True
 
 

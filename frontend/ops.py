@@ -147,6 +147,8 @@ def is_tensor(x):
 
 
 def cast(x, dtype):
+    if _is_python_scalar(x):
+        return convert_to_tensor(x, dtype)
     mode, (x,) = _operands(x)
     return x.to(_torch_dtype(dtype)) if mode == "torch" else x.astype(_dtype_name(dtype))
 

@@ -10,9 +10,11 @@ batch axis works too (a leading None is dropped before a subclass's build sees i
 `compute_output_shape` takes and returns Keras's shapes with the batch axis; a layer
 whose output shape differs from its input's overrides `output_feature_shape`, the
 same per sample.
-gpudl has no autodiff, so a layer written with Keras's `call()` alone is refused with
-an error naming forward/backward. Subclass Layer for a custom layer; the gradient
-checker (gpudl.gradient_check) verifies its backward pass.
+A layer written as in Keras, with `call(inputs, training=None)` (and `build`, `add_weight`,
+`add_loss`), needs no backward: its forward runs `call` under PyTorch's autograd and its
+backward is autograd's vector-Jacobian product (gpudl.frontend.autodiff); `build` then receives
+Keras's shape with the batch axis, and layers held in its attributes are its sublayers.
+The gradient checker (gpudl.gradient_check) verifies either kind of backward pass.
 
 `layer(x, training=False)` builds the layer from x.shape on first use (weights on the
 backend, in the layer's dtype, outside any model) and returns forward's output as a
@@ -25,6 +27,7 @@ import numpy as np
 
 from gpudl.backend import floatx, get_backend
 from gpudl.errors import invalid_value
+from gpudl.frontend import autodiff
 from gpudl.frontend.layers.node import Node, is_symbolic
 from gpudl.naming import snake_case, unique_name
 
@@ -100,6 +103,30 @@ class Parameter:
     def __repr__(self):
         return f"<Parameter path={self.path} shape={self.shape} dtype={self.dtype} trainable={self.trainable}>"
 
+    is_variable = True  # keras.ops reads it as its array, or as its autograd leaf inside a layer's call
+
+    def _op(name, swap=False):
+        def operator(self, other):
+            from gpudl.frontend import ops
+
+            return getattr(ops, name)(other, self) if swap else getattr(ops, name)(self, other)
+
+        return operator
+
+    __add__, __radd__ = _op("add"), _op("add", True)
+    __sub__, __rsub__ = _op("subtract"), _op("subtract", True)
+    __mul__, __rmul__ = _op("multiply"), _op("multiply", True)
+    __truediv__, __rtruediv__ = _op("divide"), _op("divide", True)
+    __matmul__, __rmatmul__ = _op("matmul"), _op("matmul", True)
+    __pow__, __rpow__ = _op("power"), _op("power", True)
+    __lt__, __le__, __gt__, __ge__ = _op("less"), _op("less_equal"), _op("greater"), _op("greater_equal")
+    del _op
+
+    def __neg__(self):
+        from gpudl.frontend import ops
+
+        return ops.negative(self)
+
 
 def assign_weights(params, weights, owner):
     """Copy `weights` into `params` in order (Parameter.assign), all or nothing: the count, then
@@ -151,11 +178,10 @@ def _build_once(build):
             return build(self, shape)
         if self.built:
             return None
-        self._refuse_call_only()
         self.dtype = np.dtype(self.dtype or floatx()).name
         self._building = True
         try:
-            build(self, shape)
+            build(self, (None, *shape) if self.uses_call() else shape)  # Keras code reads input_shape[-1]
         finally:
             self._building = False
         self.input_shape = shape
@@ -229,6 +255,9 @@ class Layer:
         if not self.built:
             return tuple(feature_shape)
         probe = self.xp.zeros((1,) + tuple(feature_shape), dtype=self.dtype)
+        if self.uses_call():  # a throwaway run: what it adds with add_loss is not the model's loss
+            with autodiff.Tape(training=False, differentiates=False):
+                return tuple(self._run_call(probe, False, {}).shape[1:])
         return tuple(self.forward(probe, training=False).shape[1:])
 
     def build_for(self, input_shape, dtype):
@@ -240,12 +269,20 @@ class Layer:
         return self.output_feature_shape(tuple(input_shape))
 
     def add_weight(self, name=None, shape=None, initializer=None, regularizer=None, trainable=True,
-                   constraint=None, dtype=None):
+                   constraint=None, dtype=None, autocast=True, aggregation="none", overwrite_with_gradient=False):
         """Declare a parameter, initialized now (Keras's arguments; the initializer,
         regularizer and constraint may be given by name). Its value is a backend array
-        outside any model; a model moves trainable ones into its arena."""
+        outside any model; a model moves trainable ones into its arena. Keras's positional
+        order (shape, initializer, dtype, trainable) works too, for layers written for Keras."""
         from gpudl.frontend import constraints, initializers, regularizers
 
+        if name is not None and not isinstance(name, str):  # Keras: add_weight(shape, initializer, dtype, trainable)
+            keras_order = (name, shape, regularizer, trainable)
+            name = None
+            shape, initializer, dtype, trainable = (keras_order[0], keras_order[1] or initializer,
+                                                    keras_order[2] if keras_order[2] is not None else dtype,
+                                                    keras_order[3])
+            regularizer = None
         name = name or "variable"
         dtype = np.dtype(dtype or self.dtype or floatx()).name
         initializer = initializers.get(initializer or "glorot_uniform")
@@ -260,13 +297,20 @@ class Layer:
     # -- running ------------------------------------------------------------
     takes_list = False  # merge layers take a list of inputs (forward) and give a list of gradients (backward)
 
-    def __call__(self, x, training=False):
+    def __call__(self, x, training=None, **kwargs):
         """On arrays: build from x.shape on first use, run forward, return a host NumPy array.
         On symbolic tensors (keras.Input and what layers made of it): build for their shape and
-        record the call as a node of a functional graph, returning its symbolic output."""
-        self._refuse_call_only()
+        record the call as a node of a functional graph, returning its symbolic output.
+        On torch tensors (inside another layer's differentiated call): the layer's `call`, or its
+        fused forward and backward as one autograd node."""
         if is_symbolic(x):
             return self._call_symbolic(x)
+        if autodiff.is_tensor(x):
+            return self._call_traced(x, training, kwargs)
+        if self.uses_call():  # forward only, on the arrays: keras.ops needs no engine here
+            x = self._built_for(get_backend().asarray(x if hasattr(x, "shape") else np.asarray(x)))
+            return self._run_call(x, training, kwargs)
+        training = bool(training)
         backend = get_backend()
         x = backend.asarray(x if hasattr(x, "shape") else np.asarray(x))
         if x.ndim < 1:
@@ -277,6 +321,43 @@ class Layer:
             raise ValueError(f"Layer '{self.name}' expected input of shape (None, "
                              f"{', '.join(map(str, self.input_shape))}); received shape {tuple(x.shape)}.")
         return backend.to_numpy(self.forward(x.astype(self.dtype, copy=False), training=training))
+
+    def _built_for(self, x):
+        """Build from a batch's shape on first use; return it in the layer's dtype when floating."""
+        if not self.built:
+            self.build_for(tuple(x.shape[1:]), self.dtype or floatx())
+        return x.astype(self.dtype, copy=False) if x.dtype.kind == "f" else x
+
+    def _run_call(self, x, training, kwargs):
+        """Keras's call, passing `training` only when call takes it."""
+        if self._call_takes_training():
+            kwargs = {**kwargs, "training": bool(training)}
+        return self.call(x, **kwargs)
+
+    def _call_takes_training(self):
+        import inspect
+
+        return "training" in inspect.signature(type(self).call).parameters
+
+    def _call_traced(self, x, training, kwargs):
+        tape = autodiff.current_tape()
+        training = tape.training if training is None and tape is not None else bool(training)
+        if not self.built:
+            self.build_for(tuple(x.shape[1:]), self.dtype or floatx())
+        if self.uses_call():
+            return self._run_call(x, training, kwargs)
+        return autodiff.builtin_layer(self, x, training)
+
+    def uses_call(self):
+        """True for a layer written with Keras's call() and no forward of its own."""
+        cls = type(self)
+        return cls.forward is Layer.forward and callable(getattr(cls, "call", None))
+
+    def add_loss(self, loss):
+        """Keras's add_loss inside call: the loss (a scalar of ops) joins the training loss, and its
+        gradient joins the backward pass."""
+        if not autodiff.add_loss(loss):
+            self._eager_losses = [*self.__dict__.get("_eager_losses", []), loss]
 
     def _call_symbolic(self, inputs):
         tensors = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
@@ -309,27 +390,39 @@ class Layer:
         """The symbolic output of the layer's one call in a functional graph."""
         return self._only_node("output").output
 
-    def forward(self, x, training=False):
-        self._refuse_call_only()
-        raise NotImplementedError(f"{type(self).__name__} must implement forward(x, training)")
+    def forward(self, x, training=False, logits=False):
+        """A layer written with call(): in training, call runs under autograd (kept for backward);
+        in inference, on the arrays alone."""
+        if not self.uses_call():
+            raise NotImplementedError(f"{type(self).__name__} must implement forward(x, training) and "
+                                      f"backward(dy), or Keras's call(inputs).")
+        if not training:
+            self._piece = None
+            with autodiff.Tape(training=False, differentiates=False) as tape:
+                output = self._run_call(x, False, {})
+        else:
+            self._piece = autodiff.Piece(lambda tensor: self._run_call(tensor, True, {}), [x],
+                                         [self.input_gradient_needed], training=True)
+            tape, output = self._piece.tape, self._piece.output
+        self._activity_loss = tape.added_loss_value() if tape.added_losses else 0.0  # add_loss's, with the penalties
+        return output
 
     def backward(self, dy):
-        raise NotImplementedError(f"{type(self).__name__} must implement backward(dy)")
-
-    def _refuse_call_only(self):
-        """A Keras layer written with call() alone cannot run here: gpudl has no autodiff."""
-        cls = type(self)
-        if cls.forward is Layer.forward and callable(getattr(cls, "call", None)):
-            raise NotImplementedError(
-                f"Layer '{self.name}' ({cls.__name__}) defines call(), but gpudl has no autodiff: a gpudl "
-                f"layer defines forward(x, training) returning the output and backward(dy) returning the "
-                f"gradient with respect to its input (writing each weight's gradient into param.grad). "
-                f"Rename call to forward and write backward; gpudl.gradient_check verifies it.")
+        """A layer written with call(): autograd's J^T dy for the input; the weights' gradients
+        (its own and its sublayers') are set, not added to."""
+        if not self.uses_call():
+            raise NotImplementedError(f"{type(self).__name__} must implement backward(dy)")
+        if getattr(self, "_piece", None) is None:
+            raise RuntimeError(f"Layer '{self.name}': backward needs a forward pass with training=True first.")
+        for p in self.trainable_weights:
+            p.grad[...] = 0
+        return self._piece.backward(dy)[0]
 
     # -- weights ------------------------------------------------------------
     def _sublayers(self):
-        """The layers this one holds (a model's layers); their weights are its weights too."""
-        return []
+        """The layers this one holds (a model's layers; for a layer written with call(), the layers
+        in its attributes, in the order they were set); their weights are its weights too."""
+        return tracked_layers(self) if self.uses_call() else []
 
     @property
     def weights(self):
@@ -456,3 +549,15 @@ class Layer:
 
 
 Layer.build = _build_once(Layer.build)
+
+
+def tracked_layers(owner):
+    """The layers held in `owner`'s attributes (alone or in lists and tuples), in the order they
+    were set, each once (Keras's layer tracking)."""
+    found, seen = [], {id(owner)}
+    for value in vars(owner).values():
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(item, Layer) and id(item) not in seen:
+                seen.add(id(item))
+                found.append(item)
+    return found
