@@ -225,3 +225,68 @@ def test_subclassed_model_fit_evaluate_predict_match_keras(tmp_path):
 def test_keras_model_without_inputs_or_call_says_what_to_do():
     with pytest.raises(NotImplementedError, match="call"):
         gpudl.Model()
+
+
+# -- gradient checking user code ----------------------------------------------------------------
+def _float64_data():
+    rng = np.random.default_rng(9)
+    return rng.normal(size=(6, 6)), rng.normal(size=(6, 3))
+
+
+def test_gradient_check_passes_on_each_kind_of_user_code():
+    x, y = _float64_data()
+
+    def my_loss(y_true, y_pred):
+        return gpudl.ops.mean(gpudl.ops.abs(y_true - y_pred) ** 3, axis=-1)
+
+    def softsign_ish(v):
+        return v / (1.0 + gpudl.ops.abs(v)) + 0.1 * gpudl.ops.sin(v)
+
+    models = {
+        "layer": gpudl.Sequential([gpudl.Input((6,)), _simple_dense(gpudl)(5), gpudl.layers.Dense(3)], dtype="float64"),
+        "activation and regularizer": gpudl.Sequential([
+            gpudl.Input((6,)), gpudl.layers.Dense(5, activation=softsign_ish,
+                                                  kernel_regularizer=lambda w: 1e-2 * gpudl.ops.sum(w ** 4)),
+            gpudl.layers.Dense(3)], dtype="float64"),
+        "subclassed": _residual_model(gpudl),
+    }
+    models["subclassed"] = type(models["subclassed"])(dtype="float64")
+    for kind, model in models.items():
+        model.build((None, 6))
+        model.compile("sgd", my_loss)
+        result = gpudl.gradient_check(model, x, y)
+        assert result.verdict == "fine", (kind, str(result))
+
+
+def test_gradient_check_catches_a_planted_bug_in_a_custom_call():
+    """The derivative of a stop_gradient'ed factor is lost: d/dz (z * stop(z)) = z, not 2z."""
+    x, y = _float64_data()
+
+    class PlantedSquare(gpudl.layers.Layer):
+        def call(self, inputs):
+            return inputs * gpudl.ops.stop_gradient(inputs)  # bug: should be ops.square(inputs)
+
+    model = gpudl.Sequential([gpudl.Input((6,)), gpudl.layers.Dense(4), PlantedSquare(), gpudl.layers.Dense(3)],
+                             dtype="float64")
+    model.compile("sgd", "mse")
+    result = gpudl.gradient_check(model, x, y)
+    assert result.verdict == "bug", str(result)
+    rows = dict((name, diff) for name, diff, _ in result.parameters)
+    assert rows["dense/kernel".replace("dense", model.layers[0].name)] > 1e-3  # below the bug: wrong
+    assert rows[f"{model.layers[2].name}/kernel"] < 1e-6  # above it: right
+
+
+def test_without_torch_user_code_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    from gpudl.frontend import autodiff
+
+    with pytest.raises(ImportError, match=r'pip install "gpudl\[autodiff\]"'):
+        autodiff.torch_module()
+    model = gpudl.Sequential([gpudl.Input((6,)), _simple_dense(gpudl)(3)])
+    model.compile("sgd", "mse")
+    x, y = _data(outputs=3)
+    model.predict(x, verbose=0)  # inference runs call on the arrays: no engine needed
+    with pytest.raises(ImportError, match=r"gpudl\[autodiff\]"):
+        model.fit(x, y, verbose=0)
