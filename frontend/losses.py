@@ -1,5 +1,6 @@
-"""Losses: Keras 3's names, arguments and reductions, each with its gradient (gpudl has
-no autodiff, so a loss gives its value AND dL/dy_pred).
+"""Losses: Keras 3's names, arguments and reductions, each with its gradient: a built-in loss
+gives its value AND dL/dy_pred, fused by hand; a loss written with Keras's `call` (or a plain
+function, LossFunctionWrapper) gets its gradient from PyTorch's autograd (gpudl.frontend.autodiff).
 
 A built-in loss is a per-sample value l_i (most are the mean over the last axis of an
 elementwise term) and its gradient dl_i/dp_i; Keras's reduction then weighs and sums,
@@ -51,8 +52,8 @@ PROBABILITY_EPSILON = EPSILON
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 MEAN_REDUCTIONS = ("sum_over_batch_size", "mean", "mean_with_sample_weight")  # equal without weights
 
-CUSTOM_LOSS_HELP = """gpudl has no automatic differentiation, so a loss must give its gradient too. \
-Write a gpudl.losses.Loss subclass with this one method:
+CUSTOM_LOSS_HELP = """Write Keras's `call(y_true, y_pred)` with keras.ops (autograd differentiates it; \
+pip install "gpudl[autodiff]"), or give the gradient yourself with this one method:
 
     class MyLoss(gpudl.losses.Loss):
         def value_and_gradient(self, y_true, y_pred, sample_weight=None):
@@ -109,8 +110,8 @@ def _check_reduction(reduction):
 class Loss:
     """Base class of losses (Keras's `keras.losses.Loss`).
 
-    A custom loss subclasses it and writes `value_and_gradient` (see CUSTOM_LOSS_HELP):
-    gpudl has no autodiff, so Keras's `call(y_true, y_pred)` alone is not enough.
+    A custom loss subclasses it and writes Keras's `call(y_true, y_pred)` (per-sample values, with
+    keras.ops; autograd gives the gradient) or gpudl's `value_and_gradient` (see CUSTOM_LOSS_HELP).
 
     Args:
         reduction: "sum_over_batch_size" (default), "sum", "mean",
