@@ -870,6 +870,29 @@ def top_k(x, k, sorted=True):
     return _xp().take_along_axis(x, indices, axis=-1), indices.astype("int32")
 
 
+def _accepts_symbolic(fn):
+    """On keras.Input-made tensors the op becomes a node of the functional graph (OpLayer)."""
+    import functools
+
+    @functools.wraps(fn)
+    def op(*args, **kwargs):
+        if builtins.any(type(a).__name__ == "KerasTensor" for a in args):
+            from gpudl.frontend.layers.op_layer import symbolic_call
+
+            return symbolic_call(fn, args, kwargs)
+        return fn(*args, **kwargs)
+
+    return op
+
+
+_SYMBOLIC = ["add", "subtract", "multiply", "divide", "maximum", "minimum", "power", "matmul", "exp",
+             "log", "sqrt", "square", "abs", "negative", "tanh", "relu", "sigmoid", "softmax", "log_softmax", "gelu",
+             "silu", "clip", "mean", "sum", "max", "min", "reshape", "transpose", "expand_dims", "squeeze", "where",
+             "sin", "cos", "softplus", "elu", "leaky_relu", "normalize"]
+for _name in _SYMBOLIC:
+    globals()[_name] = _accepts_symbolic(globals()[_name])
+
+
 def __getattr__(name):
     """An op Keras has and gpudl does not: say so (a module-level AttributeError)."""
     if name.startswith("__"):

@@ -147,9 +147,7 @@ class FunctionRegularizer(Regularizer):
         self.fn = fn
 
     def __call__(self, weights):
-        from gpudl.frontend import ops
-
-        return get_backend().xp.asarray(ops.convert_to_tensor(self.fn(weights)), dtype=np.float64)
+        return get_backend().xp.asarray(self.fn(weights), dtype=np.float64)
 
     def gradient(self, weights):
         from gpudl.frontend import autodiff

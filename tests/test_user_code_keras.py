@@ -290,3 +290,15 @@ def test_without_torch_user_code_names_the_extra(monkeypatch):
     model.predict(x, verbose=0)  # inference runs call on the arrays: no engine needed
     with pytest.raises(ImportError, match=r"gpudl\[autodiff\]"):
         model.fit(x, y, verbose=0)
+
+
+def test_ops_on_symbolic_tensors_become_nodes_of_a_functional_model_and_train_as_keras():
+    def make(K):
+        inputs = K.Input((6,))
+        h = K.layers.Dense(8)(inputs)
+        gate = K.ops.sigmoid(K.layers.Dense(8)(inputs))
+        mixed = K.ops.add(K.ops.multiply(K.ops.tanh(h), gate), K.ops.square(h) * 0.1 if K is keras else
+                          K.ops.multiply(K.ops.square(h), 0.1))
+        return K.Model(inputs, K.layers.Dense(3)(mixed))
+
+    _train_both(make, "mse", *_data())

@@ -105,27 +105,24 @@ class Parameter:
 
     is_variable = True  # keras.ops reads it as its array, or as its autograd leaf inside a layer's call
 
-    def _op(name, swap=False):
-        def operator(self, other):
-            from gpudl.frontend import ops
-
-            return getattr(ops, name)(other, self) if swap else getattr(ops, name)(self, other)
+    def _op(apply):
+        def operator(self, other):  # on the array, or on the autograd leaf inside a layer's call
+            return apply(autodiff.unwrap(self), autodiff.unwrap(other))
 
         return operator
 
-    __add__, __radd__ = _op("add"), _op("add", True)
-    __sub__, __rsub__ = _op("subtract"), _op("subtract", True)
-    __mul__, __rmul__ = _op("multiply"), _op("multiply", True)
-    __truediv__, __rtruediv__ = _op("divide"), _op("divide", True)
-    __matmul__, __rmatmul__ = _op("matmul"), _op("matmul", True)
-    __pow__, __rpow__ = _op("power"), _op("power", True)
-    __lt__, __le__, __gt__, __ge__ = _op("less"), _op("less_equal"), _op("greater"), _op("greater_equal")
+    __add__, __radd__ = _op(lambda a, b: a + b), _op(lambda a, b: b + a)
+    __sub__, __rsub__ = _op(lambda a, b: a - b), _op(lambda a, b: b - a)
+    __mul__, __rmul__ = _op(lambda a, b: a * b), _op(lambda a, b: b * a)
+    __truediv__, __rtruediv__ = _op(lambda a, b: a / b), _op(lambda a, b: b / a)
+    __matmul__, __rmatmul__ = _op(lambda a, b: a @ b), _op(lambda a, b: b @ a)
+    __pow__, __rpow__ = _op(lambda a, b: a ** b), _op(lambda a, b: b ** a)
+    __lt__, __le__ = _op(lambda a, b: a < b), _op(lambda a, b: a <= b)
+    __gt__, __ge__ = _op(lambda a, b: a > b), _op(lambda a, b: a >= b)
     del _op
 
     def __neg__(self):
-        from gpudl.frontend import ops
-
-        return ops.negative(self)
+        return -autodiff.unwrap(self)
 
 
 def assign_weights(params, weights, owner):
