@@ -28,6 +28,7 @@ import numpy as np
 from gpudl.backend import floatx, get_backend
 from gpudl.errors import invalid_value
 from gpudl.frontend import autodiff
+from gpudl.frontend.layers import keras_call
 from gpudl.frontend.layers.node import Node, is_symbolic
 from gpudl.naming import snake_case, unique_name
 
@@ -188,7 +189,7 @@ def _build_once(build):
     return wrapper
 
 
-class Layer:
+class Layer(keras_call.KerasCall):
     """Base class of all layers. See the module docstring for the contract.
 
     Args:
@@ -319,43 +320,6 @@ class Layer:
                              f"{', '.join(map(str, self.input_shape))}); received shape {tuple(x.shape)}.")
         return backend.to_numpy(self.forward(x.astype(self.dtype, copy=False), training=training))
 
-    def _built_for(self, x):
-        """Build from a batch's shape on first use; return it in the layer's dtype when floating."""
-        if not self.built:
-            self.build_for(tuple(x.shape[1:]), self.dtype or floatx())
-        return x.astype(self.dtype, copy=False) if x.dtype.kind == "f" else x
-
-    def _run_call(self, x, training, kwargs):
-        """Keras's call, passing `training` only when call takes it."""
-        if self._call_takes_training():
-            kwargs = {**kwargs, "training": bool(training)}
-        return self.call(x, **kwargs)
-
-    def _call_takes_training(self):
-        import inspect
-
-        return "training" in inspect.signature(type(self).call).parameters
-
-    def _call_traced(self, x, training, kwargs):
-        tape = autodiff.current_tape()
-        training = tape.training if training is None and tape is not None else bool(training)
-        if not self.built:
-            self.build_for(tuple(x.shape[1:]), self.dtype or floatx())
-        if self.uses_call():
-            return self._run_call(x, training, kwargs)
-        return autodiff.builtin_layer(self, x, training)
-
-    def uses_call(self):
-        """True for a layer written with Keras's call() and no forward of its own."""
-        cls = type(self)
-        return cls.forward is Layer.forward and callable(getattr(cls, "call", None))
-
-    def add_loss(self, loss):
-        """Keras's add_loss inside call: the loss (a scalar of ops) joins the training loss, and its
-        gradient joins the backward pass."""
-        if not autodiff.add_loss(loss):
-            self._eager_losses = [*self.__dict__.get("_eager_losses", []), loss]
-
     def _call_symbolic(self, inputs):
         tensors = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         if self.takes_list != isinstance(inputs, (list, tuple)):
@@ -387,39 +351,11 @@ class Layer:
         """The symbolic output of the layer's one call in a functional graph."""
         return self._only_node("output").output
 
-    def forward(self, x, training=False, logits=False):
-        """A layer written with call(): in training, call runs under autograd (kept for backward);
-        in inference, on the arrays alone."""
-        if not self.uses_call():
-            raise NotImplementedError(f"{type(self).__name__} must implement forward(x, training) and "
-                                      f"backward(dy), or Keras's call(inputs).")
-        if not training:
-            self._piece = None
-            with autodiff.Tape(training=False, differentiates=False) as tape:
-                output = self._run_call(x, False, {})
-        else:
-            self._piece = autodiff.Piece(lambda tensor: self._run_call(tensor, True, {}), [x],
-                                         [self.input_gradient_needed], training=True)
-            tape, output = self._piece.tape, self._piece.output
-        self._activity_loss = tape.added_loss_value() if tape.added_losses else 0.0  # add_loss's, with the penalties
-        return output
-
-    def backward(self, dy):
-        """A layer written with call(): autograd's J^T dy for the input; the weights' gradients
-        (its own and its sublayers') are set, not added to."""
-        if not self.uses_call():
-            raise NotImplementedError(f"{type(self).__name__} must implement backward(dy)")
-        if getattr(self, "_piece", None) is None:
-            raise RuntimeError(f"Layer '{self.name}': backward needs a forward pass with training=True first.")
-        for p in self.trainable_weights:
-            p.grad[...] = 0
-        return self._piece.backward(dy)[0]
-
     # -- weights ------------------------------------------------------------
     def _sublayers(self):
         """The layers this one holds (a model's layers; for a layer written with call(), the layers
         in its attributes, in the order they were set); their weights are its weights too."""
-        return tracked_layers(self) if self.uses_call() else []
+        return keras_call.tracked_layers(self) if self.uses_call() else []
 
     @property
     def weights(self):
@@ -547,14 +483,3 @@ class Layer:
 
 Layer.build = _build_once(Layer.build)
 
-
-def tracked_layers(owner):
-    """The layers held in `owner`'s attributes (alone or in lists and tuples), in the order they
-    were set, each once (Keras's layer tracking)."""
-    found, seen = [], {id(owner)}
-    for value in vars(owner).values():
-        for item in value if isinstance(value, (list, tuple)) else (value,):
-            if isinstance(item, Layer) and id(item) not in seen:
-                seen.add(id(item))
-                found.append(item)
-    return found
