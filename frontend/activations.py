@@ -253,11 +253,28 @@ ACTIVATIONS = {
 
 def forward_backward(identifier):
     """(forward, backward) of an activation given by name or as one of this module's
-    functions (`gpudl.activations.gelu`); None means linear. Layers use it."""
+    functions (`gpudl.activations.gelu`); None means linear. Layers use it. Any other
+    function (a custom activation, usually of keras.ops) runs on the arrays forward, and its
+    backward is autograd's J^T da at z (gpudl.frontend.autodiff; the forward is recomputed)."""
+    if callable(identifier) and not any(identifier is forward for forward, _ in ACTIVATIONS.values()):
+        return custom_forward_backward(identifier)
     name = serialize(identifier)
     if name not in ACTIVATIONS:
         raise unknown_name("activation", name, ACTIVATIONS)
     return ACTIVATIONS[name]
+
+
+def custom_forward_backward(fn):
+    """(forward, backward) of a user's activation function."""
+    from gpudl.frontend import autodiff
+
+    def forward(z):
+        return _xp().asarray(fn(z))
+
+    def backward(da, z, a):
+        return autodiff.vjp(fn, z, da)
+
+    return forward, backward
 
 
 def get(identifier):
@@ -287,9 +304,8 @@ def deserialize(config, custom_objects=None):
 
 
 def serialize(activation):
-    """The name of an activation given by name or as one of this module's functions.
-    A function gpudl does not know is refused: gpudl has no autodiff, so it needs the
-    derivative too (write a Layer with forward and backward instead)."""
+    """The name of an activation given by name or as one of this module's functions; a
+    user's function gives its __name__ (Keras's serialized form of a custom function)."""
     if activation is None:
         return "linear"
     if isinstance(activation, str):
@@ -297,7 +313,6 @@ def serialize(activation):
     for name, (forward, _) in ACTIVATIONS.items():
         if forward is activation:
             return name
-    raise ValueError(f"Unknown activation function {getattr(activation, '__name__', activation)!r}: gpudl has "
-                     f"no autodiff, so an activation must be one of gpudl.activations "
-                     f"({', '.join(sorted(ACTIVATIONS))}). For another function, write a Layer with "
-                     f"forward(x, training) and backward(dy).")
+    if callable(activation):
+        return getattr(activation, "__name__", type(activation).__name__)
+    raise ValueError(f"Could not interpret activation function identifier: {activation!r}")

@@ -1,5 +1,6 @@
-"""Losses: Keras 3's names, arguments and reductions, each with its gradient (gpudl has
-no autodiff, so a loss gives its value AND dL/dy_pred).
+"""Losses: Keras 3's names, arguments and reductions, each with its gradient: a built-in loss
+gives its value AND dL/dy_pred, fused by hand; a loss written with Keras's `call` (or a plain
+function, LossFunctionWrapper) gets its gradient from PyTorch's autograd (gpudl.frontend.autodiff).
 
 A built-in loss is a per-sample value l_i (most are the mean over the last axis of an
 elementwise term) and its gradient dl_i/dp_i; Keras's reduction then weighs and sums,
@@ -46,6 +47,7 @@ import numpy as np
 
 from gpudl import registry
 from gpudl.backend import floatx, get_backend
+from gpudl.frontend import ops
 from gpudl.errors import invalid_value, unknown_name
 from gpudl.naming import snake_case
 
@@ -54,8 +56,8 @@ PROBABILITY_EPSILON = EPSILON
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 MEAN_REDUCTIONS = ("sum_over_batch_size", "mean", "mean_with_sample_weight")  # equal without weights
 
-CUSTOM_LOSS_HELP = """gpudl has no automatic differentiation, so a loss must give its gradient too. \
-Write a gpudl.losses.Loss subclass with this one method:
+CUSTOM_LOSS_HELP = """Write Keras's `call(y_true, y_pred)` with keras.ops (autograd differentiates it; \
+pip install "gpudl[autodiff]"), or give the gradient yourself with this one method:
 
     class MyLoss(gpudl.losses.Loss):
         def value_and_gradient(self, y_true, y_pred, sample_weight=None):
@@ -112,8 +114,8 @@ def _check_reduction(reduction):
 class Loss:
     """Base class of losses (Keras's `keras.losses.Loss`).
 
-    A custom loss subclasses it and writes `value_and_gradient` (see CUSTOM_LOSS_HELP):
-    gpudl has no autodiff, so Keras's `call(y_true, y_pred)` alone is not enough.
+    A custom loss subclasses it and writes Keras's `call(y_true, y_pred)` (per-sample values, with
+    keras.ops; autograd gives the gradient) or gpudl's `value_and_gradient` (see CUSTOM_LOSS_HELP).
 
     Args:
         reduction: "sum_over_batch_size" (default), "sum", "mean",
@@ -142,10 +144,20 @@ class Loss:
         return self._dtype or floatx()
 
     def value_and_gradient(self, y_true, y_pred, sample_weight=None):
-        raise NotImplementedError(f"{type(self).__name__} has no `value_and_gradient`. {CUSTOM_LOSS_HELP}")
+        """A loss written with Keras's `call` alone: its value by `call` and Keras's reduction, its
+        gradient by PyTorch's autograd (gpudl.frontend.autodiff), on memory shared with the arrays."""
+        if not self.uses_call():
+            raise NotImplementedError(f"{type(self).__name__} has neither `call` nor `value_and_gradient`. "
+                                      f"{CUSTOM_LOSS_HELP}")
+        return autodiff_value_and_gradient(self, y_true, y_pred, sample_weight)
 
     def call(self, y_true, y_pred):
         raise NotImplementedError(f"{type(self).__name__} has no `call`.")
+
+    def uses_call(self):
+        """True for a loss that writes Keras's `call` and no `value_and_gradient` of its own."""
+        cls = type(self)
+        return cls.value_and_gradient is Loss.value_and_gradient and cls.call is not Loss.call
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         """The loss as Keras returns it: a float, or per-sample values (a NumPy array)
@@ -161,7 +173,11 @@ class Loss:
         if sample_weight is not None:
             sample_weight = backend.asarray(sample_weight, dtype=y_pred.dtype)
             sample_weight = backend.xp.broadcast_to(sample_weight.reshape(-1), (y_pred.shape[0],))
-        loss = backend.to_numpy(self.value_and_gradient(y_true, y_pred, sample_weight)[0])
+        if self.uses_call():  # forward only, on the arrays: no engine
+            loss = backend.to_numpy(ops.convert_to_tensor(reduce_weighted_values(
+                self.call(y_true, y_pred), sample_weight, self.reduction)))
+        else:
+            loss = backend.to_numpy(self.value_and_gradient(y_true, y_pred, sample_weight)[0])
         if loss.ndim == 0:
             return float(loss)
         return loss[0] if one_sample else loss
@@ -172,6 +188,8 @@ class Loss:
         y = np.asarray(y)
         if y.ndim == 1 and output_shape == (1,):
             y = y.reshape(-1, 1)
+        if self.uses_call():  # the user's call reads the targets as it likes (Keras checks nothing)
+            return y
         if self.broadcasts_targets and y.ndim == 1 and len(output_shape) == 1:
             return y  # Keras's broadcast: each batch is checked by check_target_broadcast
         if y.shape[1:] != tuple(output_shape):
@@ -736,6 +754,76 @@ LOSSES.update({alias: cls for cls, aliases in [
     (MeanSquaredLogarithmicError, ("msle", "MSLE"))] for alias in aliases})
 
 
+# User losses: Keras's `call` (or a plain function) and reduction, differentiated by autograd.
+
+def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1=True):
+    """Keras's rule: when the ranks differ by one and the longer ends in 1, drop that axis (or add
+    one to a rank-1 partner)."""
+    rank1, rank2 = ops.ndim(x1), ops.ndim(x2)
+    if rank1 == rank2 + 1 and ops.shape(x1)[-1] == 1:
+        if rank2 == 1 and expand_rank_1:
+            return x1, ops.expand_dims(x2, -1)
+        return ops.squeeze(x1, -1), x2
+    if rank2 == rank1 + 1 and ops.shape(x2)[-1] == 1:
+        if rank1 == 1 and expand_rank_1:
+            return ops.expand_dims(x1, -1), x2
+        return x1, ops.squeeze(x2, -1)
+    return x1, x2
+
+
+def reduce_weighted_values(values, sample_weight, reduction):
+    """Keras's reduce_weighted_values in ops (so it runs on arrays and on torch): values * weights,
+    then "sum", sum / number of values ("sum_over_batch_size", "mean"), sum / sum of weights
+    ("mean_with_sample_weight" with weights, 0 when they sum to 0), or the values ("none")."""
+    if sample_weight is not None:
+        values, sample_weight = squeeze_or_expand_to_same_rank(values, ops.cast(sample_weight, ops.dtype(values)))
+        values = ops.multiply(values, sample_weight)
+    if reduction in ("none", None) or ops.ndim(values) == 0 or ops.shape(values) == (0,):
+        return values
+    loss = ops.sum(values)
+    if reduction == "sum":
+        return loss
+    if reduction == "mean_with_sample_weight" and sample_weight is not None:
+        total = ops.sum(sample_weight)
+        return ops.where(ops.not_equal(total, 0), ops.divide(loss, ops.where(ops.equal(total, 0), 1.0, total)), 0.0)
+    return ops.divide(loss, float(ops.size(values)))
+
+
+def autodiff_value_and_gradient(loss, y_true, y_pred, sample_weight):
+    """(loss value, dL/dy_pred) of a Loss written with `call`: the user's call and Keras's reduction
+    run on torch tensors viewing the arrays, in y_pred's dtype; the gradient is autograd's."""
+    from gpudl.frontend import autodiff
+
+    def total(truth, prediction, weights):
+        return reduce_weighted_values(loss.call(truth, prediction), weights, loss.reduction)
+
+    truth = y_true.astype(y_pred.dtype, copy=False)  # in the model's dtype (float64 for gradient checks)
+    piece = autodiff.Piece(total, [truth, y_pred, sample_weight], [False, True, False])
+    value = piece.output
+    (_, gradient, _) = piece.backward(_xp().ones(value.shape, dtype=value.dtype))
+    return _xp().asarray(value, dtype=np.float64), gradient.astype(y_pred.dtype, copy=False)
+
+
+class LossFunctionWrapper(Loss):
+    """Keras's wrapper of a plain loss function `fn(y_true, y_pred, **kwargs)` (per-sample values),
+    reduced as a Loss; what compile makes of `loss=my_function`.
+
+    Args:
+        fn: the function; reduction, name, dtype: as Loss; kwargs: passed to fn.
+    """
+
+    def __init__(self, fn, reduction="sum_over_batch_size", name=None, dtype=None, **kwargs):
+        super().__init__(name=name or getattr(fn, "__name__", None), reduction=reduction, dtype=dtype)
+        self.fn, self._fn_kwargs = fn, kwargs
+
+    def call(self, y_true, y_pred):
+        y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
+        return self.fn(y_true, y_pred, **self._fn_kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "fn": getattr(self.fn, "__name__", repr(self.fn)), **self._fn_kwargs}
+
+
 def check_has_gradient(loss):
     """Refuse a Loss whose gradient gpudl cannot know: one that writes only Keras's `call`."""
     cls = type(loss)
@@ -744,8 +832,13 @@ def check_has_gradient(loss):
         return next(c for c in cls.__mro__ if attribute in c.__dict__)
 
     gradient_owner, call_owner = owner("value_and_gradient"), owner("call")
-    if gradient_owner is Loss or (call_owner is not gradient_owner and issubclass(call_owner, gradient_owner)):
-        raise ValueError(f"The loss {cls.__name__} defines `call` but no `value_and_gradient`. {CUSTOM_LOSS_HELP}")
+    if gradient_owner is Loss and call_owner is Loss:
+        raise ValueError(f"The loss {cls.__name__} defines neither `call` nor `value_and_gradient`. "
+                         f"{CUSTOM_LOSS_HELP}")
+    if gradient_owner is not Loss and call_owner is not gradient_owner and issubclass(call_owner, gradient_owner):
+        raise ValueError(f"The loss {cls.__name__} overrides `call` of {gradient_owner.__name__}, whose "
+                         f"`value_and_gradient` would not see it: subclass gpudl.losses.Loss directly (its "
+                         f"gradient then comes from autograd), or write `value_and_gradient` too.")
     return loss
 
 
@@ -779,16 +872,15 @@ def get(identifier):
 def loss_object(identifier):
     """The Loss that trains: from a name ("mse", "CategoricalCrossentropy"), a Loss object
     or class, one of Keras's loss functions (keras.losses.mean_squared_error ->
-    MeanSquaredError()) or a serialized dict. A plain function or a Loss without
-    `value_and_gradient` is refused: gpudl needs the gradient (CUSTOM_LOSS_HELP)."""
+    MeanSquaredError()) or a serialized dict. A plain function becomes a LossFunctionWrapper; it and a
+    Loss written with `call` are differentiated by autograd (Loss.value_and_gradient)."""
     loss = get(identifier)
     if isinstance(loss, Loss):
         return check_has_gradient(loss)
     if callable(getattr(loss, "loss_class", None)):
         return loss.loss_class()
-    if callable(loss):
-        name = getattr(loss, "__name__", repr(loss))
-        raise ValueError(f"The loss {name!r} is a plain function. {CUSTOM_LOSS_HELP}")
+    if callable(loss):  # a plain function of (y_true, y_pred), differentiated by autograd
+        return LossFunctionWrapper(loss, name=getattr(loss, "__name__", None))
     raise invalid_value("loss", "a loss name, a gpudl.losses.Loss object or class", identifier)
 
 

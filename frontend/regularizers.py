@@ -138,13 +138,31 @@ orthogonal_regularizer = OrthogonalRegularizer
 REGULARIZERS = object_table("regularizer", (L1, L2, L1L2, OrthogonalRegularizer))
 
 
+class FunctionRegularizer(Regularizer):
+    """A penalty given as a function of the weights (Keras takes any callable, usually written with
+    keras.ops): its value on the arrays, its gradient by autograd (gpudl.frontend.autodiff)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def __call__(self, weights):
+        return get_backend().xp.asarray(self.fn(weights), dtype=np.float64)
+
+    def gradient(self, weights):
+        from gpudl.frontend import autodiff
+
+        return autodiff.vjp(self.fn, weights, np.ones((), dtype=weights.dtype))
+
+    def get_config(self):
+        return {"fn": getattr(self.fn, "__name__", repr(self.fn))}
+
+
 def get(identifier):
     """A Regularizer from a name ("l2", "L2"), a Keras dict, a class or an instance; None stays None.
-    A plain function is refused: gpudl has no autodiff, so a penalty needs its gradient too."""
+    A plain function of the weights becomes a FunctionRegularizer (its gradient by autograd)."""
     if callable(identifier) and not isinstance(identifier, (type, Regularizer)):
-        raise ValueError(f"Regularizer {getattr(identifier, '__name__', identifier)!r} is a plain function, but gpudl "
-                         f"has no autodiff: subclass gpudl.regularizers.Regularizer and define __call__(weights) "
-                         f"(the penalty) and gradient(weights) (its derivative).")
+        return FunctionRegularizer(identifier)
     return lookup(identifier, REGULARIZERS, "regularizer", Regularizer)
 
 

@@ -212,10 +212,10 @@ def test_loss_object_gives_a_loss_for_every_identifier_and_compile_keeps_what_it
     assert model.loss is identifier and type(model.compiled_loss) is losses.MeanSquaredError
 
 
-def test_loss_object_refuses_plain_functions_but_get_returns_them_like_keras():
+def test_loss_object_wraps_plain_functions_and_get_returns_them_like_keras():
     assert losses.get(plain_function_loss) is plain_function_loss
-    with pytest.raises(ValueError, match="is a plain function.*no automatic differentiation"):
-        losses.loss_object(plain_function_loss)
+    wrapped = losses.loss_object(plain_function_loss)
+    assert isinstance(wrapped, losses.LossFunctionWrapper) and wrapped.fn is plain_function_loss
     with pytest.raises(ValueError, match="Invalid value received for argument `loss`"):
         losses.loss_object(None)
 

@@ -15,7 +15,8 @@ class Activation(Layer):
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.serialize(activation)
-        self._activation, self._activation_backward = activations.forward_backward(self.activation)
+        self._activation, self._activation_backward = activations.forward_backward(
+            activation if callable(activation) else self.activation)
 
     def forward(self, x, training=False, logits=False):
         """`logits=True` passes x through (the model fuses the activation into the loss)."""

@@ -10,9 +10,11 @@ batch axis works too (a leading None is dropped before a subclass's build sees i
 `compute_output_shape` takes and returns Keras's shapes with the batch axis; a layer
 whose output shape differs from its input's overrides `output_feature_shape`, the
 same per sample.
-gpudl has no autodiff, so a layer written with Keras's `call()` alone is refused with
-an error naming forward/backward. Subclass Layer for a custom layer; the gradient
-checker (gpudl.gradient_check) verifies its backward pass.
+A layer written as in Keras, with `call(inputs, training=None)` (and `build`, `add_weight`,
+`add_loss`), needs no backward: its forward runs `call` under PyTorch's autograd and its
+backward is autograd's vector-Jacobian product (gpudl.frontend.autodiff); `build` then receives
+Keras's shape with the batch axis, and layers held in its attributes are its sublayers.
+The gradient checker (gpudl.gradient_check) verifies either kind of backward pass.
 
 `layer(x, training=False)` builds the layer from x.shape on first use (weights on the
 backend, in the layer's dtype, outside any model) and returns forward's output as a
@@ -25,6 +27,8 @@ import numpy as np
 
 from gpudl.backend import floatx, get_backend
 from gpudl.errors import invalid_value
+from gpudl.frontend import autodiff
+from gpudl.frontend.layers import keras_call
 from gpudl.frontend.layers.node import Node, is_symbolic
 from gpudl.naming import snake_case, unique_name
 
@@ -100,6 +104,27 @@ class Parameter:
     def __repr__(self):
         return f"<Parameter path={self.path} shape={self.shape} dtype={self.dtype} trainable={self.trainable}>"
 
+    is_variable = True  # keras.ops reads it as its array, or as its autograd leaf inside a layer's call
+
+    def _op(apply):
+        def operator(self, other):  # on the array, or on the autograd leaf inside a layer's call
+            return apply(autodiff.unwrap(self), autodiff.unwrap(other))
+
+        return operator
+
+    __add__, __radd__ = _op(lambda a, b: a + b), _op(lambda a, b: b + a)
+    __sub__, __rsub__ = _op(lambda a, b: a - b), _op(lambda a, b: b - a)
+    __mul__, __rmul__ = _op(lambda a, b: a * b), _op(lambda a, b: b * a)
+    __truediv__, __rtruediv__ = _op(lambda a, b: a / b), _op(lambda a, b: b / a)
+    __matmul__, __rmatmul__ = _op(lambda a, b: a @ b), _op(lambda a, b: b @ a)
+    __pow__, __rpow__ = _op(lambda a, b: a ** b), _op(lambda a, b: b ** a)
+    __lt__, __le__ = _op(lambda a, b: a < b), _op(lambda a, b: a <= b)
+    __gt__, __ge__ = _op(lambda a, b: a > b), _op(lambda a, b: a >= b)
+    del _op
+
+    def __neg__(self):
+        return -autodiff.unwrap(self)
+
 
 def assign_weights(params, weights, owner):
     """Copy `weights` into `params` in order (Parameter.assign), all or nothing: the count, then
@@ -151,11 +176,10 @@ def _build_once(build):
             return build(self, shape)
         if self.built:
             return None
-        self._refuse_call_only()
         self.dtype = np.dtype(self.dtype or floatx()).name
         self._building = True
         try:
-            build(self, shape)
+            build(self, (None, *shape) if self.uses_call() else shape)  # Keras code reads input_shape[-1]
         finally:
             self._building = False
         self.input_shape = shape
@@ -165,7 +189,7 @@ def _build_once(build):
     return wrapper
 
 
-class Layer:
+class Layer(keras_call.KerasCall):
     """Base class of all layers. See the module docstring for the contract.
 
     Args:
@@ -229,6 +253,9 @@ class Layer:
         if not self.built:
             return tuple(feature_shape)
         probe = self.xp.zeros((1,) + tuple(feature_shape), dtype=self.dtype)
+        if self.uses_call():  # a throwaway run: what it adds with add_loss is not the model's loss
+            with autodiff.Tape(training=False, differentiates=False):
+                return tuple(self._run_call(probe, False, {}).shape[1:])
         return tuple(self.forward(probe, training=False).shape[1:])
 
     def build_for(self, input_shape, dtype):
@@ -240,12 +267,20 @@ class Layer:
         return self.output_feature_shape(tuple(input_shape))
 
     def add_weight(self, name=None, shape=None, initializer=None, regularizer=None, trainable=True,
-                   constraint=None, dtype=None):
+                   constraint=None, dtype=None, autocast=True, aggregation="none", overwrite_with_gradient=False):
         """Declare a parameter, initialized now (Keras's arguments; the initializer,
         regularizer and constraint may be given by name). Its value is a backend array
-        outside any model; a model moves trainable ones into its arena."""
+        outside any model; a model moves trainable ones into its arena. Keras's positional
+        order (shape, initializer, dtype, trainable) works too, for layers written for Keras."""
         from gpudl.frontend import constraints, initializers, regularizers
 
+        if name is not None and not isinstance(name, str):  # Keras: add_weight(shape, initializer, dtype, trainable)
+            keras_order = (name, shape, regularizer, trainable)
+            name = None
+            shape, initializer, dtype, trainable = (keras_order[0], keras_order[1] or initializer,
+                                                    keras_order[2] if keras_order[2] is not None else dtype,
+                                                    keras_order[3])
+            regularizer = None
         name = name or "variable"
         dtype = np.dtype(dtype or self.dtype or floatx()).name
         initializer = initializers.get(initializer or "glorot_uniform")
@@ -260,13 +295,20 @@ class Layer:
     # -- running ------------------------------------------------------------
     takes_list = False  # merge layers take a list of inputs (forward) and give a list of gradients (backward)
 
-    def __call__(self, x, training=False):
+    def __call__(self, x, training=None, **kwargs):
         """On arrays: build from x.shape on first use, run forward, return a host NumPy array.
         On symbolic tensors (keras.Input and what layers made of it): build for their shape and
-        record the call as a node of a functional graph, returning its symbolic output."""
-        self._refuse_call_only()
+        record the call as a node of a functional graph, returning its symbolic output.
+        On torch tensors (inside another layer's differentiated call): the layer's `call`, or its
+        fused forward and backward as one autograd node."""
         if is_symbolic(x):
             return self._call_symbolic(x)
+        if autodiff.is_tensor(x):
+            return self._call_traced(x, training, kwargs)
+        if self.uses_call():  # forward only, on the arrays: keras.ops needs no engine here
+            x = self._built_for(get_backend().asarray(x if hasattr(x, "shape") else np.asarray(x)))
+            return self._run_call(x, training, kwargs)
+        training = bool(training)
         backend = get_backend()
         x = backend.asarray(x if hasattr(x, "shape") else np.asarray(x))
         if x.ndim < 1:
@@ -309,27 +351,11 @@ class Layer:
         """The symbolic output of the layer's one call in a functional graph."""
         return self._only_node("output").output
 
-    def forward(self, x, training=False):
-        self._refuse_call_only()
-        raise NotImplementedError(f"{type(self).__name__} must implement forward(x, training)")
-
-    def backward(self, dy):
-        raise NotImplementedError(f"{type(self).__name__} must implement backward(dy)")
-
-    def _refuse_call_only(self):
-        """A Keras layer written with call() alone cannot run here: gpudl has no autodiff."""
-        cls = type(self)
-        if cls.forward is Layer.forward and callable(getattr(cls, "call", None)):
-            raise NotImplementedError(
-                f"Layer '{self.name}' ({cls.__name__}) defines call(), but gpudl has no autodiff: a gpudl "
-                f"layer defines forward(x, training) returning the output and backward(dy) returning the "
-                f"gradient with respect to its input (writing each weight's gradient into param.grad). "
-                f"Rename call to forward and write backward; gpudl.gradient_check verifies it.")
-
     # -- weights ------------------------------------------------------------
     def _sublayers(self):
-        """The layers this one holds (a model's layers); their weights are its weights too."""
-        return []
+        """The layers this one holds (a model's layers; for a layer written with call(), the layers
+        in its attributes, in the order they were set); their weights are its weights too."""
+        return keras_call.tracked_layers(self) if self.uses_call() else []
 
     @property
     def weights(self):
@@ -456,3 +482,4 @@ class Layer:
 
 
 Layer.build = _build_once(Layer.build)
+

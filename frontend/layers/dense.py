@@ -33,7 +33,8 @@ class Dense(Layer):
             raise invalid_value("units", "a positive integer", units, f"Dense '{self.name}'")
         self.units = int(units)
         self.activation = activations.serialize(activation)
-        self._activation, self._activation_backward = activations.forward_backward(self.activation)
+        self._activation, self._activation_backward = activations.forward_backward(
+            activation if callable(activation) else self.activation)
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)

@@ -13,16 +13,17 @@ from gpudl.arena import ParameterArena
 from gpudl.frontend.layers.base import Layer
 from gpudl.frontend.layers.dropout import Dropout
 from gpudl.frontend.layers.node import is_symbolic
+from gpudl.frontend.models import subclassed
 from gpudl.frontend.models.trainer import Trainer
 
-NO_SUBCLASSED_MODEL = ("gpudl has no subclassed Model yet (a call() needs autodiff): build a gpudl.Sequential or a "
-                       "functional keras.Model(inputs, outputs) of layers, and write a custom layer as a Layer "
-                       "with forward(x, training) and backward(dy).")
+NO_CALL = ("keras.Model() needs `inputs` and `outputs` (a functional model), or subclass it and write "
+           "call(inputs, training=None); for a stack of layers, use gpudl.Sequential.")
 
 
 class Model(Trainer, Layer):
     """keras.Model: `keras.Model(inputs, outputs)` builds a functional model (Functional);
-    `gpudl.Sequential` is a Model too. Subclassing it says what gpudl offers instead."""
+    `gpudl.Sequential` is a Model too; a subclass whose __init__ creates layers and whose
+    call(inputs, training=None) composes them is a subclassed model (gpudl.frontend.models.subclassed)."""
 
     builds_once = False  # a model builds again as layers arrive: the arena is laid out anew
     _label = "Model"
@@ -34,7 +35,9 @@ class Model(Trainer, Layer):
         return object.__new__(cls)
 
     def __init__(self, *args, **kwargs):
-        raise NotImplementedError(NO_SUBCLASSED_MODEL)
+        if not self.uses_call():
+            raise NotImplementedError(NO_CALL)
+        subclassed.initialize(self, *args, **kwargs)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -44,11 +47,36 @@ class Model(Trainer, Layer):
         return super().from_config(config)
 
     # -- structure ----------------------------------------------------------
+    @property
+    def layers(self):
+        """The model's layers (a subclassed model's: those in its attributes, in order)."""
+        listed = self.__dict__.get("_layer_list")
+        return listed if listed is not None else super()._sublayers()
+
+    @layers.setter
+    def layers(self, layers):
+        self.__dict__["_layer_list"] = layers
+
     def _sublayers(self):
         return self.layers
 
+    def build(self, input_shape=None):
+        """A subclassed model builds by running call once on a zero batch of `input_shape`."""
+        subclassed.build(self, input_shape)
+
+    def backward(self, dy):
+        """A subclassed model: autograd's backward through call, then the penalties' gradients."""
+        dx = super().backward(dy)
+        self.add_regularization_gradients()
+        return dx
+
+    def _summary_rows(self):
+        return subclassed.summary_rows(self)
+
     def _leaves(self):
-        """The layers in order, nested models expanded."""
+        """The layers in order, nested models expanded (a subclassed model: every layer it holds)."""
+        if self.uses_call():
+            return subclassed.leaves(self)
         leaves = []
         for layer in self.layers:
             leaves.extend(layer._leaves() if isinstance(layer, Model) else [layer])
@@ -88,7 +116,8 @@ class Model(Trainer, Layer):
             if isinstance(layer, Dropout):
                 layer.base_seed = layer.seed if layer.seed is not None else self.seed
                 layer.index = index
-        self.arena = ParameterArena([p for layer in leaves for p in layer.weights if p.trainable], self.dtype)
+        trainable = {id(p): p for layer in leaves for p in layer.weights if p.trainable}  # a layer's sublayers are leaves too
+        self.arena = ParameterArena(list(trainable.values()), self.dtype)
         for layer in leaves:
             for p in layer.weights:
                 if not p.trainable:

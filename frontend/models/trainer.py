@@ -72,8 +72,8 @@ class Trainer:
             self._metric_weighted = [False] * len(self._metric_names) + [True] * len(self._weighted_metric_names)
         last = self._leaves()[-1]
         loss = self.compiled_loss
-        self._fused = (not loss.from_logits and loss.fused_activation is not None
-                       and getattr(last, "activation", None) == loss.fused_activation)
+        self._fused = (not loss.from_logits and loss.fused_activation is not None and not self.uses_call()
+                       and getattr(last, "activation", None) == loss.fused_activation)  # a call() may change the output
 
     @property
     def metrics_names(self):
