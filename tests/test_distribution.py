@@ -1,0 +1,131 @@
+"""Data parallelism (gpudl.distribution.DataParallel) on 2 gloo processes against one process.
+
+The training runs are tests/distributed_scenarios.py: the two processes run them all in one
+launch (each with a hard timeout, so a collective that hangs fails the test), then this process
+runs each on its own and the weights, histories and predictions must agree.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gpudl
+from gpudl.kernels import dropout as dropout_kernel
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import distributed_scenarios as scenarios  # noqa: E402
+
+LAUNCH_TIMEOUT = 240  # seconds for a whole launch of 2 processes; a hang fails the test instead
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(script, args, processes=2, timeout=LAUNCH_TIMEOUT, env=None):
+    """Run `script args` in `processes` processes joined by KERAS_DISTRIBUTION_*; return their outputs."""
+    port = free_port()
+    procs = []
+    for rank in range(processes):
+        environment = {**os.environ, "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{port}",
+                       "KERAS_DISTRIBUTION_NUM_PROCESSES": str(processes),
+                       "KERAS_DISTRIBUTION_PROCESS_ID": str(rank), "GPUDL_BACKEND": "numpy",
+                       "OMP_NUM_THREADS": "1", **(env or {})}
+        procs.append(subprocess.Popen([sys.executable, script, *args], env=environment, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    outputs = []
+    try:
+        for proc in procs:
+            outputs.append(proc.communicate(timeout=timeout)[0])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    for rank, (proc, output) in enumerate(zip(procs, outputs)):
+        assert proc.returncode == 0, f"rank {rank} failed:\n{output[-4000:]}"
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def two_process_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("distributed")
+    launch(os.path.join(HERE, "distributed_scenarios.py"), [str(out)])
+    return [dict(np.load(out / f"rank{rank}.npz")) for rank in range(2)]
+
+
+TOLERANCE = {"sgd_momentum": 1e-12, "rmsprop": 1e-12, "adam": 1e-12, "adam_global_clipnorm": 1e-12,
+             "batch_norm": 1e-9, "dropout_and_noise": 1e-9, "empty_shards": 1e-9,
+             "early_stopping_evaluate_predict": 1e-12}
+
+
+@pytest.mark.parametrize("name", list(scenarios.SCENARIOS))
+def test_two_gloo_processes_give_the_one_process_run_on_the_global_batch(two_process_results, name):
+    reference = scenarios.SCENARIOS[name]()
+    for rank, results in enumerate(two_process_results):
+        for key, expected in reference.items():
+            got = results[f"{name}/{key}"]
+            assert got.shape == expected.shape, (rank, key)
+            np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE[name], err_msg=f"{name} rank {rank} {key}")
+    first, second = two_process_results
+    for key in reference:  # every process logs and decides the same: the same values exactly
+        np.testing.assert_array_equal(first[f"{name}/{key}"], second[f"{name}/{key}"], err_msg=key)
+
+
+def test_early_stopping_stops_at_the_same_epoch_on_every_process(two_process_results):
+    stopped = [int(r["early_stopping_evaluate_predict/stopped_epoch"]) for r in two_process_results]
+    assert stopped[0] == stopped[1] == int(scenarios.early_stopping_evaluate_predict()["stopped_epoch"])
+    assert 0 < stopped[0] < 39  # it did stop early
+    assert [list(r["devices"]) for r in two_process_results] == [["cpu:0", "cpu:1"]] * 2
+
+
+def test_dropout_mask_with_an_offset_is_those_rows_of_the_whole_mask():
+    whole = dropout_kernel.keep_mask((9, 7), 0.4, 1234, np.array([3, 5]))
+    for first, rows in ((0, 4), (4, 5), (3, 1), (9, 0)):
+        part = dropout_kernel.keep_mask((rows, 7), 0.4, 1234, np.array([3, 5]), offset=first * 7)
+        np.testing.assert_array_equal(part, whole[first:first + rows])
+
+
+def test_world_size_one_is_bit_identical_to_no_distribution():
+    script = os.path.join(HERE, "distributed_world_one.py")
+    out = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=LAUNCH_TIMEOUT,
+                         env={**os.environ, "GPUDL_BACKEND": "numpy", "MASTER_ADDR": "127.0.0.1",
+                              "MASTER_PORT": str(free_port()), "RANK": "0", "WORLD_SIZE": "1"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "bit-identical" in out.stdout
+
+
+def test_model_parallel_and_layout_map_are_refused_naming_data_parallel():
+    for name in ("ModelParallel", "LayoutMap"):
+        with pytest.raises(NotImplementedError, match=r"DataParallel"):
+            getattr(gpudl.distribution, name)()
+
+
+def test_initialize_without_a_launcher_says_how_to_launch(monkeypatch):
+    for variable in ("RANK", "WORLD_SIZE", "KERAS_DISTRIBUTION_NUM_PROCESSES", "KERAS_DISTRIBUTION_PROCESS_ID"):
+        monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(ValueError, match=r"torchrun --nproc_per_node=N"):
+        gpudl.distribution.initialize()
+    with pytest.raises(ValueError, match=r"process_id.*Received: process_id=3"):
+        gpudl.distribution.initialize(job_addresses="127.0.0.1:1", num_processes=2, process_id=3)
+
+
+def test_data_parallel_checks_its_mesh_and_set_distribution_its_value():
+    assert gpudl.distribution.distribution() is None
+    with pytest.raises(ValueError, match=r"one process per device; the mesh has 2 devices and the run 1"):
+        gpudl.distribution.DataParallel(devices=["cpu:0", "cpu:1"])
+    with pytest.raises(ValueError, match=r"auto_shard_dataset"):
+        gpudl.distribution.DataParallel(auto_shard_dataset=False)
+    with pytest.raises(ValueError, match=r"Expected a gpudl.distribution.DataParallel or None"):
+        gpudl.distribution.set_distribution("data")
+    mesh = gpudl.distribution.DeviceMesh((1,), ["batch"], ["cpu:0"])
+    data_parallel = gpudl.distribution.DataParallel(device_mesh=mesh)
+    with data_parallel.scope():
+        assert gpudl.distribution.distribution() is data_parallel
+    assert gpudl.distribution.distribution() is None
