@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-from gpudl import collectives
+from gpudl import collectives, threads
 from gpudl.backend import get_backend
 from gpudl.errors import NotInGpudl, invalid_value
 
@@ -64,7 +64,8 @@ def initialize(job_addresses=None, num_processes=None, process_id=None):
     """
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
+    if dist.is_available() and dist.is_initialized():  # Ray Train's TorchTrainer, or a script's own group
+        threads.limit_blas_to_local_cores()
         return
     job_addresses = job_addresses or os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES")
     num_processes = num_processes if num_processes is not None else (
@@ -100,6 +101,7 @@ def initialize(job_addresses=None, num_processes=None, process_id=None):
     dist.init_process_group(backend, store=_store(host, int(port), num_processes, process_id, timeout),
                             rank=process_id, world_size=num_processes, timeout=timeout)
     _state["initialized_here"] = True
+    threads.limit_blas_to_local_cores()
 
 
 def _store(host, port, num_processes, process_id, timeout):

@@ -144,16 +144,17 @@ def apply_mask(x, keep, rate):
     return y
 
 
-def dropout(x, rate, seed, seed_counter=None, offset=0):
+def dropout(x, rate, seed, seed_counter=None):
     """y = x * keep_mask * (1 / (1 - rate)); also the backward pass (pass dy)."""
     if rate == 0.0:
         return x.copy()
-    return apply_mask(x, keep_mask(x.shape, rate, seed, seed_counter, offset), rate)
+    return apply_mask(x, keep_mask(x.shape, rate, seed, seed_counter), rate)
 
 
 def dropout_train(x, rate, seed, seed_counter=None, offset=0):
     """The training forward: (y, keep) with y = dropout(x, ...) and keep its boolean mask,
-    which dropout_backward applies to dy (1 byte per element instead of Philox again)."""
+    which dropout_backward applies to dy (1 byte per element instead of Philox again).
+    `offset`: x is elements [offset, offset + x.size) of a larger array (see keep_mask)."""
     keep = keep_mask(x.shape, rate, seed, seed_counter, offset)
     return apply_mask(x, keep, rate), keep
 

@@ -131,6 +131,32 @@ def train_on_batch_and_custom_loop():
     return out
 
 
+def backed_up_fit(out_dir, kill=False):
+    """A fit with BackupAndRestore and a CSVLogger into `out_dir`; rank 0 writes the final weights
+    to final.npz. With `kill`, rank 1 dies (SIGKILL) after the backup of epoch 2 on torchrun's
+    first attempt (tests/distributed_restart.py)."""
+    import signal
+
+    import gpudl
+
+    class KillRankOne(gpudl.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2 and gpudl.collectives.rank() == 1 and os.environ.get("TORCHELASTIC_RESTART_COUNT") == "0":
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    os.makedirs(out_dir, exist_ok=True)
+    x, y = data(37)
+    model = model_of(dense_stack([gpudl.layers.BatchNormalization(), gpudl.layers.Dropout(0.2)]), "adam")
+    model.build((None, 5))
+    callbacks = [gpudl.callbacks.BackupAndRestore(os.path.join(out_dir, "backup"))]  # the kill comes after it
+    callbacks += [KillRankOne()] if kill else []
+    callbacks.append(gpudl.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"), append=True))
+    model.fit(x, y, batch_size=8, epochs=5, verbose=0, callbacks=callbacks)
+    if gpudl.collectives.is_rank_zero():
+        np.savez(os.path.join(out_dir, "final.npz"), *model.get_weights())
+    return model
+
+
 SCENARIOS = {
     "sgd_momentum": optimizer_run(sgd_momentum),
     "rmsprop": optimizer_run(rmsprop),
@@ -154,6 +180,9 @@ def main(out_dir):
     for name, scenario in SCENARIOS.items():
         results.update({f"{name}/{key}": value for key, value in scenario().items()})
     results["devices"] = np.array(gpudl.distribution.list_devices())
+    backed_up_fit(os.path.join(out_dir, "whole"))
+    x, y = data(37)  # the progress bar: printed by rank 0 alone
+    model_of(dense_stack(), "sgd").fit(x, y, batch_size=8, epochs=1, verbose=1)
     np.savez(os.path.join(out_dir, f"rank{collectives.rank()}.npz"), **results)
 
 

@@ -54,10 +54,21 @@ def launch(script, args, processes=2, timeout=LAUNCH_TIMEOUT, env=None):
 
 
 @pytest.fixture(scope="module")
-def two_process_results(tmp_path_factory):
+def launched(tmp_path_factory):
     out = tmp_path_factory.mktemp("distributed")
-    launch(os.path.join(HERE, "distributed_scenarios.py"), [str(out)])
-    return [dict(np.load(out / f"rank{rank}.npz")) for rank in range(2)]
+    outputs = launch(os.path.join(HERE, "distributed_scenarios.py"), [str(out)])
+    return [dict(np.load(out / f"rank{rank}.npz")) for rank in range(2)], outputs, out
+
+
+@pytest.fixture(scope="module")
+def two_process_results(launched):
+    return launched[0]
+
+
+def test_the_progress_bar_prints_on_rank_zero_only(launched):
+    rank_zero, rank_one = launched[1]
+    assert "5/5" in rank_zero and "loss:" in rank_zero
+    assert "5/5" not in rank_one and "loss:" not in rank_one
 
 
 TOLERANCE = {"sgd_momentum": 1e-12, "rmsprop": 1e-12, "adam": 1e-12, "adam_global_clipnorm": 1e-12,
@@ -129,3 +140,31 @@ def test_data_parallel_checks_its_mesh_and_set_distribution_its_value():
     with data_parallel.scope():
         assert gpudl.distribution.distribution() is data_parallel
     assert gpudl.distribution.distribution() is None
+
+
+def torchrun(out, *args, restarts=0):
+    """`python -m torch.distributed.run --standalone --nproc_per_node=2 distributed_restart.py OUT args`."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               f"--max-restarts={restarts}", os.path.join(HERE, "distributed_restart.py"), str(out), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT, cwd=HERE,
+                            env={**os.environ, "GPUDL_BACKEND": "numpy", "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result.stdout + result.stderr
+
+
+def test_torchrun_and_a_killed_worker_restarted_by_torchrun_end_bit_identical(launched, tmp_path):
+    whole, killed = launched[2] / "whole", tmp_path / "killed"  # uninterrupted: in the launch of the scenarios
+    log = torchrun(killed, "--kill", restarts=1)
+    assert "exitcode: -9" in log and "attempt 1 done" in log  # rank 1 was killed; the restart finished
+    final, resumed = np.load(whole / "final.npz"), np.load(killed / "final.npz")
+    for key in final:
+        np.testing.assert_array_equal(resumed[key], final[key], err_msg=key)
+    # rank 0 alone wrote the log (append=True: a second writer would double the rows), and the
+    # restarted run's log is the uninterrupted one's
+    rows = (whole / "log.csv").read_text().splitlines()
+    assert len(rows) == 1 + 5 and rows[0].startswith("epoch,")
+    assert (killed / "log.csv").read_text() == (whole / "log.csv").read_text()
+    # and the data-parallel run is the one-process run on the global batch
+    model = scenarios.backed_up_fit(str(tmp_path / "alone"))
+    for index, weight in enumerate(model.get_weights()):
+        np.testing.assert_allclose(final[f"arr_{index}"], weight, rtol=0, atol=1e-9)
