@@ -110,9 +110,13 @@ def all_reduce(array, op="sum"):
     return array
 
 
-def all_reduce_sum_of(array):
-    """A reduced copy of `array` (the sum over processes), leaving `array` as it is."""
-    return all_reduce(array.copy())
+def average(array):
+    """array <- the mean over the processes of array, in place (a custom training loop's gradients,
+    each of its process's equal share of the global batch). Returns `array`."""
+    if _state["active"] and array.size:
+        all_reduce(array)
+        array /= array.dtype.type(world_size())
+    return array
 
 
 def broadcast(array, src=0):

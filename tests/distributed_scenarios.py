@@ -116,15 +116,17 @@ def early_stopping_evaluate_predict():
 
 
 def train_on_batch_and_custom_loop():
-    """train_on_batch and compute_gradients + apply_gradients, each process with its own batch."""
-    import gpudl
+    """train_on_batch (each process with its own rows: 5 and 7 of 12), then compute_gradients +
+    apply_gradients (6 and 6: a custom loop's gradients are averaged over the processes)."""
     from gpudl import collectives
 
     x, y = data(12)
-    rows = collectives.split(len(x), collectives.world_size())
-    mine = slice(rows[collectives.rank()], rows[collectives.rank() + 1])
+    uneven = [0, 5, 12] if collectives.world_size() == 2 else [0, 12]
+    mine = slice(uneven[collectives.rank()], uneven[collectives.rank() + 1])
     model = model_of(dense_stack(), "adam")
     out = {"train_on_batch": np.array(model.train_on_batch(x[mine], y[mine]))}
+    rows = collectives.split(len(x), collectives.world_size())
+    mine = slice(rows[collectives.rank()], rows[collectives.rank() + 1])
     loss, grads = model.compute_gradients(x[mine], y[mine])
     model.optimizer.apply_gradients(zip(grads, model.trainable_weights))
     out.update({f"weight_{i}": w for i, w in enumerate(model.get_weights())})
@@ -166,6 +168,7 @@ SCENARIOS = {
     "dropout_and_noise": dropout_and_noise,
     "empty_shards": empty_shards,
     "early_stopping_evaluate_predict": early_stopping_evaluate_predict,
+    "train_on_batch_and_custom_loop": train_on_batch_and_custom_loop,
 }
 
 

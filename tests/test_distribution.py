@@ -73,7 +73,7 @@ def test_the_progress_bar_prints_on_rank_zero_only(launched):
 
 TOLERANCE = {"sgd_momentum": 1e-12, "rmsprop": 1e-12, "adam": 1e-12, "adam_global_clipnorm": 1e-12,
              "batch_norm": 1e-9, "dropout_and_noise": 1e-9, "empty_shards": 1e-9,
-             "early_stopping_evaluate_predict": 1e-12}
+             "early_stopping_evaluate_predict": 1e-12, "train_on_batch_and_custom_loop": 1e-12}
 
 
 @pytest.mark.parametrize("name", list(scenarios.SCENARIOS))
