@@ -168,3 +168,24 @@ def test_torchrun_and_a_killed_worker_restarted_by_torchrun_end_bit_identical(la
     model = scenarios.backed_up_fit(str(tmp_path / "alone"))
     for index, weight in enumerate(model.get_weights()):
         np.testing.assert_allclose(final[f"arr_{index}"], weight, rtol=0, atol=1e-9)
+
+
+def ray_train_missing():
+    """Why the Ray Train test cannot run here (None when it can)."""
+    try:
+        import ray.train.torch  # noqa: F401
+    except ImportError as error:
+        return f"Ray Train is not installed (pip install 'gpudl[ray-train]'): {error}"
+    if os.environ.get("GPUDL_TEST_RAY_TRAIN") != "1":
+        return "Ray Train's start-up takes about 75 s on 2 cores; set GPUDL_TEST_RAY_TRAIN=1 to run it"
+    return None
+
+
+@pytest.mark.skipif(ray_train_missing() is not None, reason=str(ray_train_missing()))
+def test_ray_train_torch_trainer_runs_the_data_parallel_fit(tmp_path):
+    result = subprocess.run([sys.executable, os.path.join(HERE, "distributed_ray.py"), str(tmp_path)],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "GPUDL_BACKEND": "numpy"})
+    assert result.returncode == 0 and "ray train done" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
+    got, expected = np.load(tmp_path / "ray.npz"), scenarios.SCENARIOS["batch_norm"]()
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key], value, rtol=0, atol=1e-9, err_msg=key)
