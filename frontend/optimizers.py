@@ -46,7 +46,7 @@ import warnings
 
 import numpy as np
 
-from gpudl import registry
+from gpudl import collectives, registry
 from gpudl.backend import get_backend
 from gpudl.errors import check_positive, check_rate, invalid_value, unknown_name
 from gpudl.frontend import schedules
@@ -435,12 +435,15 @@ class Optimizer:
                 self.build(arena)
             for parameter, grad in zip(variables, pieces):
                 parameter.grad[...] = grad
+            collectives.average(arena.grads)  # data parallel: each process's gradients of its own batch
             ids = {id(p) for p in variables}
             self.apply_to_arena(arena, arena.runs(lambda p: id(p) in ids))
             for parameter in variables:  # Keras: constraints after the update
                 if getattr(parameter, "constraint", None) is not None:
                     parameter.value[...] = parameter.constraint(parameter.value)
             return
+        for _, grad, _ in pieces:
+            collectives.average(grad)
         decayed = [flat for variable, (flat, _, _) in zip(variables, pieces) if self._decays(variable)]
         shaped = [(flat.reshape(v.shape), grad.reshape(v.shape), {name: slot.reshape(v.shape)
                                                                    for name, slot in slots.items()})

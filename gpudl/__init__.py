@@ -10,7 +10,8 @@ import sys
 
 from gpudl import backend, models, saving
 from gpudl.backend import clear_session, floatx, get_backend, set_backend, set_floatx
-from gpudl.frontend import (activations, callbacks, constraints, data, initializers, layers, losses, metrics, ops,
+from gpudl.frontend import (activations, callbacks, constraints, data, distribution, initializers, layers, losses,
+                            metrics, ops,
                             optimizers, regularizers, schedules, tuning, utils)
 from gpudl.frontend.diagnosis import diagnose
 from gpudl.frontend.gradient_check import gradient_check
@@ -22,8 +23,8 @@ from gpudl.saving import load_model, save_model
 __version__ = "0.1.0"
 
 # `from gpudl.layers import Dense` works like `gpudl.layers.Dense`.
-SUBMODULES = ("activations", "callbacks", "constraints", "data", "initializers", "layers", "losses", "metrics", "ops",
-              "optimizers", "regularizers", "schedules", "tuning", "utils")
+SUBMODULES = ("activations", "callbacks", "constraints", "data", "distribution", "initializers", "layers", "losses",
+              "metrics", "ops", "optimizers", "regularizers", "schedules", "tuning", "utils")
 for _name in SUBMODULES:
     sys.modules[f"gpudl.{_name}"] = globals()[_name]
 sys.modules["gpudl.optimizers.schedules"] = schedules

@@ -60,8 +60,20 @@ def _dropout_train_and_backward(dropout_kernel, suffix):
         from gpudl.kernels import dropout
 
         return dropout.dropout_train, dropout.dropout_backward
-    return (lambda x, rate, seed, seed_counter=None: (dropout_kernel(x, rate, seed, seed_counter), None),
-            lambda dy, saved, rate, seed, seed_counter=None: dropout_kernel(dy, rate, seed, seed_counter))
+    def no_offset(offset):  # a data-parallel process's rows of the global mask: the NumPy reference only
+        if offset:
+            raise NotImplementedError(f"dropout with an element offset (data-parallel Dropout: a process's rows of "
+                                      f"the global mask) runs on the numpy backend only; the {suffix[1:]} kernel "
+                                      f"has no offset yet. Received: offset={offset}")
+
+    def train(x, rate, seed, seed_counter=None, offset=0):
+        no_offset(offset)
+        return dropout_kernel(x, rate, seed, seed_counter), None
+
+    def backward(dy, saved, rate, seed, seed_counter=None, offset=0):
+        no_offset(offset)
+        return dropout_kernel(dy, rate, seed, seed_counter)
+    return train, backward
 
 
 def cuda_device_count():

@@ -39,11 +39,20 @@ def blas_threads():
     return max(counts) if counts else None
 
 
+def local_cores():
+    """This process's share of the machine's cores: the cores it may run on, divided among the
+    processes of a data-parallel run on this machine (LOCAL_WORLD_SIZE, set by torchrun and Ray
+    Train), at least one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    local_processes = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    return max(1, cores // max(1, int(local_processes) if local_processes.isdigit() else 1))
+
+
 def thread_count():
     """Threads that share elementwise work: GPUDL_NUM_THREADS, else the calling thread plus
-    one per core that BLAS leaves free (read once). BLAS's idle threads keep spinning
-    between GEMMs, so a pool thread on one of their cores slows both: with OpenBLAS's
-    default (a thread per core) the pool stays off."""
+    one per core of this process's share (local_cores) that BLAS leaves free (read once).
+    BLAS's idle threads keep spinning between GEMMs, so a pool thread on one of their cores
+    slows both: with OpenBLAS's default (a thread per core) the pool stays off."""
     if _state["threads"] is None:
         requested = os.environ.get("GPUDL_NUM_THREADS")
         if requested:
@@ -52,10 +61,24 @@ def thread_count():
                                  f"Received: GPUDL_NUM_THREADS={requested!r}")
             _state["threads"] = int(requested)
         else:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+            cores = local_cores()
             blas = blas_threads()
             _state["threads"] = 1 + max(0, cores - (cores if blas is None else blas))
     return _state["threads"]
+
+
+def limit_blas_to_local_cores():
+    """Give BLAS this process's share of the cores (local_cores), unless OMP_NUM_THREADS or
+    OPENBLAS_NUM_THREADS says otherwise: R processes on one machine each running a BLAS thread
+    per core would share every core R ways (torchrun sets OMP_NUM_THREADS=1 itself)."""
+    if os.environ.get("OMP_NUM_THREADS") or os.environ.get("OPENBLAS_NUM_THREADS"):
+        return
+    try:
+        import threadpoolctl
+    except ImportError:
+        return
+    threadpoolctl.threadpool_limits(local_cores(), user_api="blas")
+    _state["threads"] = None  # counted again against the new BLAS threads
 
 
 def _pool():

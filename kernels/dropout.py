@@ -79,14 +79,14 @@ def keep_threshold(rate):
     return min(int(round(float(rate) * 2.0**32)), 0xFFFFFFFF)
 
 
-def _philox_lanes(n, seed, write_lane, dtype):
+def _philox_lanes(n, seed, write_lane, dtype, first_counter=0):
     """An (ceil(n / 4), 4) array whose row c holds write_lane(word, out) of the four
-    Philox words of counter c (counter c = (c mod 2**32, c >> 32, 0, 0)); the counters
-    are split across threads, each drawing its own range."""
+    Philox words of counter first_counter + c (counter c = (c mod 2**32, c >> 32, 0, 0));
+    the counters are split across threads, each drawing its own range."""
     lanes = np.empty(((n + 3) // 4, 4), dtype)
 
     def draw(start, stop):
-        counters = np.arange(start, stop, dtype=np.uint64)
+        counters = np.arange(first_counter + start, first_counter + stop, dtype=np.uint64)
         x = np.zeros((2, stop - start), np.uint32)
         y = np.zeros_like(x)
         np.copyto(x[0], counters, casting="unsafe")  # c0: the low word
@@ -119,13 +119,18 @@ def derived_key(seed, seed_counter):
     return c0 | (c1 << 32)
 
 
-def keep_mask(shape, rate, seed, seed_counter=None):
+def keep_mask(shape, rate, seed, seed_counter=None, offset=0):
     """Boolean keep mask of `shape`: True where the element survives dropout. The key is
-    `seed`, or derived_key(seed, seed_counter) when the counter is given."""
+    `seed`, or derived_key(seed, seed_counter) when the counter is given. With `offset`, the
+    mask is elements [offset, offset + size) of a larger array's (a data-parallel process's
+    rows of the global batch: offset = first row * row size)."""
     key = int(seed) if seed_counter is None else derived_key(seed, seed_counter)
     threshold = np.uint32(keep_threshold(rate))
     n = int(np.prod(shape))
-    return _philox_lanes(n, key, lambda word, out: np.greater_equal(word, threshold, out=out), bool).reshape(shape)
+    lead = int(offset) % 4  # elements of the first counter that come before ours
+    keep = _philox_lanes(n + lead, key, lambda word, out: np.greater_equal(word, threshold, out=out), bool,
+                         first_counter=int(offset) // 4)
+    return keep[lead:].reshape(shape)
 
 
 def apply_mask(x, keep, rate):
@@ -146,14 +151,15 @@ def dropout(x, rate, seed, seed_counter=None):
     return apply_mask(x, keep_mask(x.shape, rate, seed, seed_counter), rate)
 
 
-def dropout_train(x, rate, seed, seed_counter=None):
+def dropout_train(x, rate, seed, seed_counter=None, offset=0):
     """The training forward: (y, keep) with y = dropout(x, ...) and keep its boolean mask,
-    which dropout_backward applies to dy (1 byte per element instead of Philox again)."""
-    keep = keep_mask(x.shape, rate, seed, seed_counter)
+    which dropout_backward applies to dy (1 byte per element instead of Philox again).
+    `offset`: x is elements [offset, offset + x.size) of a larger array (see keep_mask)."""
+    keep = keep_mask(x.shape, rate, seed, seed_counter, offset)
     return apply_mask(x, keep, rate), keep
 
 
-def dropout_backward(dy, keep, rate, seed, seed_counter=None):
+def dropout_backward(dy, keep, rate, seed, seed_counter=None, offset=0):
     """dx = dy * keep * (1 / (1 - rate)) with the mask that dropout_train returned (the
     key arguments are those of the forward; the GPU kernels redraw the mask from them)."""
     return apply_mask(dy, keep, rate)

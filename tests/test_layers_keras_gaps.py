@@ -220,7 +220,7 @@ def test_batch_normalization_regularizers_join_the_loss_with_correct_gradients()
 
 
 @pytest.mark.parametrize("argument, value", [
-    ("renorm", True), ("synchronized", True), ("renorm_clipping", {"rmax": 3.0}), ("axis", 0), ("axis", 2)])
+    ("renorm", True), ("synchronized", "yes"), ("renorm_clipping", {"rmax": 3.0}), ("axis", 0), ("axis", 2)])
 def test_batch_normalization_refuses_what_gpudl_does_not_implement_by_name(argument, value):
     with pytest.raises(ValueError, match=rf"BatchNormalization '\w+': Invalid value received for argument "
                                          rf"`{argument}`. Expected .*Received: {argument}="):

@@ -5,6 +5,7 @@ import os
 import shutil
 import uuid
 
+from gpudl import collectives
 from gpudl.errors import invalid_value
 from gpudl.frontend.callbacks.callback import Callback
 from gpudl.frontend.callbacks.monitor_callback import BatchCounter, check_save_freq
@@ -54,7 +55,9 @@ class BackupAndRestore(Callback):
         if not self.model.built:
             raise ValueError("To use the BackupAndRestore callback, your model must be built before you call "
                              f"`fit()`. Model '{self.model.name}' is unbuilt.")
-        self._remove_deleted_backups()
+        if collectives.is_rank_zero():  # data parallel: rank 0 writes; every process reads the same file
+            self._remove_deleted_backups()
+        collectives.barrier()
         latest, previous = os.path.exists(self._model_path), os.path.exists(self._previous_path)
         if latest:
             try:
@@ -91,6 +94,11 @@ class BackupAndRestore(Callback):
             self._save()
 
     def _save(self):
+        if collectives.is_rank_zero():  # data parallel: rank 0 writes, the others wait for the file
+            self._write()
+        collectives.barrier()
+
+    def _write(self):
         from gpudl.saving import write_atomically
         from gpudl.saving.npz import save_npz
 
@@ -104,6 +112,11 @@ class BackupAndRestore(Callback):
         write_atomically(self._metadata_path, lambda f: f.write(text))  # Keras's file; resume never needs it
 
     def on_train_end(self, logs=None):
+        if collectives.is_rank_zero():
+            self._delete()
+        collectives.barrier()
+
+    def _delete(self):
         if self.delete_checkpoint and os.path.exists(self.backup_dir):
             doomed = f"{self._deleted_prefix()}{os.getpid()}-{uuid.uuid4().hex}"
             try:

@@ -39,6 +39,7 @@ class Callback:
     params = None
     _model = None
     _reads_batch_logs_lazily = False  # see the module docstring
+    _rank_zero_only = False  # a data-parallel run calls it on rank 0 alone (it only writes files)
 
     def __init__(self):
         self.params = None

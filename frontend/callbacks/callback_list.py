@@ -1,5 +1,6 @@
 """CallbackList, which calls each hook on every callback in Keras's order, and History."""
 
+from gpudl import collectives
 from gpudl.frontend.callbacks.callback import Callback, overrides, pythonify_logs
 from gpudl.frontend.callbacks.progbar import ProgbarLogger
 
@@ -25,6 +26,8 @@ class CallbackList(Callback):
             if not isinstance(callback, Callback):
                 raise TypeError(f"CallbackList: every callback must be a gpudl.callbacks.Callback; "
                                 f"received {callback!r}.")
+        if not collectives.is_rank_zero():  # data parallel: the callbacks that only write files run on rank 0
+            self.callbacks = [callback for callback in self.callbacks if not callback._rank_zero_only]
         self._history = next((c for c in self.callbacks if isinstance(c, History)), None)
         self._progbar = next((c for c in self.callbacks if isinstance(c, ProgbarLogger)), None)
         if self._history is None and add_history:

@@ -17,6 +17,8 @@ class CSVLogger(Callback):
         append: append to an existing file (its header is kept) instead of overwriting it.
     """
 
+    _rank_zero_only = True  # writes files: rank 0 alone in a data-parallel run
+
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
         self.sep, self.filename, self.append = separator, os.fspath(filename), append

@@ -13,6 +13,8 @@ class LearningCurves(Callback):
     runs that the file holds are drawn too, so a resumed run shows its whole history.
     Needs matplotlib (pip install gpudl[plot])."""
 
+    _rank_zero_only = True  # writes files: rank 0 alone in a data-parallel run
+
     def __init__(self, path, csv_log=None):
         super().__init__()
         self.path, self.csv_log = str(path), csv_log

@@ -2,6 +2,8 @@
 
 import os
 
+from gpudl import collectives
+
 from gpudl.frontend.callbacks.callback import pythonify_logs
 from gpudl.frontend.callbacks.monitor_callback import BatchCounter, MonitorCallback, check_save_freq
 from gpudl.frontend.callbacks.progbar import _message
@@ -86,6 +88,11 @@ class ModelCheckpoint(MonitorCallback):
         filepath = self._file_path(epoch, batch, logs)
         if not self._should_save(epoch, logs, filepath):
             return
+        if collectives.is_rank_zero():  # data parallel: rank 0 writes, the others wait for the file
+            self._write(epoch, filepath)
+        collectives.barrier()
+
+    def _write(self, epoch, filepath):
         if os.path.isdir(filepath):
             raise IOError("Please specify a non-directory filepath for ModelCheckpoint. Filepath used is an "
                           f"existing directory: {filepath}")

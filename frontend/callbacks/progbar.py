@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from gpudl import collectives
 from gpudl.frontend.callbacks.callback import Callback
 
 
@@ -170,7 +171,10 @@ class Progbar:
 
 
 def _print(message):
-    """Write to the current sys.stdout (so redirection and capture see it), as Keras's print_msg."""
+    """Write to the current sys.stdout (so redirection and capture see it), as Keras's print_msg;
+    in a data-parallel run, on rank 0 only."""
+    if not collectives.is_rank_zero():
+        return
     try:
         sys.stdout.write(message)
     except UnicodeEncodeError:  # a terminal without the bar character: Keras 2's "="

@@ -32,6 +32,8 @@ class TensorBoard(Callback):
 
     _reads_batch_logs_lazily = True  # reads the batch logs only on the batches it writes
 
+    _rank_zero_only = True  # writes files: rank 0 alone in a data-parallel run
+
     def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
                  write_steps_per_second=False, update_freq="epoch", profile_batch=0, embeddings_freq=0,
                  embeddings_metadata=None):

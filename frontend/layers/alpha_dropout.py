@@ -30,7 +30,7 @@ class AlphaDropout(NoiseLayer):
             return x
         shape = x.shape if self.noise_shape is None else tuple(
             size if wanted is None else wanted for size, wanted in zip(x.shape, self.noise_shape))
-        kept = self._next_generator().uniform(size=shape) >= self.rate
+        kept = self._draw(lambda rng, s: rng.uniform(size=s), shape) >= self.rate
         alpha_p = -SELU_ALPHA * SELU_SCALE
         self._a = ((1 - self.rate) * (1 + self.rate * alpha_p ** 2)) ** -0.5
         b = -self._a * alpha_p * self.rate

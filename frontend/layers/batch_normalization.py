@@ -1,7 +1,9 @@
 """Batch normalization over the batch axis (Keras defaults momentum=0.99, epsilon=1e-3)."""
 
+from gpudl import collectives
 from gpudl.errors import check_rate, check_positive, invalid_value
 from gpudl.frontend import constraints, initializers, regularizers
+from gpudl.frontend.layers import global_batch_statistics
 from gpudl.frontend.layers.base import Layer, Parameter
 
 
@@ -20,9 +22,10 @@ class BatchNormalization(Layer):
             moving_variance_initializer: initializers (Keras's defaults zeros, ones, zeros, ones).
         beta_regularizer, gamma_regularizer: penalties joining the loss.
         beta_constraint, gamma_constraint: applied after each optimizer step.
-        renorm, renorm_clipping, renorm_momentum, synchronized: Keras's batch
-            renormalization and cross-device statistics; only their defaults (False, None,
-            any, False) are accepted.
+        renorm, renorm_clipping, renorm_momentum: Keras's batch renormalization; only their
+            defaults (False, None, any) are accepted.
+        synchronized: accepted (True or False); under gpudl.distribution.DataParallel the
+            statistics are the global batch's either way, as in Keras on JAX.
 
     Call arguments:
         x: (batch, features). training: batch statistics if True, moving ones if False.
@@ -37,10 +40,11 @@ class BatchNormalization(Layer):
         where = f"BatchNormalization '{self.name}'"
         if axis not in (-1, 1) or isinstance(axis, bool):
             raise invalid_value("axis", "-1 or 1 (the features of (batch, features) inputs)", axis, where)
-        for argument, value in (("renorm", renorm), ("synchronized", synchronized)):
-            if value is not False:
-                raise invalid_value(argument, "False (gpudl has no batch renormalization and runs on one device)",
-                                    value, where)
+        if renorm is not False:
+            raise invalid_value("renorm", "False (gpudl has no batch renormalization)", renorm, where)
+        if not isinstance(synchronized, bool):
+            raise invalid_value("synchronized", "a bool (under DataParallel the statistics are the global batch's "
+                                "either way, as in Keras on JAX)", synchronized, where)
         if renorm_clipping is not None:
             raise invalid_value("renorm_clipping", "None (gpudl has no batch renormalization)", renorm_clipping, where)
         self.axis = int(axis)
@@ -79,6 +83,13 @@ class BatchNormalization(Layer):
             return self.ops.batchnorm_forward_infer(x, self.gamma.value, self.beta.value,
                                                     self.moving_mean.value, self.moving_variance.value,
                                                     self.epsilon)
+        self._shard = collectives.shard()  # data parallel: the global batch's statistics
+        if self._shard is not None:
+            y, self._mean, self._rstd = global_batch_statistics.forward_train(
+                x, self.gamma.value, self.beta.value, self.moving_mean.value, self.moving_variance.value,
+                self.momentum, self.epsilon, self._shard)
+            self._x = x
+            return y
         y, self._mean, self._rstd = self.ops.batchnorm_forward_train(
             x, self.gamma.value, self.beta.value, self.moving_mean.value, self.moving_variance.value,
             self.momentum, self.epsilon)
@@ -88,8 +99,12 @@ class BatchNormalization(Layer):
     def backward(self, dy):
         if not self._training:  # inference mode: a fixed affine map per feature
             return dy * (self.gamma.value / self.xp.sqrt(self.moving_variance.value + self.epsilon))
-        dx, dgamma, dbeta = self.ops.batchnorm_backward(dy, self._x, self.gamma.value, self.beta.value,
-                                                        self._mean, self._rstd)
+        if self._shard is not None:
+            dx, dgamma, dbeta = global_batch_statistics.backward(dy, self._x, self.gamma.value, self._mean,
+                                                                 self._rstd, self._shard)
+        else:
+            dx, dgamma, dbeta = self.ops.batchnorm_backward(dy, self._x, self.gamma.value, self.beta.value,
+                                                            self._mean, self._rstd)
         if self.gamma.grad is not None:
             self.gamma.grad[...] = dgamma
         if self.beta.grad is not None:

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from gpudl import collectives
 from gpudl import random as gpudl_random
 from gpudl.backend import get_backend
 from gpudl.errors import check_rate, invalid_value
@@ -64,13 +65,20 @@ class Dropout(Layer):
         if not self._active:
             return x
         self.seed_counter[1:] += 1  # on the device
-        y, self._saved_mask = self.ops.dropout_train(x, self.rate, self.base_seed, self.seed_counter)
+        shard = collectives.shard()  # data parallel: this process's rows of the global batch's mask
+        self._offset = 0 if shard is None else shard.first_row * (x.size // max(x.shape[0], 1))
+        y, self._saved_mask = self.ops.dropout_train(x, self.rate, self.base_seed, self.seed_counter,
+                                                     **self._offset_argument())
         return y
+
+    def _offset_argument(self):
+        return {"offset": self._offset} if self._offset else {}
 
     def backward(self, dy):
         if not self._active:
             return dy
-        return self.ops.dropout_backward(dy, self._saved_mask, self.rate, self.base_seed, self.seed_counter)
+        return self.ops.dropout_backward(dy, self._saved_mask, self.rate, self.base_seed, self.seed_counter,
+                                         **self._offset_argument())
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed, "noise_shape": self.noise_shape}

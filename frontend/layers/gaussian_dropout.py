@@ -24,7 +24,8 @@ class GaussianDropout(NoiseLayer):
         if not (self._noisy(training) and self.rate > 0):
             return x
         stddev = math.sqrt(self.rate / (1.0 - self.rate))
-        self._multiplier = self._to_backend(1.0 + stddev * self._next_generator().standard_normal(x.shape), x.dtype)
+        noise = self._draw(lambda rng, shape: rng.standard_normal(shape), x.shape)
+        self._multiplier = self._to_backend(1.0 + stddev * noise, x.dtype)
         return x * self._multiplier
 
     def backward(self, dy):

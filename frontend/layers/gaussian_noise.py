@@ -24,7 +24,7 @@ class GaussianNoise(NoiseLayer):
     def forward(self, x, training=False):
         if not (self._noisy(training) and self.stddev > 0):
             return x
-        noise = self._next_generator().standard_normal(x.shape) * self.stddev
+        noise = self._draw(lambda rng, shape: rng.standard_normal(shape), x.shape) * self.stddev
         return x + self._to_backend(noise, x.dtype)
 
     def backward(self, dy):

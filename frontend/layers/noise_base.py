@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from gpudl import collectives
 from gpudl import random as gpudl_random
 from gpudl.backend import get_backend
 from gpudl.errors import invalid_value
@@ -39,6 +40,16 @@ class NoiseLayer(Layer):
         rng = np.random.default_rng([self.noise_seed, self.calls])
         self.calls += 1
         return rng
+
+    def _draw(self, sample, shape):
+        """sample(generator, shape) for this training call. In a data-parallel step, the global
+        batch's array is drawn and this process's rows are kept, so R processes draw the noise
+        of one process on the global batch."""
+        shard = collectives.shard()
+        if shard is None or shape[0] != shard.rows:
+            return sample(self._next_generator(), shape)
+        whole = sample(self._next_generator(), (shard.global_rows, *shape[1:]))
+        return whole[shard.first_row:shard.first_row + shard.rows]
 
     def _to_backend(self, host_array, dtype):
         return get_backend().asarray(host_array.astype(dtype))

@@ -15,6 +15,7 @@ import inspect
 
 import numpy as np
 
+from gpudl import collectives
 from gpudl.errors import check_count, check_finite_array, invalid_value
 
 DEFAULT_BATCH_SIZE = 32
@@ -297,10 +298,13 @@ class SourceBatches:
             count += 1
 
     def batches(self, backend, order=None):
-        """One epoch of checked device batches (x, y, w)."""
-        for xb, yb, wb in self.epoch(order):
-            xb, yb = self.check_xy(xb, yb, f"{self.where} batch x", f"{self.where} batch y")
-            wb = sample_weights(wb, self.class_weight, yb, self.dtype)
+        """One epoch of checked device batches (x, y, w); in a data-parallel run, this process's
+        rows of each (see sharded)."""
+        def checked():
+            for xb, yb, wb in self.epoch(order):
+                xb, yb = self.check_xy(xb, yb, f"{self.where} batch x", f"{self.where} batch y")
+                yield xb, yb, sample_weights(wb, self.class_weight, yb, self.dtype)
+        for xb, yb, wb in sharded(checked()):
             yield to_device(backend, xb), to_device(backend, yb), to_device(backend, wb)
 
     @property
@@ -311,6 +315,21 @@ class SourceBatches:
     def end_epoch(self):
         if self.is_dataset:
             self.source.on_epoch_end()
+
+
+def sharded(batches):
+    """Data parallel (gpudl.distribution.DataParallel): each global batch (x, y, w) cut to this
+    process's rows, its place set as the current gpudl.collectives.Shard while it is used;
+    without a distribution, the batches as they come."""
+    if not collectives.active():
+        yield from batches
+        return
+    for xb, yb, wb in batches:
+        shard = collectives.shard_of(rows(xb))
+        part = slice(shard.first_row, shard.first_row + shard.rows)
+        collectives.set_shard(shard)
+        yield take(xb, part), take(yb, part), take(wb, part)
+    collectives.set_shard(None)
 
 
 class ArrayBatches:
@@ -349,9 +368,14 @@ class ArrayBatches:
             self.on_device = (to_device(backend, self.x), to_device(backend, self.y), to_device(backend, self.w))
         x, y, w = self.on_device
         for step in range(self.steps):
-            part = (slice(step * self.batch_size, (step + 1) * self.batch_size) if order is None
-                    else order[step * self.batch_size:(step + 1) * self.batch_size])
+            start, stop = step * self.batch_size, min((step + 1) * self.batch_size, rows(self.x))
+            shard = collectives.shard_of(stop - start) if collectives.active() else None
+            if shard is not None:  # this process's rows of the global batch
+                start, stop = start + shard.first_row, start + shard.first_row + shard.rows
+            part = slice(start, stop) if order is None else order[start:stop]
+            collectives.set_shard(shard)
             yield take(x, part), take(y, part), take(w, part)
+        collectives.set_shard(None)
 
     def end_epoch(self):
         pass

@@ -15,13 +15,14 @@ them on the host once per epoch, and per batch only when a callback reads the ba
 
 import numpy as np
 
+from gpudl import collectives
 from gpudl.backend import get_backend
 from gpudl.errors import check_count, invalid_value
 from gpudl.frontend import losses as losses_module
 from gpudl.frontend import metrics as metrics_module
 from gpudl.frontend import optimizers as optimizers_module
 from gpudl.frontend.callbacks import CallbackList, History
-from gpudl.frontend.models import data_adapter, guards
+from gpudl.frontend.models import data_adapter, data_parallel, guards
 from gpudl.frontend.models.data_adapter import ArrayBatches, SourceBatches, is_batch_source
 
 
@@ -33,6 +34,7 @@ class Trainer:
     history = None
     epochs_done = 0  # completed epochs, saved with the model for fit(initial_epoch=...)
     _initial_epoch = None  # BackupAndRestore sets it in on_train_begin, as in Keras
+    _started_in_step = False  # data parallel: rank 0's model broadcast once per fit (data_parallel)
 
     # -- compile ------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
@@ -103,6 +105,8 @@ class Trainer:
         """Forward, then (loss without penalties, dL/d output, output); the output is
         the logits when the output activation is fused into the loss."""
         output = self.forward(x, training=training, logits=self._fused)
+        if len(x) == 0:  # a data-parallel process's empty rows of a tiny last batch: nothing to add
+            return get_backend().xp.zeros((), dtype=output.dtype), get_backend().xp.zeros_like(output), output
         if self._fused:
             loss, d_output = self.compiled_loss.logits_value_and_gradient(y, output, sample_weight=sample_weight)
         else:
@@ -113,6 +117,9 @@ class Trainer:
 
     @guards.whole_step  # a Ctrl-C lands after the step, never inside the update
     def _train_step(self, x, y, sample_weight=None):
+        if not self._started_in_step:  # data parallel: every process starts from rank 0's model
+            data_parallel.start_in_step(self)
+            self._started_in_step = True
         loss, d_output, output = self._loss_and_gradient(x, y, training=True, sample_weight=sample_weight)
         loss = loss + self.regularization_loss()  # of the weights this step's gradient is taken at
         self.backward(d_output)
@@ -128,6 +135,7 @@ class Trainer:
         """Between backward and the optimizer update: the gradient arena (`arena.grads`) holds this
         process's gradients, which in one process are the step's. A data-parallel distribution
         all-reduces them here; nothing else in the step changes."""
+        data_parallel.reduce_gradients(self.arena)
 
     def _trainable_runs_now(self):
         """Arena runs of the parameters of layers that are trainable at this moment."""
@@ -145,9 +153,12 @@ class Trainer:
 
     def _logs(self, loss_sum, seen):
         """Logs of the batches so far, read from the device only when a callback looks."""
+        loss_sum, seen, results = data_parallel.reduced_logs(self, loss_sum, seen)  # over the processes
+
         def read():
             logs = {"loss": float(get_backend().to_numpy(loss_sum)) / seen}
-            logs.update({m.name: _host_value(m.result()) for m in self.metrics})
+            logs.update({name: _host_value(value) for name, value in
+                         (results() if results else {m.name: m.result() for m in self.metrics}).items()})
             return dict(sorted(logs.items()))  # Keras sorts the log keys
         return DeviceLogs(["loss", *(m.name for m in self.metrics)], read)
 
@@ -196,6 +207,7 @@ class Trainer:
         history = next(c for c in callback_list.callbacks if isinstance(c, History))
         self.history = history
         self.stop_training = False
+        self._started_in_step = False
         self._initial_epoch = None
         backend = get_backend()
         callback_list.on_train_begin()
@@ -206,15 +218,16 @@ class Trainer:
             self._reset_metrics()
             callback_list.on_epoch_begin(epoch)
             self.optimizer.prepare_steps(steps or self.optimizer.steps_per_upload)  # one upload per epoch
-            loss_sum, seen = backend.xp.zeros((), dtype=np.float64), 0
+            loss_sum, seen, step = backend.xp.zeros((), dtype=np.float64), 0, -1
             for step, (xb, yb, wb) in enumerate(self._epoch_batches(train, epoch, shuffle)):
                 callback_list.on_train_batch_begin(step)
                 loss_sum = loss_sum + self._train_step(xb, yb, wb) * data_adapter.rows(xb)
                 seen += data_adapter.rows(xb)
                 callback_list.on_train_batch_end(step, self._logs(loss_sum, seen))
+                self.stop_training = data_parallel.any_process(self.stop_training)
                 if self.stop_training:
                     break
-            if seen == 0:
+            if step < 0:
                 raise ValueError("fit: the training data gave no batches (an exhausted generator?). "
                                  "Pass steps_per_epoch, or a PyDataset.")
             epoch_logs = dict(self._logs(loss_sum, seen).read())
@@ -225,8 +238,10 @@ class Trainer:
             callback_list.on_epoch_end(epoch, epoch_logs)
             training_logs = epoch_logs
             train.end_epoch()
+            self.stop_training = data_parallel.any_process(self.stop_training)
             if self.stop_training:
                 break
+        data_parallel.end_of_run()
         callback_list.on_train_end(training_logs)
         self.clear_activity_loss()
         return history
@@ -298,6 +313,11 @@ class Trainer:
             x = self._check_x(x, "x")
             batches = -(-data_adapter.rows(x) // batch_size)
             total = batches if steps is None else min(batches, int(steps))
+            length = min(data_adapter.rows(x), total * batch_size)
+            start, stop = data_parallel.predict_part(length)  # data parallel: this process's part
+            x, batch_size = data_adapter.take(x, slice(start, stop)), data_parallel.local_batch_size(batch_size)
+            total = -(-data_adapter.rows(x) // batch_size)
+            self._ensure_built(data_adapter.first(x).shape)
             inputs = (data_adapter.take(x, slice(i * batch_size, (i + 1) * batch_size)) for i in range(total))
         callback_list = CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
                                      epochs=1, steps=total)
@@ -311,7 +331,10 @@ class Trainer:
             callback_list.on_predict_batch_end(step, {"outputs": outputs[-1]})
         callback_list.on_predict_end()
         self.clear_activity_loss()
-        return data_adapter.concatenate(outputs)
+        if is_batch_source(x) or not collectives.active():
+            return data_adapter.concatenate(outputs)
+        outputs = outputs or [np.zeros((0, *self._output_feature_shape), dtype=self.dtype)]
+        return data_parallel.gathered_predictions(data_adapter.concatenate(outputs), length)
 
     # -- one batch ----------------------------------------------------------------
     @guards.exclusive  # one call at a time per model, from any thread
@@ -325,10 +348,13 @@ class Trainer:
         self._trainable_runs = self._trainable_runs_now()
         self._reset_metrics()
         backend = get_backend()
+        rows = data_adapter.rows(x)
+        data_parallel.own_batch(rows)  # data parallel: each process brought its own rows
         loss = self._train_step(data_adapter.to_device(backend, x), data_adapter.to_device(backend, y),
                                 data_adapter.to_device(backend, weights))
-        rows = data_adapter.rows(x)
-        return self._results(dict(self._logs(loss * rows, rows).read()), return_dict)
+        logs = dict(self._logs(loss * rows, rows).read())
+        data_parallel.end_of_run()
+        return self._results(logs, return_dict)
 
     @guards.exclusive  # one call at a time per model, from any thread
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):

@@ -10,12 +10,17 @@ import os
 import socket
 import tempfile
 
+from gpudl import collectives
+
 PREFIX, SUFFIX = ".gpudl-save-", ".tmp"
 
 
 def write_atomically(path, write):
     """Call write(file) on a temporary file beside `path`, then rename it over `path`: a crash
-    mid-write leaves the previous file whole. Temporaries of killed writes are removed first."""
+    mid-write leaves the previous file whole. Temporaries of killed writes are removed first.
+    In a data-parallel run only rank 0 writes (the other processes hold the same model)."""
+    if not collectives.is_rank_zero():
+        return
     directory = os.path.dirname(os.path.abspath(path))
     remove_stale_temporaries(directory)
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=f"{PREFIX}{os.getpid()}@{_host()}.", suffix=SUFFIX)

@@ -1,0 +1,191 @@
+"""Data parallelism (gpudl.distribution.DataParallel) on 2 gloo processes against one process.
+
+The training runs are tests/distributed_scenarios.py: the two processes run them all in one
+launch (each with a hard timeout, so a collective that hangs fails the test), then this process
+runs each on its own and the weights, histories and predictions must agree.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gpudl
+from gpudl.kernels import dropout as dropout_kernel
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import distributed_scenarios as scenarios  # noqa: E402
+
+LAUNCH_TIMEOUT = 240  # seconds for a whole launch of 2 processes; a hang fails the test instead
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(script, args, processes=2, timeout=LAUNCH_TIMEOUT, env=None):
+    """Run `script args` in `processes` processes joined by KERAS_DISTRIBUTION_*; return their outputs."""
+    port = free_port()
+    procs = []
+    for rank in range(processes):
+        environment = {**os.environ, "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{port}",
+                       "KERAS_DISTRIBUTION_NUM_PROCESSES": str(processes),
+                       "KERAS_DISTRIBUTION_PROCESS_ID": str(rank), "GPUDL_BACKEND": "numpy",
+                       "OMP_NUM_THREADS": "1", **(env or {})}
+        procs.append(subprocess.Popen([sys.executable, script, *args], env=environment, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    outputs = []
+    try:
+        for proc in procs:
+            outputs.append(proc.communicate(timeout=timeout)[0])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    for rank, (proc, output) in enumerate(zip(procs, outputs)):
+        assert proc.returncode == 0, f"rank {rank} failed:\n{output[-4000:]}"
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory):
+    out = tmp_path_factory.mktemp("distributed")
+    outputs = launch(os.path.join(HERE, "distributed_scenarios.py"), [str(out)])
+    return [dict(np.load(out / f"rank{rank}.npz")) for rank in range(2)], outputs, out
+
+
+@pytest.fixture(scope="module")
+def two_process_results(launched):
+    return launched[0]
+
+
+def test_the_progress_bar_prints_on_rank_zero_only(launched):
+    rank_zero, rank_one = launched[1]
+    assert "5/5" in rank_zero and "loss:" in rank_zero
+    assert "5/5" not in rank_one and "loss:" not in rank_one
+
+
+TOLERANCE = {"sgd_momentum": 1e-12, "rmsprop": 1e-12, "adam": 1e-12, "adam_global_clipnorm": 1e-12,
+             "batch_norm": 1e-9, "dropout_and_noise": 1e-9, "empty_shards": 1e-9,
+             "early_stopping_evaluate_predict": 1e-12, "train_on_batch_and_custom_loop": 1e-12}
+
+
+@pytest.mark.parametrize("name", list(scenarios.SCENARIOS))
+def test_two_gloo_processes_give_the_one_process_run_on_the_global_batch(two_process_results, name):
+    reference = scenarios.SCENARIOS[name]()
+    for rank, results in enumerate(two_process_results):
+        for key, expected in reference.items():
+            got = results[f"{name}/{key}"]
+            assert got.shape == expected.shape, (rank, key)
+            np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE[name], err_msg=f"{name} rank {rank} {key}")
+    first, second = two_process_results
+    for key in reference:  # every process logs and decides the same: the same values exactly
+        np.testing.assert_array_equal(first[f"{name}/{key}"], second[f"{name}/{key}"], err_msg=key)
+
+
+def test_early_stopping_stops_at_the_same_epoch_on_every_process(two_process_results):
+    stopped = [int(r["early_stopping_evaluate_predict/stopped_epoch"]) for r in two_process_results]
+    assert stopped[0] == stopped[1] == int(scenarios.early_stopping_evaluate_predict()["stopped_epoch"])
+    assert 0 < stopped[0] < 39  # it did stop early
+    assert [list(r["devices"]) for r in two_process_results] == [["cpu:0", "cpu:1"]] * 2
+
+
+def test_dropout_mask_with_an_offset_is_those_rows_of_the_whole_mask():
+    whole = dropout_kernel.keep_mask((9, 7), 0.4, 1234, np.array([3, 5]))
+    for first, rows in ((0, 4), (4, 5), (3, 1), (9, 0)):
+        part = dropout_kernel.keep_mask((rows, 7), 0.4, 1234, np.array([3, 5]), offset=first * 7)
+        np.testing.assert_array_equal(part, whole[first:first + rows])
+
+
+def test_world_size_one_is_bit_identical_to_no_distribution():
+    script = os.path.join(HERE, "distributed_world_one.py")
+    out = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=LAUNCH_TIMEOUT,
+                         env={**os.environ, "GPUDL_BACKEND": "numpy", "MASTER_ADDR": "127.0.0.1",
+                              "MASTER_PORT": str(free_port()), "RANK": "0", "WORLD_SIZE": "1"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "bit-identical" in out.stdout
+
+
+def test_model_parallel_and_layout_map_are_refused_naming_data_parallel():
+    for name in ("ModelParallel", "LayoutMap"):
+        with pytest.raises(NotImplementedError, match=r"DataParallel"):
+            getattr(gpudl.distribution, name)()
+
+
+def test_initialize_without_a_launcher_says_how_to_launch(monkeypatch):
+    for variable in ("RANK", "WORLD_SIZE", "KERAS_DISTRIBUTION_NUM_PROCESSES", "KERAS_DISTRIBUTION_PROCESS_ID"):
+        monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(ValueError, match=r"torchrun --nproc_per_node=N"):
+        gpudl.distribution.initialize()
+    with pytest.raises(ValueError, match=r"process_id.*Received: process_id=3"):
+        gpudl.distribution.initialize(job_addresses="127.0.0.1:1", num_processes=2, process_id=3)
+
+
+def test_data_parallel_checks_its_mesh_and_set_distribution_its_value():
+    assert gpudl.distribution.distribution() is None
+    with pytest.raises(ValueError, match=r"one process per device; the mesh has 2 devices and the run 1"):
+        gpudl.distribution.DataParallel(devices=["cpu:0", "cpu:1"])
+    with pytest.raises(ValueError, match=r"auto_shard_dataset"):
+        gpudl.distribution.DataParallel(auto_shard_dataset=False)
+    with pytest.raises(ValueError, match=r"Expected a gpudl.distribution.DataParallel or None"):
+        gpudl.distribution.set_distribution("data")
+    mesh = gpudl.distribution.DeviceMesh((1,), ["batch"], ["cpu:0"])
+    data_parallel = gpudl.distribution.DataParallel(device_mesh=mesh)
+    with data_parallel.scope():
+        assert gpudl.distribution.distribution() is data_parallel
+    assert gpudl.distribution.distribution() is None
+
+
+def torchrun(out, *args, restarts=0):
+    """`python -m torch.distributed.run --standalone --nproc_per_node=2 distributed_restart.py OUT args`."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               f"--max-restarts={restarts}", os.path.join(HERE, "distributed_restart.py"), str(out), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT, cwd=HERE,
+                            env={**os.environ, "GPUDL_BACKEND": "numpy", "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result.stdout + result.stderr
+
+
+def test_torchrun_and_a_killed_worker_restarted_by_torchrun_end_bit_identical(launched, tmp_path):
+    whole, killed = launched[2] / "whole", tmp_path / "killed"  # uninterrupted: in the launch of the scenarios
+    log = torchrun(killed, "--kill", restarts=1)
+    assert "exitcode: -9" in log and "attempt 1 done" in log  # rank 1 was killed; the restart finished
+    final, resumed = np.load(whole / "final.npz"), np.load(killed / "final.npz")
+    for key in final:
+        np.testing.assert_array_equal(resumed[key], final[key], err_msg=key)
+    # rank 0 alone wrote the log (append=True: a second writer would double the rows), and the
+    # restarted run's log is the uninterrupted one's
+    rows = (whole / "log.csv").read_text().splitlines()
+    assert len(rows) == 1 + 5 and rows[0].startswith("epoch,")
+    assert (killed / "log.csv").read_text() == (whole / "log.csv").read_text()
+    # and the data-parallel run is the one-process run on the global batch
+    model = scenarios.backed_up_fit(str(tmp_path / "alone"))
+    for index, weight in enumerate(model.get_weights()):
+        np.testing.assert_allclose(final[f"arr_{index}"], weight, rtol=0, atol=1e-9)
+
+
+def ray_train_missing():
+    """Why the Ray Train test cannot run here (None when it can)."""
+    try:
+        import ray.train.torch  # noqa: F401
+    except ImportError as error:
+        return f"Ray Train is not installed (pip install 'gpudl[ray-train]'): {error}"
+    if os.environ.get("GPUDL_TEST_RAY_TRAIN") != "1":
+        return "Ray Train's start-up takes about 75 s on 2 cores; set GPUDL_TEST_RAY_TRAIN=1 to run it"
+    return None
+
+
+@pytest.mark.skipif(ray_train_missing() is not None, reason=str(ray_train_missing()))
+def test_ray_train_torch_trainer_runs_the_data_parallel_fit(tmp_path):
+    result = subprocess.run([sys.executable, os.path.join(HERE, "distributed_ray.py"), str(tmp_path)],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "GPUDL_BACKEND": "numpy"})
+    assert result.returncode == 0 and "ray train done" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
+    got, expected = np.load(tmp_path / "ray.npz"), scenarios.SCENARIOS["batch_norm"]()
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key], value, rtol=0, atol=1e-9, err_msg=key)
