@@ -2,6 +2,7 @@
 
 from gpudl.errors import check_rate, check_positive, invalid_value
 from gpudl.frontend import constraints, initializers, regularizers
+from gpudl.frontend.layers import fused_block as fusion
 from gpudl.frontend.layers.base import Layer, Parameter
 
 
@@ -75,21 +76,23 @@ class BatchNormalization(Layer):
 
     def forward(self, x, training=False):
         self._training = training and self.trainable
+        fused = fusion.forward_arguments(self, self._training)  # {} unless it heads a fused block
         if not self._training:
             return self.ops.batchnorm_forward_infer(x, self.gamma.value, self.beta.value,
                                                     self.moving_mean.value, self.moving_variance.value,
                                                     self.epsilon)
         y, self._mean, self._rstd = self.ops.batchnorm_forward_train(
             x, self.gamma.value, self.beta.value, self.moving_mean.value, self.moving_variance.value,
-            self.momentum, self.epsilon)
-        self._x = x
+            self.momentum, self.epsilon, **fused)
+        self._x, self._y = x, y
         return y
 
     def backward(self, dy):
         if not self._training:  # inference mode: a fixed affine map per feature
             return dy * (self.gamma.value / self.xp.sqrt(self.moving_variance.value + self.epsilon))
         dx, dgamma, dbeta = self.ops.batchnorm_backward(dy, self._x, self.gamma.value, self.beta.value,
-                                                        self._mean, self._rstd)
+                                                        self._mean, self._rstd,
+                                                        **fusion.backward_arguments(self, self._y))
         if self.gamma.grad is not None:
             self.gamma.grad[...] = dgamma
         if self.beta.grad is not None:
