@@ -174,9 +174,10 @@ def normalize_dropout_relu(x, mean, rstd, gamma, beta, rate, seed, seed_counter=
         z = (x - mean) * (rstd * gamma) + beta       (per column, as batchnorm normalizes)
         y = dropout_relu(z) = z * (z > 0) * keep_mask * (1 / (1 - rate))
     Every y > 0 is a kept, positive z: the backward's gate is y > 0 (no mask, no Philox)."""
-    from gpudl.kernels import batchnorm
-
-    return dropout_relu(batchnorm.normalize(x, mean, rstd, gamma, beta), rate, seed, seed_counter)
+    z = np.subtract(x, mean)  # batchnorm.normalize's operations (batchnorm imports this module)
+    z *= rstd * gamma
+    z += beta
+    return dropout_relu(z, rate, seed, seed_counter)
 
 
 # ---------------------------------------------------------------------------
