@@ -435,8 +435,9 @@ def backward_triton(dy, x, gamma, beta, mean, rstd, relu=False, gate=None, gate_
 # One thread per column walks a split of the rows (adjacent threads read adjacent
 # columns: coalesced). Statistics of x - x[0] by Welford's update per element,
 #     mean += (x - mean) / k,   M2 += (x - mean_old) * (x - mean_new),
-# then the splits are merged on the device with the parallel-variance formula
-#     mean = sum_s n_s mean_s / N,  M2 = sum_s M2_s + sum_s n_s (mean_s - mean)^2.
+# then one thread per column merges the splits in a fixed order by Chan's rule (as the
+# Triton finalize does), writes mean and rstd and updates the running statistics: one
+# launch for everything between the partial sums and the apply pass.
 # Backward: per-split sums of dy and dy * x_hat, summed over splits (CuPy's reduction
 # is a fixed tree: deterministic), then dx by an ElementwiseKernel.
 # ---------------------------------------------------------------------------
@@ -460,6 +461,30 @@ __global__ void bn_partial_stats(const T* x, T* part_mean, T* part_m2,
     }
     part_mean[split * C + c] = mean;
     part_m2[split * C + c] = m2;
+}
+
+template<typename T>
+__global__ void bn_finalize_stats(const T* x, const T* part_mean, const T* part_m2, T* mean, T* rstd,
+                                  T* running_mean, T* running_var, long long N, long long C,
+                                  long long rows_per_split, long long splits, T momentum,
+                                  T one_minus_momentum, T epsilon) {
+    long long c = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    T m = 0, m2 = 0, n_a = 0;
+    for (long long split = 0; split < splits; ++split) {  // fixed order: deterministic
+        T n_b = (T)min(rows_per_split, N - split * rows_per_split);
+        T n_ab = n_a + n_b;
+        T delta = part_mean[split * C + c] - m;
+        m += delta * (n_b / n_ab);
+        m2 += part_m2[split * C + c] + delta * delta * (n_a * n_b / n_ab);
+        n_a = n_ab;
+    }
+    T var = m2 / (T)N;
+    T mu = x[c] + m;  // undo the shift by row 0
+    mean[c] = mu;
+    rstd[c] = (T)1 / sqrt(var + epsilon);
+    running_mean[c] = running_mean[c] * momentum + one_minus_momentum * mu;
+    running_var[c] = running_var[c] * momentum + one_minus_momentum * var;
 }
 
 template<typename T>
@@ -501,8 +526,9 @@ _CUPY_BACKWARD_DX = _util.CupyElementwise(
        dx = (gamma * rstd) * (d - dbeta_mean - x_hat * dgamma_mean);""",
     "gpudl_bn_backward_dx", scalars=("relu", "gate_scale", "gated"))
 _CUPY_PARTIAL_STATS = _util.CupyRaw(_CUPY_SOURCE, "bn_partial_stats")
+_CUPY_FINALIZE_STATS = _util.CupyRaw(_CUPY_SOURCE, "bn_finalize_stats")
 _CUPY_BACKWARD_PARTIAL = _util.CupyRaw(_CUPY_SOURCE, "bn_backward_partial")
-CUPY_KERNELS = (_CUPY_PARTIAL_STATS, _CUPY_BACKWARD_PARTIAL, _CUPY_NORMALIZE, _CUPY_BACKWARD_DX)
+CUPY_KERNELS = (_CUPY_PARTIAL_STATS, _CUPY_FINALIZE_STATS, _CUPY_BACKWARD_PARTIAL, _CUPY_NORMALIZE, _CUPY_BACKWARD_DX)
 
 
 CUPY_MIN_ROWS_PER_SPLIT = 16  # so the partial sums stay far smaller than x (a 1-row split writes as much as it reads)
@@ -532,16 +558,12 @@ def forward_train_cupy(x, gamma, beta, running_mean, running_var, momentum, epsi
     kernel = _util.cupy_function(_CUPY_PARTIAL_STATS, x.dtype)
     kernel((col_blocks, splits), (threads,), (x, part_mean, part_m2, np.int64(N), np.int64(C),
                                               np.int64(rows_per_split)))
-    rows_before = rows_per_split * cupy.arange(splits, dtype=x.dtype)  # made on the device: no upload per step
-    counts = cupy.minimum(x.dtype.type(rows_per_split), x.dtype.type(N) - rows_before)[:, None]
-    shifted_mean = (counts * part_mean).sum(axis=0) / x.dtype.type(N)  # part_mean is of x - x[0]
-    var = (part_m2.sum(axis=0) + (counts * (part_mean - shifted_mean) ** 2).sum(axis=0)) / x.dtype.type(N)
-    mean = x[0] + shifted_mean
-    rstd = 1.0 / cupy.sqrt(var + x.dtype.type(epsilon))
-    running_mean *= momentum
-    running_mean += (1.0 - momentum) * mean
-    running_var *= momentum
-    running_var += (1.0 - momentum) * var
+    mean, rstd = cupy.empty(C, x.dtype), cupy.empty(C, x.dtype)
+    finalize = _util.cupy_function(_CUPY_FINALIZE_STATS, x.dtype)
+    finalize((_util.cdiv(C, threads),), (threads,),
+             (x, part_mean, part_m2, mean, rstd, running_mean, running_var, np.int64(N), np.int64(C),
+              np.int64(rows_per_split), np.int64(splits), x.dtype.type(momentum), x.dtype.type(1.0 - momentum),
+              x.dtype.type(epsilon)))
     if dropout_rate:
         from gpudl.kernels import dropout
 
