@@ -45,3 +45,19 @@ def test_unknown_backend_is_refused_by_name():
     with pytest.raises(ValueError, match="backend='numpy'"):
         with count.recording("numpy"):
             pass
+
+
+@pytest.mark.parametrize("gpu", ["triton", "cupy"])
+def test_benchmark_mlp_step_one_pass_per_block_and_bytes_within_a_quarter_of_the_minimum(gpu):
+    import os
+
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("counting runs the Triton interpreter")
+    results = count.run_count((gpu,))
+    row = results["backends"][gpu]
+    assert len(row["block_passes"]) == 2
+    for block in row["block_passes"]:
+        assert (block["forward_passes"], block["backward_passes"]) == (1, 1)
+    assert row["by_kind"]["gemm"] == 8  # 3 forward, 3 dW, 2 dX
+    assert row["syncs"] == 0
+    assert 1.0 <= row["bytes_over_minimum"] <= 1.25

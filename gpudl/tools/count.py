@@ -37,7 +37,7 @@ import numpy as np
 H200 = {"name": "NVIDIA H200 (SXM)", "sms": 132, "fp32_flops": 67e12, "bytes_per_s": 4.8e12,
         "launch_s": 4e-6}  # per-launch cost: an assumption (back-to-back small kernels), not measured here
 REDUCTION_KERNELS = {"_partial_stats_kernel", "_finalize_stats_kernel", "_backward_partial_kernel",
-                     "_backward_finalize_kernel", "bn_partial_stats", "bn_backward_partial"}
+                     "_backward_finalize_kernel", "bn_partial_stats", "bn_finalize_stats", "bn_backward_partial"}
 
 
 class Launch(NamedTuple):
