@@ -32,6 +32,8 @@ CANONICAL = lambda rate: [BatchNormalization(), ReLU(), Dropout(rate)]  # noqa: 
 ACTIVATION_RELU = lambda rate: [BatchNormalization(), Activation("relu"), Dropout(rate)]  # noqa: E731
 LEAKY = lambda rate: [BatchNormalization(), ReLU(negative_slope=0.1), Dropout(rate)]  # noqa: E731
 BN_THEN_DENSE = lambda rate: [BatchNormalization(), Dense(24), ReLU(), Dropout(rate)]  # noqa: E731
+DENSE_RELU_DROPOUT = lambda rate: [Dense(24, activation="relu"), Dropout(rate)]  # noqa: E731
+DENSE_THEN_RELU = lambda rate: [ReLU(), Dropout(rate), Dense(24), ReLU()]  # noqa: E731
 
 
 def data(steps=2):
@@ -119,7 +121,8 @@ class _fusing:
         return False
 
 
-@pytest.mark.parametrize("middle", [CANONICAL, ACTIVATION_RELU], ids=["ReLU", "Activation"])
+@pytest.mark.parametrize("middle", [CANONICAL, ACTIVATION_RELU, DENSE_RELU_DROPOUT, DENSE_THEN_RELU],
+                         ids=["ReLU", "Activation", "Dense-relu-Dropout", "Dense-ReLU-Dropout"])
 @pytest.mark.parametrize("rate", [0.25, 0.0])
 @pytest.mark.parametrize("gpu", ["triton", "cupy"])
 def test_fused_block_gives_the_unfused_numbers_and_the_numpy_reference(middle, rate, gpu):
@@ -128,7 +131,8 @@ def test_fused_block_gives_the_unfused_numbers_and_the_numpy_reference(middle, r
     run = on_triton if gpu == "triton" else on_cupy
     fused, model = trained_weights(middle, rate, run(True), initial)
     unfused, _ = trained_weights(middle, rate, run(False), initial)
-    assert len(model.fused_blocks) == 1 and len(model.fused_blocks[0].layers) == 3
+    assert [len(block.layers) for block in model.fused_blocks] == {
+        CANONICAL: [3], ACTIVATION_RELU: [3], DENSE_RELU_DROPOUT: [2], DENSE_THEN_RELU: [3, 2]}[middle]
     for ours, theirs, ref in zip(fused, unfused, reference):
         assert np.array_equal(ours, theirs)  # the same kernels' arithmetic, fused or not: bit for bit
         np.testing.assert_allclose(ours, ref, rtol=2e-4, atol=2e-5)
@@ -151,7 +155,7 @@ def test_the_canonical_block_runs_one_pass_each_way_on_the_recording_device(gpu)
 def test_what_is_not_the_canonical_block_is_not_fused(middle):
     x, y = data(3)
     counted = count.count_fit_steps("triton", lambda: mlp(middle), x, y, BATCH)
-    assert counted["model"].fused_blocks == []
+    assert not [block for block in counted["model"].fused_blocks if type(block.head) is BatchNormalization]
     blocks = count.block_passes(counted["launches"], counted["model"], BATCH)
     assert all(block["forward_passes"] + block["backward_passes"] > 2 for block in blocks if len(block["layers"]) > 1)
     initial = initial_weights(middle, 0.25)
@@ -201,3 +205,17 @@ def test_dropout_without_relu_is_refused_by_the_fused_op():
     with pytest.raises(ValueError, match="relu=True"):
         batchnorm.forward_train(x, np.ones(2, np.float32), np.zeros(2, np.float32), np.zeros(2, np.float32),
                                 np.ones(2, np.float32), 0.9, 1e-3, dropout_rate=0.5)
+
+
+@pytest.mark.parametrize("gpu", ["triton", "cupy"])
+def test_a_dense_not_followed_by_batch_norm_folds_bias_relu_and_dropout_into_one_pass_each_way(gpu):
+    x, y = data(3)
+    counted = count.count_fit_steps(gpu, lambda: mlp(DENSE_RELU_DROPOUT), x, y, BATCH)
+    (block,) = counted["model"].fused_blocks  # the Dense(relu) and its Dropout
+    head = block.head
+    activation = BATCH * head.units
+    for phase, gemms in (("forward", 1), ("backward", 2)):
+        mine = [launch for launch in counted["launches"] if launch.where == f"{head.name} {phase}"]
+        assert sum(launch.kind == "gemm" for launch in mine) == gemms
+        passes = [launch for launch in mine if launch.kind != "gemm" and launch.elements_written >= activation]
+        assert len(passes) == 1  # forward: bias + ReLU + dropout; backward: both gates
