@@ -33,6 +33,12 @@ class Backend:
         """A host NumPy array of `array`."""
         return array.get() if hasattr(array, "get") else np.asarray(array)
 
+    @property
+    def fuses_passes(self):
+        """Whether a model runs its fused blocks (BN -> ReLU -> Dropout as one pass) here: on
+        the GPU backends; the NumPy backend keeps the unfused reference path."""
+        return self.name != "numpy"
+
     def synchronize(self):
         """Wait for queued device work (a no-op on the host)."""
 

@@ -31,6 +31,7 @@ OPS = (
        "dropout", lambda N, C: 2 * N * C),  # read x, write y; the mask is regenerated, never stored
     Op("dropout_relu", "dropout", "dropout_relu"),
     Op("dropout_relu_backward", "dropout", "dropout_relu_backward"),
+    Op("normalize_dropout_relu", "dropout", "normalize_dropout_relu"),  # batch-norm's apply + ReLU + dropout
     Op("softmax", "softmax_cross_entropy", "softmax"),
     Op("softmax_cross_entropy", "softmax_cross_entropy", "softmax_cross_entropy",
        "softmax_cross_entropy", lambda m, C: 2 * m * C),  # read Z, write dZ

@@ -5,10 +5,15 @@ Training forward (course notation, per feature):
     x_hat = (x - mu) * rstd,    rstd = 1 / sqrt(var + eps)
     y = gamma * x_hat + beta    (then max(y, 0) when relu)
     running <- momentum * running + (1 - momentum) * batch statistic   (in place)
+With dropout_rate > 0 (and relu) the apply pass also drops: y = dropout(relu(...)) in one
+pass (gpudl.kernels.dropout.normalize_dropout_relu; the mask from seed and seed_counter).
 Backward, with dy already masked by y > 0 when relu:
     dbeta = sum_i dy_i      dgamma = sum_i dy_i * x_hat_i
     dx = gamma * rstd * (dy - dbeta / m - x_hat * dgamma / m)
-x_hat is recomputed from (x, mean, rstd), so nothing but two C-vectors is saved.
+x_hat is recomputed from (x, mean, rstd), so nothing but two C-vectors is saved. With
+`gate` (the forward's output of a fused BN -> ReLU [-> dropout] block) dy is first
+    dy <- where(gate > 0, dy * gate_scale, 0)      (gate_scale = 1 / (1 - rate), or 1)
+since exactly the kept, positive elements of the block's output are > 0.
 The NumPy reference makes one pass over (N, C) per NumPy call, in place where it can
 (the output's buffer holds x - mu, then y; a per-thread scratch buffer holds the other
 temporary), and rounds exactly as np.mean, np.var and the formulas above written out.
@@ -19,8 +24,10 @@ import numpy as np
 from gpudl import threads
 
 
-def forward_train(x, gamma, beta, running_mean, running_var, momentum, epsilon, relu=False):
+def forward_train(x, gamma, beta, running_mean, running_var, momentum, epsilon, relu=False, dropout_rate=0.0,
+                  seed=0, seed_counter=None):
     """Returns (y, mean, rstd) and updates running_mean, running_var in place."""
+    _check_dropout("forward_train", relu, dropout_rate)
     mean = x.mean(axis=0)
     y = np.subtract(x, mean)  # x - mu, kept: it is also the start of y
     squares = np.square(y, out=threads.scratch_like("batchnorm", y))
@@ -30,7 +37,23 @@ def forward_train(x, gamma, beta, running_mean, running_var, momentum, epsilon, 
     running_mean += (1.0 - momentum) * mean
     running_var *= momentum
     running_var += (1.0 - momentum) * var
+    if dropout_rate:
+        from gpudl.kernels import dropout
+
+        return dropout.dropout_relu(_scale_shift(y, rstd, gamma, beta, False), dropout_rate, seed,
+                                    seed_counter), mean, rstd
     return _scale_shift(y, rstd, gamma, beta, relu), mean, rstd
+
+
+def _check_dropout(where, relu, dropout_rate):
+    if dropout_rate and not relu:
+        raise ValueError(f"batchnorm.{where}: the fused dropout follows the ReLU; pass relu=True with "
+                         f"dropout_rate={dropout_rate!r}.")
+
+
+def normalize(x, mean, rstd, gamma, beta):
+    """The apply pass: y = (x - mean) * (rstd * gamma) + beta."""
+    return _scale_shift(np.subtract(x, mean), rstd, gamma, beta, False)
 
 
 def forward_infer(x, gamma, beta, running_mean, running_var, epsilon, relu=False):
@@ -39,8 +62,10 @@ def forward_infer(x, gamma, beta, running_mean, running_var, epsilon, relu=False
     return _scale_shift(np.subtract(x, running_mean), rstd, gamma, beta, relu)
 
 
-def backward(dy, x, gamma, beta, mean, rstd, relu=False):
+def backward(dy, x, gamma, beta, mean, rstd, relu=False, gate=None, gate_scale=1.0):
     """Returns (dx, dgamma, dbeta) of the training forward."""
+    if gate is not None:
+        dy = np.where(gate > 0, dy * dy.dtype.type(gate_scale), dy.dtype.type(0))
     x_hat = np.subtract(x, mean)  # becomes dx
     x_hat *= rstd
     scratch = threads.scratch_like("batchnorm", x_hat)
@@ -177,9 +202,10 @@ if triton is not None:
         tl.store(y_ptr + offsets, y, mask=mask)
 
     @triton.jit
-    def _backward_partial_kernel(dy_ptr, x_ptr, mean_ptr, rstd_ptr, gamma_ptr, beta_ptr,
-                                 part_dgamma_ptr, part_dbeta_ptr, N, C, rows_per_split,
-                                 RELU: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+    def _backward_partial_kernel(dy_ptr, x_ptr, mean_ptr, rstd_ptr, gamma_ptr, beta_ptr, gate_ptr,
+                                 part_dgamma_ptr, part_dbeta_ptr, N, C, rows_per_split, gate_scale: tl.float64,
+                                 RELU: tl.constexpr, GATED: tl.constexpr, BLOCK_N: tl.constexpr,
+                                 BLOCK_C: tl.constexpr):
         dtype = x_ptr.dtype.element_ty
         cols = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
         split = tl.program_id(1)
@@ -201,6 +227,9 @@ if triton is not None:
             x_hat = (x - mean[None, :]) * rstd[None, :]
             if RELU:
                 dy = tl.where(gamma[None, :] * x_hat + beta[None, :] > 0, dy, 0.0)
+            if GATED:  # the fused block's ReLU and dropout: its output > 0
+                gate = tl.load(gate_ptr + offsets, mask=mask, other=0.0)
+                dy = tl.where(gate > 0, dy * tl.full((), gate_scale, dtype), 0.0)
             sum_dy += dy
             sum_dy_x_hat += dy * x_hat
         out = split * C + cols
@@ -222,8 +251,9 @@ if triton is not None:
         tl.store(dbeta_ptr + cols, dbeta, mask=col_ok)
 
     @triton.jit
-    def _backward_dx_kernel(dy_ptr, x_ptr, mean_ptr, rstd_ptr, gamma_ptr, beta_ptr, dgamma_ptr, dbeta_ptr,
-                            dx_ptr, N, C, RELU: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
+    def _backward_dx_kernel(dy_ptr, x_ptr, mean_ptr, rstd_ptr, gamma_ptr, beta_ptr, gate_ptr, dgamma_ptr, dbeta_ptr,
+                            dx_ptr, N, C, gate_scale: tl.float64, RELU: tl.constexpr, GATED: tl.constexpr,
+                            BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr):
         dtype = x_ptr.dtype.element_ty
         rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
         cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -242,6 +272,9 @@ if triton is not None:
         x_hat = (x - mean[None, :]) * rstd[None, :]
         if RELU:
             dy = tl.where(gamma[None, :] * x_hat + beta[None, :] > 0, dy, 0.0)
+        if GATED:
+            gate = tl.load(gate_ptr + offsets, mask=mask, other=0.0)
+            dy = tl.where(gate > 0, dy * tl.full((), gate_scale, dtype), 0.0)
         dx = (gamma * rstd)[None, :] * (dy - dbeta_mean[None, :] - x_hat * dgamma_mean[None, :])
         tl.store(dx_ptr + offsets, dx, mask=mask)
 
@@ -255,7 +288,7 @@ def _check(where, device, x, gamma, beta, stats, extra=None):
         raise ValueError(f"{where}: `x` must be a non-empty (N, C) array; received shape {x.shape}.")
     N, C = x.shape
     for name, array in arrays.items():
-        if name in ("x", "dy", "dx"):
+        if name in ("x", "dy", "dx", "gate"):
             _util.check_shape(where, name, array, (N, C))
         else:
             _util.check_shape(where, name, array, (C,))
@@ -311,8 +344,9 @@ def triton_specializations():
                     yield _util.triton_spec(_normalize_kernel, dtype, dict(
                         FROM_VARIANCE=from_variance, RELU=relu, BLOCK_N=EW_BLOCK_N, BLOCK_C=EW_BLOCK_C),
                         ELEMENTWISE_WARPS)
-                yield _util.triton_spec(_backward_partial_kernel, dtype, dict(RELU=relu, **tiles))
-                yield _util.triton_spec(_backward_dx_kernel, dtype, dict(RELU=relu, BLOCK_N=EW_BLOCK_N,
+            for relu, gated in ((False, False), (True, False), (False, True)):
+                yield _util.triton_spec(_backward_partial_kernel, dtype, dict(RELU=relu, GATED=gated, **tiles))
+                yield _util.triton_spec(_backward_dx_kernel, dtype, dict(RELU=relu, GATED=gated, BLOCK_N=EW_BLOCK_N,
                                                                          BLOCK_C=EW_BLOCK_C), ELEMENTWISE_WARPS)
 
 
@@ -329,9 +363,11 @@ def _normalize_triton(x, gamma, beta, mean, rstd_or_var, epsilon, from_variance,
     return y
 
 
-def forward_train_triton(x, gamma, beta, running_mean, running_var, momentum, epsilon, relu=False):
+def forward_train_triton(x, gamma, beta, running_mean, running_var, momentum, epsilon, relu=False, dropout_rate=0.0,
+                         seed=0, seed_counter=None):
     """Triton forward_train: returns (y, mean, rstd), updates running stats in place."""
     _util.require_triton("forward_train_triton")
+    _check_dropout("forward_train_triton", relu, dropout_rate)
     N, C = _check("forward_train_triton", "triton", x, gamma, beta,
                   {"running_mean": running_mean, "running_var": running_var})
     xp = _util.xp_of(x)
@@ -348,6 +384,11 @@ def forward_train_triton(x, gamma, beta, running_mean, running_var, momentum, ep
             t(x), t(part_mean), t(part_m2), t(mean), t(rstd), t(running_mean), t(running_var),
             N, C, rows_per_split, splits, float(momentum), 1.0 - float(momentum), float(epsilon),
             BLOCK_C=BLOCK_C)
+    if dropout_rate:
+        from gpudl.kernels import dropout
+
+        return dropout.normalize_dropout_relu_triton(x, mean, rstd, gamma, beta, dropout_rate, seed,
+                                                     seed_counter), mean, rstd
     y = _normalize_triton(x, gamma, beta, mean, rstd, epsilon, False, relu)
     return y, mean, rstd
 
@@ -360,10 +401,11 @@ def forward_infer_triton(x, gamma, beta, running_mean, running_var, epsilon, rel
     return _normalize_triton(x, gamma, beta, running_mean, running_var, epsilon, True, relu)
 
 
-def backward_triton(dy, x, gamma, beta, mean, rstd, relu=False):
+def backward_triton(dy, x, gamma, beta, mean, rstd, relu=False, gate=None, gate_scale=1.0):
     """Triton backward: returns (dx, dgamma, dbeta); deterministic (no atomics)."""
     _util.require_triton("backward_triton")
-    N, C = _check("backward_triton", "triton", x, gamma, beta, {"mean": mean, "rstd": rstd}, {"dy": dy})
+    N, C = _check("backward_triton", "triton", x, gamma, beta, {"mean": mean, "rstd": rstd},
+                  {"dy": dy, **({} if gate is None else {"gate": gate})})
     xp = _util.xp_of(x)
     BLOCK_N, BLOCK_C, rows_per_split, splits = _reduction_grid(N, C, x.dtype)
     part_dgamma = xp.empty((splits, C), x.dtype)
@@ -375,13 +417,15 @@ def backward_triton(dy, x, gamma, beta, mean, rstd, relu=False):
     t = _util.as_triton
     with _util.launch_stream(x):
         _backward_partial_kernel[(_util.cdiv(C, BLOCK_C), splits)](
-            t(dy), t(x), t(mean), t(rstd), t(gamma), t(beta), t(part_dgamma), t(part_dbeta),
-            N, C, rows_per_split, RELU=bool(relu), BLOCK_N=BLOCK_N, BLOCK_C=BLOCK_C)
+            t(dy), t(x), t(mean), t(rstd), t(gamma), t(beta), t(gate if gate is not None else dy), t(part_dgamma),
+            t(part_dbeta), N, C, rows_per_split, float(x.dtype.type(gate_scale)), RELU=bool(relu),
+            GATED=gate is not None, BLOCK_N=BLOCK_N, BLOCK_C=BLOCK_C)
         _backward_finalize_kernel[(_util.cdiv(C, BLOCK_C),)](
             t(part_dgamma), t(part_dbeta), t(dgamma), t(dbeta), C, splits, BLOCK_C=BLOCK_C)
         _backward_dx_kernel[(_util.cdiv(N, EW_BLOCK_N), _util.cdiv(C, EW_BLOCK_C))](
-            t(dy), t(x), t(mean), t(rstd), t(gamma), t(beta), t(dgamma), t(dbeta), t(dx), N, C,
-            RELU=bool(relu), BLOCK_N=EW_BLOCK_N, BLOCK_C=EW_BLOCK_C, num_warps=ELEMENTWISE_WARPS)
+            t(dy), t(x), t(mean), t(rstd), t(gamma), t(beta), t(gate if gate is not None else dy), t(dgamma),
+            t(dbeta), t(dx), N, C, float(x.dtype.type(gate_scale)), RELU=bool(relu), GATED=gate is not None,
+            BLOCK_N=EW_BLOCK_N, BLOCK_C=EW_BLOCK_C, num_warps=ELEMENTWISE_WARPS)
     return dx, dgamma, dbeta
 
 
@@ -391,8 +435,9 @@ def backward_triton(dy, x, gamma, beta, mean, rstd, relu=False):
 # One thread per column walks a split of the rows (adjacent threads read adjacent
 # columns: coalesced). Statistics of x - x[0] by Welford's update per element,
 #     mean += (x - mean) / k,   M2 += (x - mean_old) * (x - mean_new),
-# then the splits are merged on the device with the parallel-variance formula
-#     mean = sum_s n_s mean_s / N,  M2 = sum_s M2_s + sum_s n_s (mean_s - mean)^2.
+# then one thread per column merges the splits in a fixed order by Chan's rule (as the
+# Triton finalize does), writes mean and rstd and updates the running statistics: one
+# launch for everything between the partial sums and the apply pass.
 # Backward: per-split sums of dy and dy * x_hat, summed over splits (CuPy's reduction
 # is a fixed tree: deterministic), then dx by an ElementwiseKernel.
 # ---------------------------------------------------------------------------
@@ -419,9 +464,34 @@ __global__ void bn_partial_stats(const T* x, T* part_mean, T* part_m2,
 }
 
 template<typename T>
+__global__ void bn_finalize_stats(const T* x, const T* part_mean, const T* part_m2, T* mean, T* rstd,
+                                  T* running_mean, T* running_var, long long N, long long C,
+                                  long long rows_per_split, long long splits, T momentum,
+                                  T one_minus_momentum, T epsilon) {
+    long long c = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    T m = 0, m2 = 0, n_a = 0;
+    for (long long split = 0; split < splits; ++split) {  // fixed order: deterministic
+        T n_b = (T)min(rows_per_split, N - split * rows_per_split);
+        T n_ab = n_a + n_b;
+        T delta = part_mean[split * C + c] - m;
+        m += delta * (n_b / n_ab);
+        m2 += part_m2[split * C + c] + delta * delta * (n_a * n_b / n_ab);
+        n_a = n_ab;
+    }
+    T var = m2 / (T)N;
+    T mu = x[c] + m;  // undo the shift by row 0
+    mean[c] = mu;
+    rstd[c] = (T)1 / sqrt(var + epsilon);
+    running_mean[c] = running_mean[c] * momentum + one_minus_momentum * mu;
+    running_var[c] = running_var[c] * momentum + one_minus_momentum * var;
+}
+
+template<typename T>
 __global__ void bn_backward_partial(const T* dy, const T* x, const T* mean, const T* rstd,
-                                    const T* gamma, const T* beta, T* part_dgamma, T* part_dbeta,
-                                    long long N, long long C, long long rows_per_split, int relu) {
+                                    const T* gamma, const T* beta, const T* gate, T* part_dgamma, T* part_dbeta,
+                                    long long N, long long C, long long rows_per_split, int relu, int gated,
+                                    T gate_scale) {
     long long c = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     long long split = blockIdx.y;
     if (c >= C) return;
@@ -433,6 +503,7 @@ __global__ void bn_backward_partial(const T* dy, const T* x, const T* mean, cons
         T x_hat = (x[i * C + c] - mu) * r;
         T d = dy[i * C + c];
         if (relu && !(g * x_hat + b > (T)0)) d = 0;
+        if (gated) d = gate[i * C + c] > (T)0 ? d * gate_scale : (T)0;  // the fused block's ReLU and dropout
         sum_dy += d;
         sum_dy_x_hat += d * x_hat;
     }
@@ -447,28 +518,37 @@ _CUPY_NORMALIZE = _util.CupyElementwise(
     "y = (x - mean) * (rstd * gamma) + beta; if (relu && y < (T)0) y = (T)0;",
     "gpudl_bn_normalize", scalars=("relu",))
 _CUPY_BACKWARD_DX = _util.CupyElementwise(
-    "T dy, T x, T mean, T rstd, T gamma, T beta, T dgamma_mean, T dbeta_mean, bool relu", "T dx",
+    "T dy, T x, T mean, T rstd, T gamma, T beta, T dgamma_mean, T dbeta_mean, bool relu, raw T gate, "
+    "T gate_scale, bool gated", "T dx",
     """T x_hat = (x - mean) * rstd;
        T d = (relu && !(gamma * x_hat + beta > (T)0)) ? (T)0 : dy;
+       if (gated) d = gate[i] > (T)0 ? d * gate_scale : (T)0;
        dx = (gamma * rstd) * (d - dbeta_mean - x_hat * dgamma_mean);""",
-    "gpudl_bn_backward_dx", scalars=("relu",))
+    "gpudl_bn_backward_dx", scalars=("relu", "gate_scale", "gated"))
 _CUPY_PARTIAL_STATS = _util.CupyRaw(_CUPY_SOURCE, "bn_partial_stats")
+_CUPY_FINALIZE_STATS = _util.CupyRaw(_CUPY_SOURCE, "bn_finalize_stats")
 _CUPY_BACKWARD_PARTIAL = _util.CupyRaw(_CUPY_SOURCE, "bn_backward_partial")
-CUPY_KERNELS = (_CUPY_PARTIAL_STATS, _CUPY_BACKWARD_PARTIAL, _CUPY_NORMALIZE, _CUPY_BACKWARD_DX)
+CUPY_KERNELS = (_CUPY_PARTIAL_STATS, _CUPY_FINALIZE_STATS, _CUPY_BACKWARD_PARTIAL, _CUPY_NORMALIZE, _CUPY_BACKWARD_DX)
+
+
+CUPY_MIN_ROWS_PER_SPLIT = 16  # so the partial sums stay far smaller than x (a 1-row split writes as much as it reads)
 
 
 def _cupy_splits(N, C):
-    """256 threads (columns) per block; rows split until ~4 blocks per SM."""
+    """256 threads (columns) per block; rows split until ~4 blocks per SM, each split at
+    least CUPY_MIN_ROWS_PER_SPLIT rows."""
     threads = 256
     col_blocks = _util.cdiv(C, threads)
-    splits = max(1, min(_util.cdiv(_util.num_programs_target(), col_blocks), N))
+    splits = max(1, min(_util.cdiv(_util.num_programs_target(), col_blocks), _util.cdiv(N, CUPY_MIN_ROWS_PER_SPLIT)))
     rows_per_split = _util.cdiv(N, splits)
     return threads, col_blocks, rows_per_split, _util.cdiv(N, rows_per_split)
 
 
-def forward_train_cupy(x, gamma, beta, running_mean, running_var, momentum, epsilon, relu=False):
+def forward_train_cupy(x, gamma, beta, running_mean, running_var, momentum, epsilon, relu=False, dropout_rate=0.0,
+                       seed=0, seed_counter=None):
     """CuPy forward_train: returns (y, mean, rstd), updates running stats in place."""
     _util.require_cupy("forward_train_cupy")
+    _check_dropout("forward_train_cupy", relu, dropout_rate)
     N, C = _check("forward_train_cupy", "cupy", x, gamma, beta,
                   {"running_mean": running_mean, "running_var": running_var})
     cupy = _util.cupy
@@ -478,16 +558,17 @@ def forward_train_cupy(x, gamma, beta, running_mean, running_var, momentum, epsi
     kernel = _util.cupy_function(_CUPY_PARTIAL_STATS, x.dtype)
     kernel((col_blocks, splits), (threads,), (x, part_mean, part_m2, np.int64(N), np.int64(C),
                                               np.int64(rows_per_split)))
-    rows_before = rows_per_split * cupy.arange(splits, dtype=x.dtype)  # made on the device: no upload per step
-    counts = cupy.minimum(x.dtype.type(rows_per_split), x.dtype.type(N) - rows_before)[:, None]
-    shifted_mean = (counts * part_mean).sum(axis=0) / x.dtype.type(N)  # part_mean is of x - x[0]
-    var = (part_m2.sum(axis=0) + (counts * (part_mean - shifted_mean) ** 2).sum(axis=0)) / x.dtype.type(N)
-    mean = x[0] + shifted_mean
-    rstd = 1.0 / cupy.sqrt(var + x.dtype.type(epsilon))
-    running_mean *= momentum
-    running_mean += (1.0 - momentum) * mean
-    running_var *= momentum
-    running_var += (1.0 - momentum) * var
+    mean, rstd = cupy.empty(C, x.dtype), cupy.empty(C, x.dtype)
+    finalize = _util.cupy_function(_CUPY_FINALIZE_STATS, x.dtype)
+    finalize((_util.cdiv(C, threads),), (threads,),
+             (x, part_mean, part_m2, mean, rstd, running_mean, running_var, np.int64(N), np.int64(C),
+              np.int64(rows_per_split), np.int64(splits), x.dtype.type(momentum), x.dtype.type(1.0 - momentum),
+              x.dtype.type(epsilon)))
+    if dropout_rate:
+        from gpudl.kernels import dropout
+
+        return dropout.normalize_dropout_relu_cupy(x, mean, rstd, gamma, beta, dropout_rate, seed,
+                                                   seed_counter), mean, rstd
     y = _util.cupy_elementwise(_CUPY_NORMALIZE)(x, mean, rstd, gamma, beta, bool(relu))
     return y, mean, rstd
 
@@ -501,20 +582,23 @@ def forward_infer_cupy(x, gamma, beta, running_mean, running_var, epsilon, relu=
     return _util.cupy_elementwise(_CUPY_NORMALIZE)(x, running_mean, rstd, gamma, beta, bool(relu))
 
 
-def backward_cupy(dy, x, gamma, beta, mean, rstd, relu=False):
+def backward_cupy(dy, x, gamma, beta, mean, rstd, relu=False, gate=None, gate_scale=1.0):
     """CuPy backward: returns (dx, dgamma, dbeta); deterministic (no atomics)."""
     _util.require_cupy("backward_cupy")
-    N, C = _check("backward_cupy", "cupy", x, gamma, beta, {"mean": mean, "rstd": rstd}, {"dy": dy})
+    N, C = _check("backward_cupy", "cupy", x, gamma, beta, {"mean": mean, "rstd": rstd},
+                  {"dy": dy, **({} if gate is None else {"gate": gate})})
     cupy = _util.cupy
     threads, col_blocks, rows_per_split, splits = _cupy_splits(N, C)
     part_dgamma = cupy.empty((splits, C), x.dtype)
     part_dbeta = cupy.empty((splits, C), x.dtype)
     kernel = _util.cupy_function(_CUPY_BACKWARD_PARTIAL, x.dtype)
-    kernel((col_blocks, splits), (threads,), (dy, x, mean, rstd, gamma, beta, part_dgamma, part_dbeta,
+    gate_or_dy = gate if gate is not None else dy  # read only when gated
+    scale = x.dtype.type(gate_scale)
+    kernel((col_blocks, splits), (threads,), (dy, x, mean, rstd, gamma, beta, gate_or_dy, part_dgamma, part_dbeta,
                                               np.int64(N), np.int64(C), np.int64(rows_per_split),
-                                              np.int32(bool(relu))))
+                                              np.int32(bool(relu)), np.int32(gate is not None), scale))
     dgamma = part_dgamma.sum(axis=0)
     dbeta = part_dbeta.sum(axis=0)
     dx = _util.cupy_elementwise(_CUPY_BACKWARD_DX)(dy, x, mean, rstd, gamma, beta, dgamma / N, dbeta / N,
-                                                 bool(relu))
+                                                 bool(relu), gate_or_dy, scale, gate is not None)
     return dx, dgamma, dbeta

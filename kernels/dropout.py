@@ -175,6 +175,17 @@ def dropout_relu_backward(dy, x, rate, seed, seed_counter=None):
     return apply_mask(dy, keep_mask(dy.shape, rate, seed, seed_counter) & (x > 0), rate)
 
 
+def normalize_dropout_relu(x, mean, rstd, gamma, beta, rate, seed, seed_counter=None):
+    """Batch-norm's apply pass with its ReLU and dropout, in one pass over (N, C):
+        z = (x - mean) * (rstd * gamma) + beta       (per column, as batchnorm normalizes)
+        y = dropout_relu(z) = z * (z > 0) * keep_mask * (1 / (1 - rate))
+    Every y > 0 is a kept, positive z: the backward's gate is y > 0 (no mask, no Philox)."""
+    z = np.subtract(x, mean)  # batchnorm.normalize's operations (batchnorm imports this module)
+    z *= rstd * gamma
+    z += beta
+    return dropout_relu(z, rate, seed, seed_counter)
+
+
 # ---------------------------------------------------------------------------
 # Triton
 #
@@ -184,6 +195,7 @@ def dropout_relu_backward(dy, x, rate, seed, seed_counter=None):
 # (BLOCK, 4) with the lane axis fastest: a contiguous run of 4 * BLOCK elements.
 # The same kernel is the backward (src = dy); with RELU_GATE the keep mask is also
 # gated by x > 0 (gate = x): y = dropout(relu(x)) forward, dy masked backward. With
+# NORMALIZE, src is first batch-normalized per column (i % C) and the gate is that. With
 # DERIVE_KEY every program first derives the key from the device seed counter (one
 # scalar Philox call, negligible next to BLOCK of them).
 # ---------------------------------------------------------------------------
@@ -195,9 +207,10 @@ triton, tl = _util.triton, _util.tl
 if triton is not None:
 
     @triton.jit(do_not_specialize=["seed", "threshold"])
-    def _dropout_kernel(src_ptr, gate_ptr, out_ptr, seed_counter_ptr, n, seed: tl.uint64, threshold: tl.uint32,
-                        scale: tl.float64,
-                        RELU_GATE: tl.constexpr, DERIVE_KEY: tl.constexpr, BLOCK: tl.constexpr):
+    def _dropout_kernel(src_ptr, gate_ptr, out_ptr, seed_counter_ptr, mean_ptr, rstd_ptr, gamma_ptr, beta_ptr, n, C,
+                        seed: tl.uint64, threshold: tl.uint32, scale: tl.float64,
+                        RELU_GATE: tl.constexpr, DERIVE_KEY: tl.constexpr, NORMALIZE: tl.constexpr,
+                        BLOCK: tl.constexpr):
         key = seed
         if DERIVE_KEY:  # key = c0 | c1 << 32 of Philox at (index, call, 0, 0) under seed
             index = tl.load(seed_counter_ptr).to(tl.uint32)
@@ -214,7 +227,13 @@ if triton is not None:
         mask = offsets < n
         src = tl.load(src_ptr + offsets, mask=mask, other=0.0)
         keep = word >= tl.full((), threshold, tl.uint32)  # unsigned integer compare
-        if RELU_GATE:
+        if NORMALIZE:  # batch-norm's apply of column offsets % C first, then the ReLU gate on it
+            cols = offsets % C
+            scale_c = tl.load(rstd_ptr + cols, mask=mask, other=0.0) * tl.load(gamma_ptr + cols, mask=mask, other=0.0)
+            src = (src - tl.load(mean_ptr + cols, mask=mask, other=0.0)) * scale_c + tl.load(beta_ptr + cols, mask=mask,
+                                                                                            other=0.0)
+            keep = keep & (src > 0)
+        elif RELU_GATE:
             keep = keep & (tl.load(gate_ptr + offsets, mask=mask, other=0.0) > 0)
         out = tl.where(keep, src * tl.full((), scale, src.dtype), 0.0)
         tl.store(out_ptr + offsets, out, mask=mask)
@@ -252,14 +271,15 @@ def _triton_block(dtype):
 def triton_specializations():
     """Every specialization the Triton launchers can launch (the compile check's table)."""
     for dtype in _util.FLOAT_DTYPES:
-        for relu_gate in (False, True):
+        for relu_gate, normalize in ((False, False), (True, False), (True, True)):
             for derive_key in (False, True):
                 yield _util.triton_spec(_dropout_kernel, dtype, dict(RELU_GATE=relu_gate, DERIVE_KEY=derive_key,
-                                                                     BLOCK=_triton_block(dtype)),
+                                                                     NORMALIZE=normalize, BLOCK=_triton_block(dtype)),
                                         WARPS, seed_counter_ptr="*i64")
 
 
-def _launch_triton(src, gate, rate, seed, seed_counter):
+def _launch_triton(src, gate, rate, seed, seed_counter, columns=None):
+    """columns: None, or (mean, rstd, gamma, beta) of batch-norm's apply to run first (NORMALIZE)."""
     out = _util.xp_of(src).empty_like(src)
     n = src.size
     if n == 0:
@@ -267,11 +287,13 @@ def _launch_triton(src, gate, rate, seed, seed_counter):
     BLOCK = _triton_block(src.dtype)
     scale = float(src.dtype.type(1.0 / (1.0 - rate)))  # host-computed, then multiplied
     t = _util.as_triton
+    mean, rstd, gamma, beta = (t(c) for c in columns) if columns is not None else (t(src),) * 4  # unread unless NORMALIZE
     with _util.launch_stream(src):
         _dropout_kernel[(_util.cdiv(n, 4 * BLOCK),)](
             t(src), t(gate if gate is not None else src), t(out), t(seed_counter if seed_counter is not None else src),
-            n, int(seed), keep_threshold(rate), scale, RELU_GATE=gate is not None,
-            DERIVE_KEY=seed_counter is not None, BLOCK=BLOCK, num_warps=WARPS)
+            mean, rstd, gamma, beta, n, src.shape[-1] if src.ndim else 1, int(seed), keep_threshold(rate), scale,
+            RELU_GATE=gate is not None or columns is not None, DERIVE_KEY=seed_counter is not None,
+            NORMALIZE=columns is not None, BLOCK=BLOCK, num_warps=WARPS)
     return out
 
 
@@ -296,6 +318,24 @@ def dropout_relu_backward_triton(dy, x, rate, seed, seed_counter=None):
     return _launch_triton(dy, x, rate, seed, seed_counter)
 
 
+def normalize_dropout_relu_triton(x, mean, rstd, gamma, beta, rate, seed, seed_counter=None):
+    """Triton normalize_dropout_relu: batch-norm's apply, ReLU and dropout in one pass."""
+    _util.require_triton("normalize_dropout_relu_triton")
+    _check_normalize("normalize_dropout_relu_triton", "triton", x, mean, rstd, gamma, beta, rate, seed, seed_counter)
+    return _launch_triton(x, None, rate, seed, seed_counter, (mean, rstd, gamma, beta))
+
+
+def _check_normalize(where, device, x, mean, rstd, gamma, beta, rate, seed, seed_counter):
+    _check(where, device, rate, seed, seed_counter, {"x": x})
+    columns = {"mean": mean, "rstd": rstd, "gamma": gamma, "beta": beta}
+    _util.check_arrays(where, {"x": x, **columns}, device)
+    _util.check_float_dtype(where, {"x": x, **columns})
+    if x.ndim != 2:
+        raise ValueError(f"{where}: `x` must be an (N, C) array; received shape {x.shape}.")
+    for name, column in columns.items():
+        _util.check_shape(where, name, column, (x.shape[1],))
+
+
 # ---------------------------------------------------------------------------
 # CuPy: the same Philox4x32-10 in CUDA C, one thread per counter writing 4 elements.
 # ---------------------------------------------------------------------------
@@ -316,9 +356,10 @@ __device__ void philox4x32_10(unsigned int* c, unsigned long long key) {
 }
 
 template<typename T>
-__global__ void dropout_kernel(const T* src, const T* gate, T* out, const long long* seed_counter, long long n,
+__global__ void dropout_kernel(const T* src, const T* gate, T* out, const long long* seed_counter,
+                               const T* mean, const T* rstd, const T* gamma, const T* beta, long long n, long long C,
                                unsigned long long seed, unsigned int threshold, T scale, int relu_gate,
-                               int derive_key) {
+                               int derive_key, int normalize) {
     long long counter = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     long long first = counter * 4;
     if (first >= n) return;
@@ -333,8 +374,13 @@ __global__ void dropout_kernel(const T* src, const T* gate, T* out, const long l
     for (int lane = 0; lane < 4; ++lane) {
         long long i = first + lane;
         if (i < n) {
-            bool keep = words[lane] >= threshold && (!relu_gate || gate[i] > (T)0);
-            out[i] = keep ? src[i] * scale : (T)0;
+            T v = src[i];
+            if (normalize) {  // batch-norm's apply of column i % C first; the ReLU gate is on it
+                long long c = i % C;
+                v = (v - mean[c]) * (rstd[c] * gamma[c]) + beta[c];
+            }
+            bool keep = words[lane] >= threshold && (!relu_gate || (normalize ? v : gate[i]) > (T)0);
+            out[i] = keep ? v * scale : (T)0;
         }
     }
 }
@@ -345,7 +391,8 @@ _CUPY_DROPOUT = _util.CupyRaw(_CUPY_SOURCE, "dropout_kernel")
 CUPY_KERNELS = (_CUPY_DROPOUT,)
 
 
-def _launch_cupy(src, gate, rate, seed, seed_counter):
+def _launch_cupy(src, gate, rate, seed, seed_counter, columns=None):
+    """columns: None, or (mean, rstd, gamma, beta) of batch-norm's apply to run first."""
     out = _util.cupy.empty_like(src)
     n = src.size
     if n == 0:
@@ -354,8 +401,10 @@ def _launch_cupy(src, gate, rate, seed, seed_counter):
     kernel = _util.cupy_function(_CUPY_DROPOUT, src.dtype)
     kernel((_util.cdiv(_util.cdiv(n, 4), threads),), (threads,),
            (src, gate if gate is not None else src, out, seed_counter if seed_counter is not None else src,
-            np.int64(n), np.uint64(int(seed)), np.uint32(keep_threshold(rate)), src.dtype.type(1.0 / (1.0 - rate)),
-            np.int32(gate is not None), np.int32(seed_counter is not None)))
+            *(columns if columns is not None else (src,) * 4), np.int64(n),
+            np.int64(src.shape[-1] if src.ndim else 1), np.uint64(int(seed)), np.uint32(keep_threshold(rate)),
+            src.dtype.type(1.0 / (1.0 - rate)), np.int32(gate is not None or columns is not None),
+            np.int32(seed_counter is not None), np.int32(columns is not None)))
     return out
 
 
@@ -378,3 +427,10 @@ def dropout_relu_backward_cupy(dy, x, rate, seed, seed_counter=None):
     _util.require_cupy("dropout_relu_backward_cupy")
     _check("dropout_relu_backward_cupy", "cupy", rate, seed, seed_counter, {"dy": dy, "x": x})
     return _launch_cupy(dy, x, rate, seed, seed_counter)
+
+
+def normalize_dropout_relu_cupy(x, mean, rstd, gamma, beta, rate, seed, seed_counter=None):
+    """CuPy normalize_dropout_relu: batch-norm's apply, ReLU and dropout in one pass."""
+    _util.require_cupy("normalize_dropout_relu_cupy")
+    _check_normalize("normalize_dropout_relu_cupy", "cupy", x, mean, rstd, gamma, beta, rate, seed, seed_counter)
+    return _launch_cupy(x, None, rate, seed, seed_counter, (mean, rstd, gamma, beta))

@@ -2,6 +2,7 @@
 
 from gpudl.frontend import activations
 from gpudl.frontend.layers.base import Layer
+from gpudl.frontend.layers.fused_block import inside_active_block
 
 
 class Activation(Layer):
@@ -20,9 +21,9 @@ class Activation(Layer):
 
     def forward(self, x, training=False, logits=False):
         """`logits=True` passes x through (the model fuses the activation into the loss)."""
-        self._skip_activation = logits
+        self._skip_activation = logits or inside_active_block(self)  # fused: its batch-norm applied it
         self._z = x
-        self._a = x if logits else self._activation(x)
+        self._a = x if self._skip_activation else self._activation(x)
         return self._a
 
     def backward(self, dy):

@@ -3,6 +3,7 @@
 from gpudl import collectives
 from gpudl.errors import check_rate, check_positive, invalid_value
 from gpudl.frontend import constraints, initializers, regularizers
+from gpudl.frontend.layers import fused_block as fusion
 from gpudl.frontend.layers import global_batch_statistics
 from gpudl.frontend.layers.base import Layer, Parameter
 
@@ -79,21 +80,22 @@ class BatchNormalization(Layer):
 
     def forward(self, x, training=False):
         self._training = training and self.trainable
+        self._shard = collectives.shard() if self._training else None  # data parallel: global batch statistics
+        # {} unless it heads a fused block (never fused across processes: the block's ReLU/Dropout run alone)
+        fused = fusion.forward_arguments(self, self._training and self._shard is None)
         if not self._training:
             return self.ops.batchnorm_forward_infer(x, self.gamma.value, self.beta.value,
                                                     self.moving_mean.value, self.moving_variance.value,
                                                     self.epsilon)
-        self._shard = collectives.shard()  # data parallel: the global batch's statistics
         if self._shard is not None:
             y, self._mean, self._rstd = global_batch_statistics.forward_train(
                 x, self.gamma.value, self.beta.value, self.moving_mean.value, self.moving_variance.value,
                 self.momentum, self.epsilon, self._shard)
-            self._x = x
-            return y
-        y, self._mean, self._rstd = self.ops.batchnorm_forward_train(
-            x, self.gamma.value, self.beta.value, self.moving_mean.value, self.moving_variance.value,
-            self.momentum, self.epsilon)
-        self._x = x
+        else:
+            y, self._mean, self._rstd = self.ops.batchnorm_forward_train(
+                x, self.gamma.value, self.beta.value, self.moving_mean.value, self.moving_variance.value,
+                self.momentum, self.epsilon, **fused)
+        self._x, self._y = x, y
         return y
 
     def backward(self, dy):
@@ -104,7 +106,8 @@ class BatchNormalization(Layer):
                                                                  self._rstd, self._shard)
         else:
             dx, dgamma, dbeta = self.ops.batchnorm_backward(dy, self._x, self.gamma.value, self.beta.value,
-                                                            self._mean, self._rstd)
+                                                            self._mean, self._rstd,
+                                                            **fusion.backward_arguments(self, self._y))
         if self.gamma.grad is not None:
             self.gamma.grad[...] = dgamma
         if self.beta.grad is not None:

@@ -4,6 +4,7 @@ import numpy as np
 
 from gpudl.errors import invalid_value
 from gpudl.frontend import activations, constraints, initializers, regularizers
+from gpudl.frontend.layers import fused_block
 from gpudl.frontend.layers.base import Layer
 
 
@@ -59,6 +60,10 @@ class Dense(Layer):
     def forward(self, x, training=False, logits=False):
         """`logits=True` returns z, skipping the activation (the model fuses it into the loss)."""
         z = x @ self.kernel.value
+        folded = None if logits else fused_block.dense_forward(self, z, training)
+        if folded is not None:  # bias add, ReLU [and dropout] in one pass (gpudl.frontend.layers.fusion)
+            self._x, self._z, self._a, self._skip_activation = x, None, folded, False
+            return folded
         if self.use_bias:
             z += self.bias.value
         self._x, self._z = x, z
@@ -69,7 +74,10 @@ class Dense(Layer):
         return z if logits else self._a
 
     def backward(self, dy):
-        if not self._skip_activation:
+        dz = fused_block.dense_backward(self, dy, self._a)  # None unless the forward ran fused
+        if dz is not None:
+            pass
+        elif not self._skip_activation:
             dz = self._activation_backward(self._activity_gradient(dy), self._z, self._a)
         elif self.activity_regularizer is None:
             dz = dy  # dL/dz from the fused loss

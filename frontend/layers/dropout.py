@@ -7,6 +7,7 @@ from gpudl import random as gpudl_random
 from gpudl.backend import get_backend
 from gpudl.errors import check_rate, invalid_value
 from gpudl.frontend.layers.base import Layer
+from gpudl.frontend.layers.fused_block import inside_active_block
 
 
 class Dropout(Layer):
@@ -61,7 +62,8 @@ class Dropout(Layer):
         self.seed_counter[1] = int(value) - 1
 
     def forward(self, x, training=False):
-        self._active = training and self.enabled and self.rate > 0
+        # inside an active fused block its batch-norm drew the mask (gpudl.frontend.layers.fusion)
+        self._active = training and self.enabled and self.rate > 0 and not inside_active_block(self)
         if not self._active:
             return x
         self.seed_counter[1:] += 1  # on the device

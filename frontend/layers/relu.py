@@ -3,6 +3,7 @@
 from gpudl.frontend import activations
 from gpudl.errors import invalid_value
 from gpudl.frontend.layers.base import Layer
+from gpudl.frontend.layers.fused_block import inside_active_block
 
 
 class ReLU(Layer):
@@ -37,6 +38,8 @@ class ReLU(Layer):
         return slope.astype(x.dtype, copy=False)
 
     def forward(self, x, training=False):
+        if inside_active_block(self):  # its batch-norm applied it (gpudl.frontend.layers.fusion)
+            return x
         self._x = x
         if self.activation == "relu":  # the default ReLU: max(x, 0), one pass (the Dense activation's code)
             return activations.relu(x)
@@ -44,6 +47,8 @@ class ReLU(Layer):
         return y if self.max_value is None else self.xp.minimum(y, x.dtype.type(self.max_value))
 
     def backward(self, dy):
+        if inside_active_block(self):
+            return dy
         if self.activation == "relu":
             return activations.relu_backward(dy, self._x, None)
         return dy * self._slope(self._x)

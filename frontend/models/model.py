@@ -11,6 +11,7 @@ from gpudl import registry
 from gpudl.backend import get_backend
 from gpudl.arena import ParameterArena
 from gpudl.frontend.layers.base import Layer
+from gpudl.frontend.layers import fusion
 from gpudl.frontend.layers.dropout import Dropout
 from gpudl.frontend.layers.node import is_symbolic
 from gpudl.frontend.models import subclassed
@@ -116,6 +117,9 @@ class Model(Trainer, Layer):
             if isinstance(layer, Dropout):
                 layer.base_seed = layer.seed if layer.seed is not None else self.seed
                 layer.index = index
+        # BN -> ReLU [-> Dropout] runs as one pass on the GPU backends; only in a chain of layers
+        chained = all(getattr(model, "_nodes", None) is None for model in [self, *self.layers])
+        self.fused_blocks = fusion.plan(leaves, chained)
         trainable = {id(p): p for layer in leaves for p in layer.weights if p.trainable}  # a layer's sublayers are leaves too
         self.arena = ParameterArena(list(trainable.values()), self.dtype)
         for layer in leaves:

@@ -82,6 +82,11 @@ def bench(args):
     """Time the fused kernels and a reference fit() step against PyTorch on this device."""
     from gpudl.tools.bench import print_bench, run_bench
 
+    if args.count:  # launches, syncs and bytes of a step, counted on the CPU (gpudl.tools.count)
+        from gpudl.tools import count
+
+        count.main(["--json", args.json] if args.json else [])
+        return
     if args.repeats is not None and args.repeats < 1:
         raise SystemExit(f"gpudl bench: Invalid value received for argument `--repeats`. "
                          f"Expected a positive integer. Received: --repeats={args.repeats}")
@@ -124,6 +129,8 @@ def main(argv=None):
     bench_parser = commands.add_parser("bench", help="fused kernels and a fit() step vs PyTorch on this device")
     bench_parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
     bench_parser.add_argument("--quick", action="store_true", help="one small size per op, fewer repeats")
+    bench_parser.add_argument("--count", action="store_true",
+                              help="count a step's launches, host syncs and bytes on the CPU (no timing, no GPU)")
     bench_parser.add_argument("--repeats", type=int, default=None,
                               help="timed calls per measurement (median); default 20 on a GPU, 5 on the CPU")
     bench_parser.set_defaults(run=bench)

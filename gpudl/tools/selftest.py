@@ -386,6 +386,15 @@ class KernelChecks:
             what = name + (" key from [index, call]" if len(scalars) == 3 else "")
             mismatches = actual.size if actual.shape != expected.shape else int(np.count_nonzero(actual != expected))
             self.record_exact(f"{what} rate={case.rate}", label, mismatches)
+        # batch-norm's apply + ReLU + dropout (the fused block's forward), on x as (N, C)
+        x2 = x.reshape(-1, x.shape[-1]) if x.ndim >= 2 else x.reshape(1, -1)
+        columns = [rng.standard_normal(x2.shape[1]).astype(dtype) for _ in range(4)]
+        columns[1] = np.abs(columns[1])  # rstd
+        expected = dropout.normalize_dropout_relu(x2, *columns, case.rate, case.seed, seed_counter)
+        actual = self.get(self.launcher("normalize_dropout_relu")(
+            self.put(x2), *map(self.put, columns), case.rate, case.seed, self.put(seed_counter)))
+        mismatches = actual.size if actual.shape != expected.shape else int(np.count_nonzero(actual != expected))
+        self.record_exact(f"normalize_dropout_relu rate={case.rate}", label, mismatches)
 
     def softmax_cross_entropy(self, case, dtype):
         from gpudl.kernels import softmax_cross_entropy

@@ -1,0 +1,63 @@
+"""gpudl.tools.count: the recording stand-in for the device counts what a step launches."""
+
+import numpy as np
+import pytest
+
+from gpudl.tools import count
+
+
+def test_device_array_ops_are_launches_with_their_bytes_and_views_are_free():
+    with count.recording("cupy") as recorder:
+        xp = count.RECORDING_CUPY
+        a = xp.asarray(np.ones((4, 8), np.float32))
+        b = xp.asarray(np.ones((8, 3), np.float32))
+        assert recorder.uploads == 2 and recorder.upload_bytes == 4 * 8 * 4 + 8 * 3 * 4
+        view = a.T.reshape(-1)[::2]
+        assert recorder.launches == []
+        c = a @ b
+        total = (c + 1).sum(axis=0)
+        assert isinstance(total, count.DeviceArray)
+        assert [launch.kind for launch in recorder.launches] == ["gemm", "array", "array"]
+        gemm, add, reduce = recorder.launches
+        assert gemm.flops == 2 * 4 * 8 * 3 and gemm.read == (32 + 24) * 4 and gemm.written == 12 * 4
+        assert (add.read, add.written, add.elements_written) == (48, 48, 12)
+        assert (reduce.name, reduce.read, reduce.written) == ("add.reduce", 48, 12)
+        assert recorder.syncs == 0
+        assert float(total[0]) == 36.0 and np.array_equal(total.get(), [36.0, 36.0, 36.0])  # 4 rows of 8 + 1
+        assert recorder.syncs == 2
+        assert view.shape == (16,)
+
+
+def test_fresh_outputs_are_written_not_read_and_in_place_updates_are_both():
+    with count.recording("cupy") as recorder:
+        xp = count.RECORDING_CUPY
+        x = xp.asarray(np.arange(6.0))
+        y = xp.empty_like(x)
+        np.multiply(x, 2.0, out=y)
+        x += y
+        first, second = recorder.launches
+        assert (first.read, first.written) == (48, 48)
+        assert (second.read, second.written) == (96, 48)
+        assert np.array_equal(x.get(), 3 * np.arange(6.0))
+
+
+def test_unknown_backend_is_refused_by_name():
+    with pytest.raises(ValueError, match="backend='numpy'"):
+        with count.recording("numpy"):
+            pass
+
+
+@pytest.mark.parametrize("gpu", ["triton", "cupy"])
+def test_benchmark_mlp_step_one_pass_per_block_and_bytes_within_a_quarter_of_the_minimum(gpu):
+    import os
+
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("counting runs the Triton interpreter")
+    results = count.run_count((gpu,))
+    row = results["backends"][gpu]
+    assert len(row["block_passes"]) == 2
+    for block in row["block_passes"]:
+        assert (block["forward_passes"], block["backward_passes"]) == (1, 1)
+    assert row["by_kind"]["gemm"] == 8  # 3 forward, 3 dW, 2 dX
+    assert row["syncs"] == 0
+    assert 1.0 <= row["bytes_over_minimum"] <= 1.25
