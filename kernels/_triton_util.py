@@ -9,6 +9,7 @@ Triton launches a kernel on anything with ``data_ptr()`` and a ``dtype``:
 Both triton and cupy are optional: importing this module needs only NumPy.
 """
 
+import os
 import sys
 from typing import NamedTuple
 
@@ -177,14 +178,28 @@ def launch_stream(array):
     return torch.cuda.stream(torch.cuda.ExternalStream(stream.ptr))
 
 
+# GPUDL_GPU_SIZES=1: the launchers pick block sizes and grids as on an H100/H200 (132 SMs)
+# even in the interpreter, so the CPU checks run the kernels as a GPU launches them
+GPU_SIZES = os.environ.get("GPUDL_GPU_SIZES") == "1"
+H100_SMS = 132
+
+
+def interpreter_sizes():
+    """True when the launchers pick the interpreter's small sizes (interpreting, and
+    GPUDL_GPU_SIZES unset): fewer, smaller programs, each run as vectorized NumPy."""
+    return interpreting() and not GPU_SIZES
+
+
 def num_programs_target():
     """How many programs a grid should have to fill the machine.
 
-    GPU: 4 per SM keeps every SM busy while loads are in flight. Interpreter: few
-    programs (each runs as vectorized NumPy), but more than one so splits are tested.
+    GPU: 4 per SM keeps every SM busy while loads are in flight (an H100's 132 SMs under
+    GPUDL_GPU_SIZES). Interpreter: few programs, but more than one so splits are tested.
     """
-    if interpreting():
+    if interpreter_sizes():
         return 4
+    if interpreting():
+        return 4 * H100_SMS
     if cupy is not None:
         return 4 * cupy.cuda.Device().attributes["MultiProcessorCount"]
     import torch

@@ -531,12 +531,15 @@ _CUPY_BACKWARD_PARTIAL = _util.CupyRaw(_CUPY_SOURCE, "bn_backward_partial")
 CUPY_KERNELS = (_CUPY_PARTIAL_STATS, _CUPY_FINALIZE_STATS, _CUPY_BACKWARD_PARTIAL, _CUPY_NORMALIZE, _CUPY_BACKWARD_DX)
 
 
-CUPY_MIN_ROWS_PER_SPLIT = 16  # so the partial sums stay far smaller than x (a 1-row split writes as much as it reads)
+# a thread's sequential Welford run: fewer rows only add merge error, and the partial sums stay far
+# smaller than x (a 1-row split writes as much as it reads)
+CUPY_MIN_ROWS_PER_SPLIT = 32
 
 
 def _cupy_splits(N, C):
-    """256 threads (columns) per block; rows split until ~4 blocks per SM, each split at
-    least CUPY_MIN_ROWS_PER_SPLIT rows."""
+    """256 threads (columns) per block; rows split until ~4 blocks per SM, at least
+    CUPY_MIN_ROWS_PER_SPLIT rows each (at an H100's grid a 200-row batch was 200 one-row
+    splits: partials as large as x and a 200-term merge, 8 roundings off the mean)."""
     threads = 256
     col_blocks = _util.cdiv(C, threads)
     splits = max(1, min(_util.cdiv(_util.num_programs_target(), col_blocks), _util.cdiv(N, CUPY_MIN_ROWS_PER_SPLIT)))

@@ -264,8 +264,9 @@ def _triton_block(dtype):
     """Counters per program: 16 KiB of data (1024 counters = 4096 float32, 512 = 2048
     float64): long contiguous runs and enough bytes in flight; Philox (10 rounds of integer
     math per 4 elements) stays hidden under the memory traffic. (4096 float64 took up to
-    184 registers: the compile check.) The interpreter takes smaller programs."""
-    return 4096 // np.dtype(dtype).itemsize if not _util.interpreting() else 256
+    184 registers: the compile check.) The interpreter takes smaller programs (unless
+    GPUDL_GPU_SIZES=1)."""
+    return 4096 // np.dtype(dtype).itemsize if not _util.interpreter_sizes() else 256
 
 
 def triton_specializations():

@@ -20,12 +20,13 @@ def test_gpudl_selftest_quick_on_the_cpu_passes_every_section(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert lines[0].split() == list(selftest.Row._fields)
     assert lines[-1].startswith("selftest PASS: ") and " 0 failed" in lines[-1] and " 0 skipped" in lines[-1]
-    assert ("executed in CUDA on CPU (g++, sanitized) and Triton interpreter (bounds-checked); "
+    assert (f"executed in {selftest.CPU_WHERE['cupy']} and {selftest.CPU_WHERE['triton']}; "
             "not run on a GPU") in lines[-1]
     rows = [selftest.Row(**row) for row in json.loads((tmp_path / "rows.json").read_text())]
     assert len(rows) == len(lines) - 2
-    assert {row.where for row in rows} == {"sm_90a", "sm_90", "Triton interpreter (bounds-checked)",
-                                           "CUDA on CPU (g++, sanitized)"}
+    assert {row.where for row in rows} == {"sm_90a", "sm_90", *selftest.CPU_WHERE.values(),
+                                           "Triton interpreter (streams recorded)"}
+    assert {row.check for row in rows} == {"compile", "kernel", "overflow", "stream"}
     kernels = {row.kernel for row in rows}
     for kernel in ("batchnorm._normalize_kernel", "dropout.dropout_kernel", "triton dropout rate=0.3",
                    "cupy softmax_cross_entropy", "cupy adam", "optimizer_updates.gpudl_adam"):

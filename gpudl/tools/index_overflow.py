@@ -200,13 +200,12 @@ CHECKS = {"softmax_cross_entropy": check_softmax_cross_entropy, "dropout": check
 TOLERANCE = 1e-5  # relative: float32 kernels against the float32/float64 references
 
 
-def overflow_rows(family, row_type):
+def overflow_rows(family, row_type, where="Triton interpreter (bounds-checked)"):
     """The index-overflow row of one kernel family's Triton kernels (interpreted, bounds-checked)."""
     from gpudl.tools import triton_sanitizer
 
     triton_sanitizer.install()
     kernel = f"triton {family}"
-    where = "Triton interpreter (bounds-checked)"
     try:
         with unbacked_outputs() as arrays, last_programs():
             case, errors = CHECKS[family](arrays, np.random.default_rng(2**31))

@@ -48,7 +48,7 @@ KERNEL_MODULES = kernels.MODULES
 
 
 class Row(NamedTuple):
-    check: str  # "compile", "kernel", "overflow", "fit", "bandwidth"
+    check: str  # "compile", "kernel", "overflow", "stream", "fit", "bandwidth"
     kernel: str
     case: str
     where: str  # target or device
@@ -170,6 +170,7 @@ def run_section(section, quick=False):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     if section.implementation == "triton":
         env["TRITON_INTERPRET"] = "1"
+        env["GPUDL_GPU_SIZES"] = "1"  # block sizes and grids as an H100/H200 launches them
     done = subprocess.run(section_command(section, quick), capture_output=True, text=True, env=env)
     rows = [Row(*json.loads(line[len("ROW "):])) for line in done.stdout.splitlines() if line.startswith("ROW ")]
     if done.returncode != 0 or not rows:
@@ -472,13 +473,13 @@ class KernelChecks:
         self.record_coverage((family,))
         return self.rows
 
-    def run_all(self, tier=0, dtypes=DTYPES):
-        for family in FAMILIES:
+    def run_all(self, tier=0, dtypes=DTYPES, families=FAMILIES):
+        for family in families:
             self.run_family(family, tier, dtypes)
         return self.rows
 
 
-CPU_WHERE = {"triton": "Triton interpreter (bounds-checked)", "cupy": "CUDA on CPU (g++, sanitized)"}
+CPU_WHERE = {"triton": "Triton interpreter (bounds-checked, H100 sizes)", "cupy": "CUDA on CPU (g++, sanitized)"}
 
 
 def cpu_kernel_rows(implementation, family, quick=False, on_row=None):
@@ -494,13 +495,42 @@ def cpu_kernel_rows(implementation, family, quick=False, on_row=None):
         checks.run_family(family, 0 if quick else 1)
         from gpudl.tools import index_overflow
 
-        for row in index_overflow.overflow_rows(family, Row):  # the last programs of grids past 2**31 elements
+        for row in index_overflow.overflow_rows(family, Row, checks.where):  # the last programs of grids past 2**31 elements
             checks.add(row)
+        checks.add(stream_row(family))
         return checks.rows
     from gpudl.tools.cuda_cpu import cupy_on_cpu
 
     with cupy_on_cpu():
         return checks.run_family(family, 0 if quick else 1)
+
+
+def stream_row(family):
+    """One row: every Triton launch of the family's checks (the first float32 case of each
+    kernel) goes to CuPy's current stream (gpudl.tools.stream_check's recording stand-ins)."""
+    from gpudl.tools import stream_check
+
+    where = "Triton interpreter (streams recorded)"
+    checks = KernelChecks("triton", where, stream_check.device, np.asarray)
+    first = {}
+    for kernel, label, check in checks.family_cases(family, 0, (np.float32,)):
+        first.setdefault(kernel, check)
+    try:
+        with stream_check.recorded_launches() as launches:
+            for check in first.values():
+                check()
+    except Exception as error:
+        return Row("stream", f"triton {family}", "first case of each kernel", where,
+                   f"{type(error).__name__}: {error}"[:300], "FAIL")
+    wrong = [row for row in checks.rows if row.result != "pass"]
+    missing = sorted(stream_check.triton_kernels(kernel_module(family)) - {name for name, _ in launches})
+    off_stream = sorted({name for name, stream in launches if stream != stream_check.CUPY_STREAM})
+    measure = (f"{len(launches)} launches, {len(off_stream)} off CuPy's stream"
+               + (f" ({', '.join(off_stream)})" if off_stream else "")
+               + (f"; never launched: {', '.join(missing)}" if missing else "")
+               + (f"; {len(wrong)} rows wrong: {wrong[0].kernel} {wrong[0].measure}" if wrong else ""))
+    return Row("stream", f"triton {family}", "first case of each kernel", where, measure[:300],
+               "pass" if launches and not (off_stream or missing or wrong) else "FAIL")
 
 
 # ---------------------------------------------------------------------------
@@ -565,7 +595,7 @@ def bandwidth_rows(backend_names, quick):
     return rows
 
 
-def gpu_rows(quick):
+def gpu_rows(quick, families=FAMILIES):
     import cupy
 
     name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
@@ -578,7 +608,8 @@ def gpu_rows(quick):
     except ImportError:
         rows.append(Row("kernel", "triton", "-", name, "Triton not installed", "FAIL"))
     for implementation in backend_names:
-        rows += KernelChecks(implementation, name, cupy.asarray, cupy.asnumpy).run_all(tier=0 if quick else 2)
+        checks = KernelChecks(implementation, name, cupy.asarray, cupy.asnumpy)
+        rows += checks.run_all(0 if quick else 2, families=families)
     rows += fit_rows(backend_names, 200)
     rows += bandwidth_rows(backend_names, quick)
     return rows
@@ -632,21 +663,21 @@ def harness_missing_row():
     return Row("kernel", "cupy", "-", "CUDA on CPU", "g++ not found: the CuPy kernels were not executed", "skip")
 
 
-def cpu_sections():
+def cpu_sections(families=FAMILIES):
     """The worker processes of the CPU selftest, one per kernel family and check, in the
     order of the table."""
-    sections = [Section("triton-compile", family) for family in FAMILIES]
-    sections += [Section("nvrtc", family) for family in FAMILIES] if nvrtc_available() else []
+    sections = [Section("triton-compile", family) for family in families]
+    sections += [Section("nvrtc", family) for family in families] if nvrtc_available() else []
     implementations = ("triton", "cupy") if harness_available() else ("triton",)
-    sections += [Section("cpu-kernels", family, name) for name in implementations for family in FAMILIES]
+    sections += [Section("cpu-kernels", family, name) for name in implementations for family in families]
     return sections
 
 
-def selftest(quick=False, workers=2):
-    """Run every check for this machine; returns the rows."""
+def selftest(quick=False, workers=2, families=FAMILIES):
+    """Run every check for this machine (of the kernel modules `families`); returns the rows."""
     if on_gpu():
-        return gpu_rows(quick)
-    sections = cpu_sections()
+        return gpu_rows(quick, families)
+    sections = cpu_sections(families)
     rows = run_sections(sections, workers, quick)
     if not any(section.name == "nvrtc" for section in sections):
         rows.append(nvrtc_missing_row())
@@ -659,21 +690,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="gpudl selftest", description=__doc__)
     add_arguments(parser)
     parser.add_argument("--section", choices=("triton-compile", "nvrtc", "cpu-kernels"), help=argparse.SUPPRESS)
-    parser.add_argument("--family", choices=FAMILIES, help=argparse.SUPPRESS)
     parser.add_argument("--implementation", choices=("triton", "cupy"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.section:  # a worker process: rows as JSON lines, each as soon as it is made
         def emit(row):
             print("ROW " + json.dumps(list(row)), flush=True)
 
+        (family,) = args.family
         if args.section == "triton-compile":
-            for row in triton_compile_rows_here(1, args.quick, (args.family,)):
+            for row in triton_compile_rows_here(1, args.quick, (family,)):
                 emit(row)
         elif args.section == "nvrtc":
-            for row in nvrtc_rows(args.quick, (args.family,)):
+            for row in nvrtc_rows(args.quick, (family,)):
                 emit(row)
         else:
-            cpu_kernel_rows(args.implementation, args.family, args.quick, on_row=emit)
+            cpu_kernel_rows(args.implementation, family, args.quick, on_row=emit)
         return 0
     return run(args)
 
@@ -683,6 +714,8 @@ def add_arguments(parser):
                         help="GPU: smaller shapes, fewer repeats; CPU: the tier-0 cases, sm_90 only")
     parser.add_argument("--workers", type=int, default=2, help="worker processes at a time (CPU)")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON here")
+    parser.add_argument("--family", choices=FAMILIES, action="append",
+                        help="check only this kernel module (repeatable; default: all)")
 
 
 def run(args):
@@ -691,7 +724,7 @@ def run(args):
                          f"Expected a positive integer. Received: --workers={args.workers}")
     start = time.perf_counter()
     gpu = on_gpu()
-    rows = selftest(args.quick, args.workers)
+    rows = selftest(args.quick, args.workers, tuple(args.family or FAMILIES))
     print_table(rows)
     if args.json:
         with open(args.json, "w") as f:
