@@ -98,7 +98,7 @@ def softmax_cross_entropy(logits, labels, dlogits=None, epsilon=0.0):
 #      row loss = log s - (z_label - r)   or   sum_y * log s - q.
 #   2. dZ = exp(z - r) / (s * m) - y / m, written chunk by chunk (over z when in place).
 # The (m, C) matrix is read twice and written once; nothing else of size m * C.
-# Clipped (CLIP=1, Keras's loss of a softmax output): a = exp(z - r) / s per entry, c its
+# Clipped (CLIP=1, Keras's loss of a softmax output): a = exp(z - r) * (1 / s) per entry, c its
 # clip gradient; index labels need only a_label, before sweep 2: row loss -log clip(a_label),
 # dZ = c_label (exp(z - r) / (s * m) - [k = label] / m). Soft labels take one more sweep
 # between the two for sum_k y_k c_k and the row loss -sum_k y_k log clip(a_k), then

@@ -27,6 +27,10 @@ class BackupAndRestore(Callback):
     mid-epoch (save_freq batches) resumes at the start of that epoch from the mid-epoch weights,
     as in Keras. After a successful fit the backup directory is renamed away in one step, then
     deleted (`delete_checkpoint`): a crash during the deletion leaves no backup to resume from.
+    The backup also keeps what the fit's other callbacks need to resume (`resume_state()`:
+    ModelCheckpoint's best value, which Keras forgets), restored with the weights; its epoch and
+    batch ends run after the other callbacks' (Keras: in list order), so a backup never holds a
+    best value whose model file was not yet written, nor misses one that was.
 
     Args:
         backup_dir: directory of the backup (made if missing).
@@ -37,6 +41,7 @@ class BackupAndRestore(Callback):
     """
 
     _reads_batch_logs_lazily = True  # counts batches, never reads their logs
+    _commits_last = True  # CallbackList runs its epoch and batch ends after the other callbacks'
 
     def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False, delete_checkpoint=True):
         super().__init__()
@@ -50,6 +55,11 @@ class BackupAndRestore(Callback):
         self._metadata_path = os.path.join(self.backup_dir, "training_metadata.json")
         self._batches = None if save_freq == "epoch" else BatchCounter(save_freq)
         self._current_epoch = 0
+        self._resumable = []  # the fit's callbacks with a resume_state (ModelCheckpoint)
+
+    def set_callback_list(self, callbacks):
+        """The fit's callbacks (CallbackList calls this): their resume states go into the backup."""
+        self._resumable = [c for c in callbacks if c is not self and hasattr(c, "resume_state")]
 
     def on_train_begin(self, logs=None):
         if not self.model.built:
@@ -73,13 +83,22 @@ class BackupAndRestore(Callback):
         from gpudl.saving.npz import load_npz
 
         saved, metadata = load_npz(path, get_custom_objects(), metadata=True)
-        training_state.copy(self.model, saved)
         if metadata is None and os.path.exists(self._metadata_path):  # written before the epoch moved into the npz
             with open(self._metadata_path) as f:
                 metadata = json.load(f)
-        epoch = (metadata or {}).get("epoch", saved.epochs_done)
-        self.model._initial_epoch = limits.counter(epoch, f"the epoch of the backup {path!r}")
-        self._current_epoch = self.model._initial_epoch
+        epoch = limits.counter((metadata or {}).get("epoch", saved.epochs_done), f"the epoch of the backup {path!r}")
+        self._restore_callbacks((metadata or {}).get("callbacks", []), path)  # checked before it sets anything
+        training_state.copy(self.model, saved)
+        self.model._initial_epoch = self._current_epoch = epoch
+
+    def _restore_callbacks(self, states, path):
+        """Give each resumable callback its state back, matched by position and class."""
+        where = f"BackupAndRestore: the backup {path!r}"
+        if not isinstance(states, list) or not all(isinstance(s, dict) for s in states):
+            raise ValueError(f"{where}: `callbacks` must be a list of objects; found {type(states).__name__}.")
+        for callback, state in zip(self._resumable, states):
+            if state.get("class") == type(callback).__name__:
+                callback.restore_resume_state(state, where)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
@@ -104,11 +123,12 @@ class BackupAndRestore(Callback):
 
         os.makedirs(self.backup_dir, exist_ok=True)
         batch = self._batches.last_batch if self._batches is not None else 0
-        metadata = {"epoch": self._current_epoch, "batch": batch}
+        metadata = {"epoch": self._current_epoch, "batch": batch,
+                    "callbacks": [{"class": type(c).__name__, **c.resume_state()} for c in self._resumable]}
+        text = json.dumps({"epoch": self._current_epoch, "batch": batch}).encode("utf-8")
         if self.double_checkpoint and os.path.exists(self._model_path):
             os.replace(self._model_path, self._previous_path)  # one rename: the last commit is now the .bkp
         save_npz(self.model, self._model_path, metadata=metadata)  # the commit point
-        text = json.dumps(metadata).encode("utf-8")
         write_atomically(self._metadata_path, lambda f: f.write(text))  # Keras's file; resume never needs it
 
     def on_train_end(self, logs=None):

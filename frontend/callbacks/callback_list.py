@@ -36,6 +36,9 @@ class CallbackList(Callback):
         if self._progbar is None and add_progbar:
             self._progbar = ProgbarLogger()
             self.callbacks.append(self._progbar)
+        for callback in self.callbacks:  # BackupAndRestore keeps the others' resume state
+            if hasattr(callback, "set_callback_list"):
+                callback.set_callback_list(self.callbacks)
         self.set_model(model)
         self.set_params(params)
 
@@ -74,7 +77,13 @@ class CallbackList(Callback):
         return self._needs("on_predict_batch_end")
 
     def _call(self, hook, *args, logs=None):
-        for callback in self.callbacks:
+        """Each callback's `hook`, in list order, except that at the end of an epoch or batch a
+        callback that commits a backup (`_commits_last`: BackupAndRestore) runs after the others,
+        so the backup holds what they did there (ModelCheckpoint's best and its file agree)."""
+        callbacks = self.callbacks
+        if hook in ("on_epoch_end", "on_train_batch_end"):
+            callbacks = sorted(callbacks, key=lambda c: getattr(c, "_commits_last", False))  # stable
+        for callback in callbacks:
             getattr(callback, hook)(*args, logs=logs)
 
     def _call_batch_end(self, hook, needed, batch, logs):

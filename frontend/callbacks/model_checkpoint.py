@@ -1,5 +1,6 @@
 """ModelCheckpoint callback."""
 
+import math
 import os
 
 from gpudl import collectives
@@ -31,6 +32,10 @@ class ModelCheckpoint(MonitorCallback):
         mode: "auto", "min" or "max".
         save_freq: "epoch" or a number of batches.
         initial_value_threshold: the value to beat at first (save_best_only).
+
+    With BackupAndRestore in the same fit, the best value so far is kept in the backup and
+    restored on resume, so a resumed run never overwrites the best model with a worse one
+    (Keras keeps it in memory only: a resumed Keras run saves at its first epoch whatever it is).
     """
 
     _reads_batch_logs_lazily = True  # reads the batch logs only on the batches it saves at
@@ -105,6 +110,24 @@ class ModelCheckpoint(MonitorCallback):
             self.model.save(filepath, overwrite=True)
         if self.verbose > 0:
             _message(f"\nEpoch {epoch + 1}: finished saving model to {filepath}")
+
+    def resume_state(self):
+        """What a resumed fit needs, for BackupAndRestore's backup (taken after this callback's
+        epoch end): the best value so far; a non-finite one (a NaN loss) is kept as None."""
+        finite = self.best is not None and math.isfinite(self.best)
+        return {"monitor": self.monitor, "filepath": self.filepath, "best": float(self.best) if finite else None}
+
+    def restore_resume_state(self, state, where):
+        """Take `best` back from a resume_state read from a backup (`where` names it), if it was
+        this checkpoint's (same monitor and filepath)."""
+        if state.get("monitor") != self.monitor or state.get("filepath") != self.filepath:
+            return
+        best = state.get("best")
+        if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))
+                                 or not math.isfinite(best)):
+            raise ValueError(f"{where}: the best value kept for ModelCheckpoint({self.filepath!r}) must be a "
+                             f"finite number or null; found {best!r}.")
+        self.best = best
 
     def _file_path(self, epoch, batch, logs):
         try:
