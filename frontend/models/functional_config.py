@@ -68,10 +68,8 @@ def functional_config(model):
                            "keras_history": _history(model, tensor, indices)}}
 
     layers = []
-    for input_layer in model._input_layers:
-        layers.append({**serialize_layer(input_layer), "name": input_layer.name, "inbound_nodes": []})
     own = {id(node) for node in model._nodes}
-    for layer in model._graph_layers:
+    for layer in model.layers:
         nodes = []
         for node in layer.__dict__.get("_inbound_nodes", []):
             if id(node) in own:
@@ -161,10 +159,23 @@ def functional_from_config(cls, config, custom_objects=None):
                       name=config.get("name"), trainable=config.get("trainable", True), seed=config.get("seed"))
 
 
+def with_dtype(config, dtype):
+    """The config with every layer (and input, nested models' too) in `dtype`."""
+    layers = []
+    for entry in config["layers"]:
+        inner = dict(entry["config"])
+        if "layers" in inner:
+            inner = with_dtype(inner, dtype)
+        if "dtype" in inner or entry["class_name"] != "Sequential":
+            inner["dtype"] = dtype
+        layers.append({**entry, "config": inner})
+    return {**config, "layers": layers}
+
+
 def summary_rows(model):
     """(layer (type), output shape, parameters, connected to) of each input and layer, as Keras's
     summary lists them: the inputs of each call as `layer[node][0]`."""
-    rows = [(f"{layer.name} (InputLayer)", str(tuple(layer.shape)), "0", "-") for layer in model._input_layers]
+    rows = []
     own = {id(node) for node in model._nodes}
 
     def reference(tensor):
@@ -174,7 +185,10 @@ def summary_rows(model):
         offset = FUNCTIONAL_NODE_OFFSET if _is_functional(producer) else 0
         return f"{producer.name}[{offset + producer._inbound_nodes.index(tensor.node)}][0]"
 
-    for layer in model._graph_layers:
+    for layer in model.layers:
+        if isinstance(layer, InputLayer):
+            rows.append((f"{layer.name} (InputLayer)", str(tuple(layer.shape)), "0", "-"))
+            continue
         nodes = [node for node in layer.__dict__.get("_inbound_nodes", []) if id(node) in own]
         shapes = {tuple(node.output.shape) for node in nodes}
         shape = str(shapes.pop()) if len(shapes) == 1 else "multiple"
