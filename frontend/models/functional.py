@@ -311,8 +311,8 @@ class Functional(StructuredTraining, Model):
         return functional_config(self)
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
-        return functional_from_config(cls, config, custom_objects)
+    def from_config(cls, config, custom_objects=None, layers=None):
+        return functional_from_config(cls, config, custom_objects, layers)
 
     def to_json(self, **kwargs):
         """The model as Keras's serialize_keras_object gives it (module, class_name, config,

@@ -76,7 +76,7 @@ def per_output(spec, names, keys, argument, nested):
     """A compile argument (loss, loss_weights, metrics) as one entry per output: the same for every
     output (`nested=False`: one loss), a list in output order, or a dict by output name."""
     count = len(names)
-    if spec is None:
+    if spec is None or nested and isinstance(spec, (list, tuple, dict)) and not spec:  # Keras: none at all
         return [None] * count
     if isinstance(spec, dict):
         lookup = {**dict(zip(names, range(count))), **dict(zip(keys, range(count)))}
