@@ -21,7 +21,8 @@ from gpudl import registry
 from gpudl.backend import floatx, get_backend
 from gpudl.frontend.layers.input_layer import InputLayer
 from gpudl.frontend.layers.node import KerasTensor, is_symbolic
-from gpudl.frontend.models.functional_config import functional_config, functional_from_config, summary_rows, with_dtype
+from gpudl.frontend.models.functional_config import (create_layers, functional_config, functional_from_config,
+                                                     summary_rows, with_dtype)
 from gpudl.frontend.models.model import Model
 from gpudl.frontend.models.structure import StructuredTraining, flatten_tensors
 from gpudl.naming import unique_name
@@ -313,6 +314,16 @@ class Functional(StructuredTraining, Model):
     @classmethod
     def from_config(cls, config, custom_objects=None, layers=None):
         return functional_from_config(cls, config, custom_objects, layers)
+
+    @staticmethod
+    def layers_from_config(config, custom_objects=None):
+        """{name: layer} of a config's layers, made but not yet called (a loader's dry build)."""
+        return create_layers(config, custom_objects)
+
+    @staticmethod
+    def call_layers_from_config(config, layers):
+        """Call `layers` (layers_from_config's) node by node as the config says: each builds once."""
+        functional_from_config(None, config, None, layers)
 
     def to_json(self, **kwargs):
         """The model as Keras's serialize_keras_object gives it (module, class_name, config,

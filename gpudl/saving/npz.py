@@ -419,9 +419,8 @@ def _expected_functional_weights(config, custom_objects):
     """The Parameters a functional configuration's model would have, its layers called shape-only
     (as _expected_weights does for a Sequential), in the order of config["layers"]. A model nested
     in it is refused here: gpudl's .npz holds functional models of layers."""
-    from gpudl.frontend.models.functional_config import create_layers, functional_from_config
-
-    layers = create_layers(config, custom_objects)
+    functional = registry.find("Functional", ("model",))
+    layers = functional.layers_from_config(config, custom_objects)
     per_layer, budget = {}, [DRY_BUILD_BYTES]
     for name, layer in layers.items():
         if hasattr(layer, "_leaves"):
@@ -432,7 +431,7 @@ def _expected_functional_weights(config, custom_objects):
             continue
         per_layer[name] = []
         layer.add_weight = _shape_only_weight(layer, per_layer[name], budget)
-    functional_from_config(None, config, custom_objects, layers=layers)
+    functional.call_layers_from_config(config, layers)
     return [p for name in layers if name in per_layer for p in per_layer[name]]
 
 
