@@ -811,6 +811,9 @@ def _plan_functional(entry, where, custom_objects, problems):
     for key in config:
         if key not in FUNCTIONAL_KEYS:
             problems.append(f"{where}: option {key}={_short(config[key])} is not supported")
+    for key in ("input_layers", "output_layers"):
+        if not isinstance(config.get(key), (list, dict)):
+            problems.append(f"{where}: a functional model needs {key} (its graph's ends); found {_short(config.get(key))}")
     dtypes = {e["config"].get("dtype") for e in config["layers"]
               if isinstance(e, dict) and e.get("class_name") == "InputLayer" and isinstance(e.get("config"), dict)}
     dtype = _dtype_name(sorted(d for d in dtypes if d)[0] if any(dtypes) else "float32", where, problems)
