@@ -140,3 +140,21 @@ def test_merge_layers_on_arrays_compute_eagerly_in_floatx():
     np.testing.assert_array_equal(layers.Maximum()([a, b]), np.maximum(a, b))
     np.testing.assert_array_equal(layers.Concatenate()([a, b]), np.concatenate([a, b], axis=1))
     np.testing.assert_allclose(layers.Dot(axes=1)([a, b])[:, 0], (a.astype(np.float64) * b).sum(axis=1), rtol=1e-6)
+
+
+def test_models_used_as_layers_pass_gradients_through_a_nested_sequential_and_a_two_input_model():
+    keras.utils.set_random_seed(9)
+    p, q = keras.Input((4,), dtype="float64"), keras.Input((4,), dtype="float64")
+    pair = keras.Model([p, q], layers.Dense(3, activation="tanh")(layers.multiply([p, q])))  # two inputs
+    tower = keras.Sequential([layers.Dense(4, activation="sigmoid"), layers.Dense(4)], dtype="float64")
+    inputs = keras.Input((5,), dtype="float64")
+    h = layers.Dense(4, activation="tanh")(inputs)  # below the nested models: it needs their input gradients
+    outputs = layers.Dense(3, activation="softmax")(layers.concatenate([pair([h, tower(h)]), h]))
+    model = keras.Model(inputs, outputs)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    assert [type(layer).__name__ for layer in model.layers].count("Functional") == 1
+    assert len(model.trainable_weights) == 10
+    result = keras.gradient_check(model, X[:8], Y[:8])
+    assert result.difference < 1e-7, str(result)
+    with pytest.raises(ValueError, match=r"Model '.*' expects inputs of shape \[\(None, 4\), \(None, 4\)\]"):
+        pair([h, layers.Dense(2)(h)])

@@ -212,3 +212,30 @@ def test_data_and_compile_arguments_that_do_not_fit_get_clear_errors():
         ours.evaluate([XA, XB], {"reg": Y_REG, "out": Y_CLS}, verbose=0)
     with pytest.raises(ValueError, match=r"has 2 outputs \[.reg., .cls.\]; `sample_weight` is a list of 3 arrays"):
         ours.fit([XA, XB], y, sample_weight=[W_REG] * 3, verbose=0)
+
+
+def test_gradient_check_callbacks_and_a_custom_training_loop_on_two_outputs():
+    gpudl.utils.set_random_seed(12)
+    model = two_in_two_out(gpudl, outputs_as="dict")
+    model.compile(optimizer=gpudl.optimizers.SGD(0.1), loss={"reg": "mse", "cls": "sparse_categorical_crossentropy"},
+                  loss_weights={"reg": 0.3, "cls": 1.0}, metrics={"cls": ["accuracy"]})
+    x, y = [XA[:10], XB[:10]], {"reg": Y_REG[:10], "cls": Y_CLS[:10]}
+    result = gpudl.gradient_check(model, x, y)  # a float64 clone of the float32 model
+    assert result.difference < 1e-7, str(result)
+
+    twin = model.clone()
+    loss, grads = model.compute_gradients(x, y)  # the custom loop's two halves ...
+    model.optimizer.apply_gradients(zip(grads, model.trainable_weights))
+    logs = twin.train_on_batch(x, y, return_dict=True)  # ... take train_on_batch's step
+    assert loss == pytest.approx(logs["loss"], rel=1e-6)
+    for ours, theirs in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+
+    seen = []
+    stop = gpudl.callbacks.EarlyStopping(monitor="val_cls_loss", patience=0, mode="min")
+    record = gpudl.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(sorted(logs)))
+    history = model.fit([XA, XB], {"reg": Y_REG, "cls": Y_CLS}, epochs=30, batch_size=8, verbose=0,
+                        validation_split=0.25, callbacks=[stop, record])
+    assert seen[0] == ["cls_accuracy", "cls_loss", "loss", "reg_loss", "val_cls_accuracy", "val_cls_loss", "val_loss",
+                       "val_reg_loss"]
+    assert len(history.history["loss"]) == len(seen) < 30  # stopped on the output's validation loss

@@ -257,7 +257,7 @@ def test_custom_keras_layer_loads_as_the_gpudl_layer_named_in_custom_objects(tmp
 
 
 KERAS_ARGUMENTS = {  # required constructor arguments of the Keras classes in the table
-    "Dense": (3,), "Activation": ("relu",), "Rescaling": (0.5,), "Reshape": ((2,),), "Dropout": (0.1,),
+    "Dense": (3,), "Dot": (1,), "Activation": ("relu",), "Rescaling": (0.5,), "Reshape": ((2,),), "Dropout": (0.1,),
     "GaussianNoise": (0.1,), "GaussianDropout": (0.1,), "AlphaDropout": (0.1,),
     "ExponentialDecay": (0.1, 10, 0.9), "InverseTimeDecay": (0.1, 10, 0.5), "PolynomialDecay": (0.1, 10),
     "PiecewiseConstantDecay": ([10], [0.1, 0.01]), "CosineDecay": (0.1, 10), "CosineDecayRestarts": (0.1, 10),
@@ -408,11 +408,12 @@ def test_hostile_or_unsupported_configs_are_refused_by_name(tmp_path, genuine, e
     assert not (tmp_path / "pwned").exists() and not os.path.exists("pwned")
 
 
-def test_functional_models_are_refused_by_name(tmp_path, genuine):
+def test_a_functional_model_without_its_graph_is_refused_by_name(tmp_path, genuine):
+    """A Sequential's config relabelled Functional: no input_layers / output_layers, unnamed layers."""
     config = json.loads(genuine["config.json"])
     config.update(module="keras", class_name="Functional")
     path = archive_with(tmp_path, {**genuine, "config.json": json.dumps(config)})
-    with pytest.raises(ValueError, match="the model is keras.Functional; gpudl loads keras.Sequential models"):
+    with pytest.raises(ValueError, match="the model: a functional model needs input_layers .*; found None"):
         load_keras_archive(path)
 
 

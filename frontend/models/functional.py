@@ -14,12 +14,15 @@ too (a node of another graph). Several inputs and outputs are trained through
 gpudl.frontend.models.structure; a chain trains exactly as the same Sequential.
 """
 
+import json
+
 from gpudl import random as gpudl_random
 from gpudl import registry
 from gpudl.backend import floatx, get_backend
 from gpudl.frontend.layers.input_layer import InputLayer
 from gpudl.frontend.layers.node import KerasTensor, is_symbolic
-from gpudl.frontend.models.functional_config import functional_config, functional_from_config, summary_rows
+from gpudl.frontend.models.functional_config import (create_layers, functional_config, functional_from_config,
+                                                     summary_rows, with_dtype)
 from gpudl.frontend.models.model import Model
 from gpudl.frontend.models.structure import StructuredTraining, flatten_tensors
 from gpudl.naming import unique_name
@@ -57,6 +60,38 @@ def topological_nodes(outputs, inputs):
     return order
 
 
+def keras_layer_order(outputs, inputs):
+    """Keras's order of `model.layers` (keras/src/ops/function.py map_graph): by depth, the longest
+    path to an output, deepest first; ties in the order a depth-first walk from the outputs first
+    meets them. A model input stands for its InputLayer. The order names the weights' HDF5 groups."""
+    input_ids = {id(t) for t in inputs}
+    first_met, post_order, finished = {}, [], set()
+
+    def visit(tensor):
+        is_input = id(tensor) in input_ids
+        node, operation = (tensor, tensor) if is_input else (tensor.node, tensor.node.layer)
+        if id(node) in finished:
+            return
+        first_met.setdefault(id(operation), (len(first_met), operation))
+        parents = [] if is_input else node.inputs
+        for parent in parents:
+            visit(parent)
+        finished.add(id(node))
+        post_order.append((node, operation, parents))
+
+    for output in outputs:
+        visit(output)
+    node_depth, operation_depth = {}, {}
+    for node, operation, parents in reversed(post_order):
+        depth = max(node_depth.setdefault(id(node), 0), operation_depth.get(id(operation), 0))
+        operation_depth[id(operation)] = node_depth[id(node)] = depth
+        for parent in parents:
+            parent_node = parent if id(parent) in input_ids else parent.node
+            node_depth[id(parent_node)] = max(depth + 1, node_depth.get(id(parent_node), 0))
+    ranked = sorted(first_met.values(), key=lambda entry: (-operation_depth[id(entry[1])], entry[0]))
+    return [operation for _, operation in ranked]
+
+
 def _state_of(layer):
     """(object, copy of its __dict__) for a layer and, for a model, every layer inside it: the
     forward caches a shared layer's backward must see again."""
@@ -65,6 +100,16 @@ def _state_of(layer):
         for inner in layer._sublayers():
             state.extend(_state_of(inner))
     return state
+
+
+def _pass_gradient_down(layer, needed):
+    """Whether `layer` must give the gradient of its input; a Sequential inside the graph that must
+    then runs its backward through all its layers (alone it stops at its first learning layer)."""
+    layer.input_gradient_needed = needed
+    if needed and hasattr(layer, "_backward_start"):
+        layer._backward_start = 0
+        for leaf in layer._leaves():
+            _pass_gradient_down(leaf, True)
 
 
 class Functional(StructuredTraining, Model):
@@ -85,22 +130,26 @@ class Functional(StructuredTraining, Model):
         self.name = name or unique_name("functional")
         self.seed = gpudl_random.new_seed() if seed is None else int(seed)
         self._weights, self._activity_loss = [], 0.0
-        unique = {}
-        for node in self._nodes:
-            unique.setdefault(id(node.layer), node.layer)
-        self._graph_layers = list(unique.values())
+        order = keras_layer_order(self._output_tensors, self._input_tensors)
+        input_ids = {id(t) for t in self._input_tensors}
+        self._graph_layers = [layer for layer in order if id(layer) not in input_ids]
         self._uses = {id(layer): sum(node.layer is layer for node in self._nodes) for layer in self._graph_layers}
         self._readers = {}  # id(tensor) -> how many nodes read it
         for node in self._nodes:
             for tensor in node.inputs:
                 self._readers[id(tensor)] = self._readers.get(id(tensor), 0) + 1
         self._input_layers = [InputLayer(batch_shape=t.shape, dtype=t.dtype, name=t.name) for t in self._input_tensors]
+        standing_for = {id(t): layer for t, layer in zip(self._input_tensors, self._input_layers)}
+        self._layer_order = [standing_for.get(id(layer), layer) for layer in order]
         self._input_layer = self._input_layers[0]
         self._feature_shape = tuple(self._input_tensors[0].shape[1:])
         self._output_feature_shape = tuple(self._output_tensors[0].shape[1:])
         self.output_names = [t.node.layer.name for t in self._output_tensors]  # Keras: the output layers' names
         self.dtype = self._graph_layers[-1].dtype or floatx()
         self.takes_list = len(self._input_tensors) > 1
+        for node in self._nodes:  # a model called as a layer builds itself (its backward needs it)
+            if isinstance(node.layer, Model) and not node.layer.built:
+                node.layer.build(tuple(node.inputs[0].shape))
         self.built = False
         self.input_gradient_needed = False  # True once it is a layer of another model that needs it
         self.build(self._feature_shape)
@@ -109,14 +158,14 @@ class Functional(StructuredTraining, Model):
 
     @property
     def layers(self):
-        """Keras's list: the InputLayers, then each layer once, in the order the graph runs."""
-        return [*self._input_layers, *self._graph_layers]
+        """Keras's list: the InputLayers and each layer once, in Keras's order (keras_layer_order)."""
+        return list(self._layer_order)
 
     def _sublayers(self):
         return self._graph_layers
 
     def _leaves(self):
-        """The layers in the order the graph runs (the output's layer last), nested models expanded."""
+        """The layers in Keras's order (that of get_weights), nested models expanded."""
         leaves = []
         for layer in self._graph_layers:
             leaves.extend(layer._leaves() if isinstance(layer, Model) else [layer])
@@ -162,7 +211,7 @@ class Functional(StructuredTraining, Model):
         inputs = {id(t) for t in self._input_tensors}
         deeper = {id(node.layer) for node in self._nodes if needed or any(id(t) not in inputs for t in node.inputs)}
         for layer in self._graph_layers:
-            layer.input_gradient_needed = id(layer) in deeper
+            _pass_gradient_down(layer, id(layer) in deeper)
 
     def build(self, input_shape=None):
         """Lay out the trainable parameters of every layer (built when called) in one arena."""
@@ -263,8 +312,40 @@ class Functional(StructuredTraining, Model):
         return functional_config(self)
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
-        return functional_from_config(cls, config, custom_objects)
+    def from_config(cls, config, custom_objects=None, layers=None):
+        return functional_from_config(cls, config, custom_objects, layers)
+
+    @staticmethod
+    def layers_from_config(config, custom_objects=None):
+        """{name: layer} of a config's layers, made but not yet called (a loader's dry build)."""
+        return create_layers(config, custom_objects)
+
+    @staticmethod
+    def call_layers_from_config(config, layers):
+        """Call `layers` (layers_from_config's) node by node as the config says: each builds once."""
+        functional_from_config(None, config, None, layers)
+
+    def to_json(self, **kwargs):
+        """The model as Keras's serialize_keras_object gives it (module, class_name, config,
+        registered_name, build_config, compile_config), as JSON; gpudl.models.model_from_json reads it
+        back (architecture only, as Keras)."""
+        return json.dumps({"module": "keras.src.models.functional", "class_name": "Functional",
+                           "config": self.get_config(), "registered_name": "Functional",
+                           "build_config": {"input_shape": None}, "compile_config": None}, **kwargs)
+
+    def clone(self, dtype=None, custom_objects=None):
+        """A copy with the same configuration and weights (optionally in another dtype), compiled as
+        this one when it is."""
+        config = with_dtype(self.get_config(), dtype or self.dtype)
+        twin = type(self).from_config({**config, "seed": self.seed},
+                                      {**{type(layer).__name__: type(layer) for layer in self._leaves()},
+                                       **(custom_objects or {})})
+        twin.set_weights(self.get_weights())
+        if self.compiled:
+            optimizer = self.optimizer
+            twin.compile(optimizer=type(optimizer)(**{**optimizer.get_config(), "learning_rate": optimizer._learning_rate}),
+                         **self._compile_arguments)
+        return twin
 
     def _summary_rows(self):
         return summary_rows(self)

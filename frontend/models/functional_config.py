@@ -7,8 +7,9 @@
 
 A tensor in a node is `{"class_name": "__keras_tensor__", "config": {"shape", "dtype",
 "keras_history": [layer name, node index, 0]}}`, the node index counting only the layer's calls that
-belong to the model (a nested functional model's first call is node 1: Keras gives every functional
-model a node of its own at 0). The same layout is what keras/src/models/functional.py writes and reads.
+belong to the model. In `input_layers` / `output_layers` (and in summary's "Connected to") a nested
+functional model's first call is node 1: Keras gives every functional model a node of its own at 0,
+which inbound_nodes do not count. The same layout is what keras/src/models/functional.py writes and reads.
 """
 
 from gpudl import registry
@@ -38,16 +39,17 @@ def _node_indices(model):
     indices = {}
     for layer in model._graph_layers:
         kept = [node for node in layer.__dict__.get("_inbound_nodes", []) if id(node) in own]
-        offset = FUNCTIONAL_NODE_OFFSET if _is_functional(layer) else 0
-        indices.update({id(node): offset + i for i, node in enumerate(kept)})
+        indices.update({id(node): i for i, node in enumerate(kept)})
     return indices
 
 
-def _history(model, tensor, indices):
-    """[layer name, node index, 0] of a tensor of `model`'s graph."""
+def _history(model, tensor, indices, own_node=0):
+    """[layer name, node index, 0] of a tensor of `model`'s graph; `own_node`: what a functional
+    layer's own node adds to its index (1 in input_layers and output_layers, as Keras writes them)."""
     if tensor.node is None:  # a model input: its InputLayer's one node
         return [tensor.name, 0, 0]
-    return [tensor.node.layer.name, indices[id(tensor.node)], 0]
+    offset = own_node if _is_functional(tensor.node.layer) else 0
+    return [tensor.node.layer.name, offset + indices[id(tensor.node)], 0]
 
 
 def _map_structure(struct, function):
@@ -68,10 +70,8 @@ def functional_config(model):
                            "keras_history": _history(model, tensor, indices)}}
 
     layers = []
-    for input_layer in model._input_layers:
-        layers.append({**serialize_layer(input_layer), "name": input_layer.name, "inbound_nodes": []})
     own = {id(node) for node in model._nodes}
-    for layer in model._graph_layers:
+    for layer in model.layers:
         nodes = []
         for node in layer.__dict__.get("_inbound_nodes", []):
             if id(node) in own:
@@ -79,8 +79,8 @@ def functional_config(model):
                 nodes.append({"args": [tensors if layer.takes_list else tensors[0]], "kwargs": {}})
         layers.append({**serialize_layer(layer), "name": layer.name, "inbound_nodes": nodes})
     return {"name": model.name, "trainable": model.trainable, "layers": layers,
-            "input_layers": _map_structure(model._inputs_struct, lambda t: _history(model, t, indices)),
-            "output_layers": _map_structure(model._outputs_struct, lambda t: _history(model, t, indices))}
+            "input_layers": _map_structure(model._inputs_struct, lambda t: _history(model, t, indices, 1)),
+            "output_layers": _map_structure(model._outputs_struct, lambda t: _history(model, t, indices, 1))}
 
 
 def _layer_from(entry, custom_objects):
@@ -100,12 +100,19 @@ def _layer_from(entry, custom_objects):
     return layer_class.from_config(entry["config"])
 
 
-def functional_from_config(cls, config, custom_objects=None):
+def create_layers(config, custom_objects=None):
+    """{name: layer} of every entry of config["layers"], created (not yet called: unbuilt)."""
+    return {entry["name"]: _layer_from(entry, custom_objects) for entry in config["layers"]}
+
+
+def functional_from_config(cls, config, custom_objects=None, layers=None):
     """The functional model (of class `cls`) a config describes, its layers called node by node in the
-    order their inputs become available (Keras's functional_from_config)."""
+    order their inputs become available (Keras's functional_from_config). `layers`: layers already
+    made from their entries, by name (a loader that checks and builds them itself); with cls=None the
+    layers are only called (built), and nothing is returned."""
     created, outputs_of, pending = {}, {}, []  # outputs_of[(layer name, node index)] -> tensor
     for entry in config["layers"]:
-        layer = _layer_from(entry, custom_objects)
+        layer = (layers or {}).get(entry["name"]) or _layer_from(entry, custom_objects)
         created[entry["name"]] = layer
         if isinstance(layer, InputLayer):
             outputs_of[(entry["name"], 0)] = layer
@@ -136,16 +143,18 @@ def functional_from_config(cls, config, custom_objects=None):
                 waiting.append((name, node))
                 continue
             layer = created[name]
-            index = calls[name] + (FUNCTIONAL_NODE_OFFSET if _is_functional(layer) else 0)
-            outputs_of[(name, index)] = layer(args[0])
+            outputs_of[(name, calls[name])] = layer(args[0])
             calls[name] += 1
         if len(waiting) == len(pending):
             raise ValueError(f"Invalid Functional model configuration: the graph has loops or disconnected nodes. "
                              f"The nodes of {sorted({name for name, _ in waiting})} could not be resolved.")
         pending = waiting
+    if cls is None:
+        return None
 
     def lookup(history):
-        found = tensor(history, history)
+        own_node = FUNCTIONAL_NODE_OFFSET if _is_functional(created.get(history[0])) else 0
+        found = tensor([history[0], history[1] - own_node], history)
         if found is None:
             raise ValueError(f"Invalid Functional model configuration: no tensor {history} among its layers' calls.")
         return found
@@ -161,10 +170,23 @@ def functional_from_config(cls, config, custom_objects=None):
                       name=config.get("name"), trainable=config.get("trainable", True), seed=config.get("seed"))
 
 
+def with_dtype(config, dtype):
+    """The config with every layer (and input, nested models' too) in `dtype`."""
+    layers = []
+    for entry in config["layers"]:
+        inner = dict(entry["config"])
+        if "layers" in inner:
+            inner = with_dtype(inner, dtype)
+        if "dtype" in inner or entry["class_name"] != "Sequential":
+            inner["dtype"] = dtype
+        layers.append({**entry, "config": inner})
+    return {**config, "layers": layers}
+
+
 def summary_rows(model):
     """(layer (type), output shape, parameters, connected to) of each input and layer, as Keras's
     summary lists them: the inputs of each call as `layer[node][0]`."""
-    rows = [(f"{layer.name} (InputLayer)", str(tuple(layer.shape)), "0", "-") for layer in model._input_layers]
+    rows = []
     own = {id(node) for node in model._nodes}
 
     def reference(tensor):
@@ -174,7 +196,10 @@ def summary_rows(model):
         offset = FUNCTIONAL_NODE_OFFSET if _is_functional(producer) else 0
         return f"{producer.name}[{offset + producer._inbound_nodes.index(tensor.node)}][0]"
 
-    for layer in model._graph_layers:
+    for layer in model.layers:
+        if isinstance(layer, InputLayer):
+            rows.append((f"{layer.name} (InputLayer)", str(tuple(layer.shape)), "0", "-"))
+            continue
         nodes = [node for node in layer.__dict__.get("_inbound_nodes", []) if id(node) in own]
         shapes = {tuple(node.output.shape) for node in nodes}
         shape = str(shapes.pop()) if len(shapes) == 1 else "multiple"

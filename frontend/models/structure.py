@@ -76,7 +76,7 @@ def per_output(spec, names, keys, argument, nested):
     """A compile argument (loss, loss_weights, metrics) as one entry per output: the same for every
     output (`nested=False`: one loss), a list in output order, or a dict by output name."""
     count = len(names)
-    if spec is None:
+    if spec is None or nested and isinstance(spec, (list, tuple, dict)) and not spec:  # Keras: none at all
         return [None] * count
     if isinstance(spec, dict):
         lookup = {**dict(zip(names, range(count))), **dict(zip(keys, range(count)))}
@@ -239,6 +239,7 @@ class StructuredTraining:
         list or dict; `metrics` / `weighted_metrics` a list of lists or a dict (one output: a list)."""
         names, keys = self.output_names, self._output_keys()
         single = len(names) == 1
+        arguments = dict(loss=loss, loss_weights=loss_weights, metrics=metrics, weighted_metrics=weighted_metrics)
 
         def metric_specs(spec, argument):
             if single:  # all of them apply to the one output, as in Keras
@@ -249,7 +250,7 @@ class StructuredTraining:
         specs = (metric_specs(metrics, "metrics"), metric_specs(weighted_metrics, "weighted_metrics"))
         losses = per_output(loss, names, keys, "loss", nested=False)
         if single and loss_weights is None:
-            self._output_metric_specs = None
+            self._output_metric_specs, self._compile_arguments = None, arguments
             return super().compile(optimizer, losses[0], None, specs[0][0] or None, specs[1][0] or None, **kwargs)
         weights = per_output(loss_weights, names, keys, "loss_weights", nested=True)
         compiled = OutputLosses(losses, weights, names)  # checks the losses before anything changes
@@ -258,7 +259,7 @@ class StructuredTraining:
             compiled.order = [lookup[key] for key in loss]
         super().compile(optimizer, next(l for l in compiled.losses if l is not None), None, None, None, **kwargs)
         self.loss, self.compiled_loss, self._output_metric_specs = loss, compiled, specs
-        self._output_metrics_built = False
+        self._output_metrics_built, self._compile_arguments = False, arguments
 
     def _prepare_to_run(self, x_shape):
         super()._prepare_to_run(x_shape)

@@ -119,7 +119,8 @@ KERAS_CLASSES = {
         "LayerNormalization": KerasClass(fixed={"rms_scaling": False}),
         **_plain_entries("Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "Flatten", "Reshape",
                          "Normalization", "Rescaling", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-                         "ActivityRegularization", "Identity", "UnitNormalization"),
+                         "ActivityRegularization", "Identity", "UnitNormalization",
+                         "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot"),
     },
     "initializer": _plain_entries(
         "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "TruncatedNormal", "VarianceScaling",
@@ -198,12 +199,19 @@ def _feature_shape(model):
 
 
 def _is_sequential(layer):
+    """A model (Sequential or functional): a layer holding layers."""
     return hasattr(layer, "layers") and hasattr(layer, "_leaves")
 
 
+def _is_functional(layer):
+    return _is_sequential(layer) and hasattr(layer, "_nodes")
+
+
 def _layer_class_name(layer):
-    """The Keras class name of a gpudl layer (a nested model is a Sequential), or None."""
-    return "Sequential" if _is_sequential(layer) else _keras_name_of("layer", type(layer))
+    """The Keras class name of a gpudl layer (a nested model is a Sequential or a Functional), or None."""
+    if _is_sequential(layer):
+        return "Functional" if _is_functional(layer) else "Sequential"
+    return _keras_name_of("layer", type(layer))
 
 
 def _variables(layer):
@@ -294,7 +302,10 @@ def _json_default(value):
 def _model_to_keras(model):
     """The Keras config.json of `model`; refuses, listing them, what Keras cannot hold."""
     problems = []
-    entry = _sequential_to_keras(model, _feature_shape(model), model.dtype, problems)
+    if _is_functional(model):
+        entry = _functional_to_keras(model, problems)
+    else:
+        entry = _sequential_to_keras(model, _feature_shape(model), model.dtype, problems)
     entry["compile_config"] = _compile_to_keras(model, problems) if model.compiled else None
     if problems:
         raise ValueError(f"Cannot save model '{model.name}' as a Keras archive: " + "; ".join(problems)
@@ -321,7 +332,30 @@ def _sequential_to_keras(model, shape, dtype, problems):
     return entry
 
 
+def _functional_to_keras(model, problems):
+    """A functional model as Keras writes it: its config (gpudl.frontend.models.functional_config,
+    Keras's layout) with each layer in Keras's form."""
+    config = model.get_config()
+    by_name = {layer.name: layer for layer in model.layers}
+    layers = []
+    for entry in config["layers"]:
+        layer = by_name[entry["name"]]
+        if entry["class_name"] == "InputLayer":
+            keras_entry = _keras_object("layer", "InputLayer", {
+                "batch_shape": [None, *layer.feature_shape], "dtype": layer.dtype or model.dtype, "sparse": False,
+                "ragged": False, "name": layer.name, "optional": False})
+        else:
+            keras_entry = _layer_to_keras(layer, model.dtype, problems)
+        if keras_entry is not None:
+            layers.append({**keras_entry, "name": entry["name"], "inbound_nodes": entry["inbound_nodes"]})
+    return {"module": "keras.src.models.functional", "class_name": "Functional",
+            "config": {**config, "layers": layers}, "registered_name": "Functional",
+            "build_config": {"input_shape": None}}
+
+
 def _layer_to_keras(layer, model_dtype, problems):
+    if _is_functional(layer):
+        return _functional_to_keras(layer, problems)
     if _is_sequential(layer):
         leaves = layer._leaves()
         shape = tuple(leaves[0].input_shape) if leaves and leaves[0].built else None
@@ -336,7 +370,8 @@ def _layer_to_keras(layer, model_dtype, problems):
     config["dtype"] = _dtype_policy(layer.dtype or model_dtype)
     entry = _keras_object("layer", keras_name, config)
     if layer.built:
-        entry["build_config"] = {"input_shape": [None, *layer.input_shape]}
+        shapes = [[None, *shape] for shape in layer.input_shape] if layer.takes_list else None
+        entry["build_config"] = {"input_shape": shapes or [None, *layer.input_shape]}
     return entry
 
 
@@ -355,6 +390,14 @@ def _compile_to_keras(model, problems):
     """Keras's compile_config; a loss given by name stays the name, as Keras writes it."""
     from gpudl.frontend import losses
 
+    arguments = getattr(model, "_compile_arguments", None)
+    if getattr(model, "_output_metric_specs", None) is not None:  # several outputs (or loss_weights)
+        return {"optimizer": _optimizer_to_keras(model.optimizer, problems),
+                "loss": _structure_to_keras(arguments["loss"], lambda v: _loss_to_keras(v, problems)),
+                "loss_weights": arguments["loss_weights"],
+                "metrics": _structure_to_keras(arguments["metrics"], lambda v: _metrics_to_keras(v, problems)),
+                "weighted_metrics": _structure_to_keras(arguments["weighted_metrics"],
+                                                        lambda v: _metrics_to_keras(v, problems))}
     loss = model.compiled_loss
     if _keras_name_of("loss", type(loss)) is None:
         problems.append(f"the loss {type(loss).__name__} has no Keras equivalent")
@@ -366,11 +409,36 @@ def _compile_to_keras(model, problems):
             "weighted_metrics": _metrics_to_keras(model._weighted_metric_names, problems)}
 
 
+def _structure_to_keras(value, convert):
+    """A compile argument given per output (a dict or list of them) with `convert` applied to each."""
+    if isinstance(value, dict):
+        return {key: convert(entry) for key, entry in value.items()}
+    return convert(value)
+
+
+def _loss_to_keras(loss, problems):
+    """One output's loss: a name stays the name; a Loss object becomes a Keras object."""
+    from gpudl.frontend import losses
+
+    if loss is None or isinstance(loss, str) and loss in losses.LOSSES:
+        return loss
+    if isinstance(loss, (list, tuple)):
+        return [_loss_to_keras(entry, problems) for entry in loss]
+    loss = losses.loss_object(loss)
+    if _keras_name_of("loss", type(loss)) is None:
+        problems.append(f"the loss {type(loss).__name__} has no Keras equivalent")
+    return _keras_object("loss", type(loss).__name__, loss.get_config())
+
+
 def _metrics_to_keras(metrics, problems):
     """Names stay names (Keras resolves "accuracy" by the loss, as gpudl does); objects become
     Keras objects."""
+    if metrics is None:
+        return None
+    if isinstance(metrics, (list, tuple)) and any(isinstance(m, (list, tuple)) or m is None for m in metrics):
+        return [_metrics_to_keras(m, problems) or [] for m in metrics]  # one list per output
     entries = []
-    for metric in metrics:
+    for metric in metrics if isinstance(metrics, (list, tuple)) else [metrics]:
         if isinstance(metric, str):
             entries.append(metric)
         elif _keras_name_of("metric", type(metric)) is None:
@@ -475,7 +543,7 @@ def load_keras_archive(path, custom_objects=None, compile=True):
     try:
         model = _build(plan)
         with h5py.File(io.BytesIO(weights), "r") as h5:
-            layer_arrays = _read_layer_variables(h5, plan, model)
+            layer_arrays = _read_layer_variables(h5, _plan_of(model) if _is_functional(model) else plan, model)
             optimizer_arrays = _read_optimizer_variables(h5, plan, model) if model.compiled else None
     except _Refusal as error:
         raise ValueError(f"Cannot load {path!r}: {error}") from None
@@ -682,7 +750,10 @@ def _dtype_name(value, where, problems):
 
 
 def _plan_model(entry, custom_objects, compile, problems):
-    plan = _plan_sequential(entry, "the model", None, custom_objects, problems)
+    if isinstance(entry, dict) and entry.get("class_name") == "Functional":
+        plan = _plan_functional(entry, "the model", custom_objects, problems)
+    else:
+        plan = _plan_sequential(entry, "the model", None, custom_objects, problems)
     compile_config = entry.get("compile_config") if compile and isinstance(entry, dict) else None
     if plan is not None and compile_config:  # Keras writes {} for a model never compiled
         plan.compile = _plan_compile(compile_config, problems)
@@ -714,6 +785,81 @@ def _plan_sequential(entry, where, outer_dtype, custom_objects, problems):
     layers = [_plan_layer(e, f"layer {i} ({_layer_label(e)})", dtype, custom_objects, problems)
               for i, e in enumerate(entries)]
     return _Plan(str(config.get("name", "sequential")), dtype, input_shape, layers)
+
+
+@dataclass
+class _FunctionalPlan:
+    """A checked functional model: its config in gpudl's functional layout (functional_config) and
+    the layers already built from their Keras entries, by name; nothing is called yet."""
+
+    name: str
+    config: dict
+    layers: dict  # layer name -> gpudl layer, or the _FunctionalPlan / _Plan of a nested model
+    compile: dict = None
+
+
+FUNCTIONAL_KEYS = ("name", "trainable", "layers", "input_layers", "output_layers")
+
+
+def _plan_functional(entry, where, custom_objects, problems):
+    """The _FunctionalPlan of a keras.Model(inputs, outputs) (the model, or one nested in it)."""
+    if not (isinstance(entry, dict) and entry.get("module") in ("keras.src.models.functional", "keras", "keras.models")
+            and isinstance(entry.get("config"), dict) and isinstance(entry["config"].get("layers"), list)):
+        problems.append(f"{where} is {_short(entry)}; gpudl loads keras.Model(inputs, outputs) models")
+        return None
+    config = entry["config"]
+    for key in config:
+        if key not in FUNCTIONAL_KEYS:
+            problems.append(f"{where}: option {key}={_short(config[key])} is not supported")
+    for key in ("input_layers", "output_layers"):
+        if not isinstance(config.get(key), (list, dict)):
+            problems.append(f"{where}: a functional model needs {key} (its graph's ends); found {_short(config.get(key))}")
+    dtypes = {e["config"].get("dtype") for e in config["layers"]
+              if isinstance(e, dict) and e.get("class_name") == "InputLayer" and isinstance(e.get("config"), dict)}
+    dtype = _dtype_name(sorted(d for d in dtypes if d)[0] if any(dtypes) else "float32", where, problems)
+    layers, entries = {}, []
+    for i, layer_entry in enumerate(config["layers"]):
+        if not isinstance(layer_entry, dict) or not isinstance(layer_entry.get("name"), str):
+            problems.append(f"{where}: layer {i} {_short(layer_entry)} has no name")
+            continue
+        label = f"{where}: layer {i} ({layer_entry['name']!r}, {layer_entry.get('class_name')})"
+        for node in layer_entry.get("inbound_nodes") or []:
+            if not isinstance(node, dict) or any(v is not None for v in (node.get("kwargs") or {}).values()):
+                problems.append(f"{label}: a call with arguments {_short(node)} is not supported")
+        keras_object = {key: value for key, value in layer_entry.items() if key not in ("name", "inbound_nodes")}
+        if layer_entry.get("class_name") == "InputLayer":
+            _input_layer_shape(layer_entry, problems)
+            gpudl_config = {key: value for key, value in layer_entry["config"].items() if key != "batch_input_shape"}
+            entries.append({**layer_entry, "module": "keras.layers", "config": gpudl_config})
+            continue
+        if layer_entry.get("class_name") == "Functional":
+            layers[layer_entry["name"]] = _plan_functional(keras_object, label, custom_objects, problems)
+        elif layer_entry.get("class_name") == "Sequential":
+            layers[layer_entry["name"]] = _plan_sequential(keras_object, label, dtype, custom_objects, problems)
+        else:
+            planned = _plan_layer(keras_object, label, dtype, custom_objects, problems)
+            layers[layer_entry["name"]] = planned[0] if planned else None
+        entries.append(layer_entry)
+    gpudl_config = {key: config.get(key) for key in FUNCTIONAL_KEYS}
+    return _FunctionalPlan(str(config.get("name", "functional")), {**gpudl_config, "layers": entries}, layers)
+
+
+def _build_functional(plan):
+    """The functional model of a _FunctionalPlan: its layers called node by node as the config says."""
+    Functional = registry.find("Functional", ("model",))
+    built = {name: _build_plan(layer) for name, layer in plan.layers.items()}
+    try:
+        return Functional.from_config(plan.config, layers=built)
+    except MemoryError:
+        raise _Refusal("its layers declare more parameters than fit in memory") from None
+    except (ValueError, TypeError, KeyError, IndexError) as error:
+        raise _Refusal(f"its graph cannot be rebuilt: {error}") from None
+
+
+def _build_plan(planned):
+    if isinstance(planned, _FunctionalPlan):
+        return _build_functional(planned)
+    return _build_sequential(planned) if isinstance(planned, _Plan) else planned
 
 
 def _layer_label(entry):
@@ -776,8 +922,10 @@ def _plan_compile(config, problems):
         problems.append(f"compile_config {_short(config)} is not an object")
         return None
     for key, value in config.items():
-        if key == "loss_weights" and value is not None:
-            problems.append(f"compile option {key}={_short(value)} is not supported")
+        if key == "loss_weights" and not (value is None or isinstance(value, (list, dict)) and all(
+                isinstance(w, (int, float)) and not isinstance(w, bool)
+                for w in (value.values() if isinstance(value, dict) else value))):
+            problems.append(f"compile option {key}={_short(value)} is not a list or dict of numbers")
         elif key not in ("optimizer", "loss", "metrics", "loss_weights", "weighted_metrics", "run_eagerly",
                          "steps_per_execution", "jit_compile", "auto_scale_loss"):
             problems.append(f"compile option {key}={_short(value)} is not supported")
@@ -785,13 +933,32 @@ def _plan_compile(config, problems):
     loss = config.get("loss")
     if loss is None:
         problems.append("compile_config has no loss (gpudl compiles with one); load it with compile=False")
-    plan["loss"] = (loss if isinstance(loss, str) and loss in losses.LOSSES
-                    else _plan_object(loss, "loss", "loss", problems))
+    def one_loss(entry, where):
+        if entry is None or isinstance(entry, str) and entry in losses.LOSSES:
+            return entry
+        return _plan_object(entry, "loss", where, problems)
+
+    if isinstance(loss, dict):  # one per output, as compile took them
+        plan["loss"] = {key: one_loss(entry, f"loss[{key!r}]") for key, entry in loss.items()}
+    elif isinstance(loss, list):
+        plan["loss"] = [one_loss(entry, f"loss[{i}]") for i, entry in enumerate(loss)]
+    else:
+        plan["loss"] = one_loss(loss, "loss")
+    plan["loss_weights"] = config.get("loss_weights")
     names = (*metrics.METRICS, *metrics.FUNCTIONS, "accuracy", "acc")
+
+    def metric_list(entries, where):
+        if isinstance(entries, (list, tuple)) and any(isinstance(e, (list, tuple)) for e in entries):
+            return [metric_list(e, f"{where}[{i}]") for i, e in enumerate(entries)]  # one list per output
+        return [metric if isinstance(metric, str) and metric in names
+                else _plan_object(metric, "metric", f"{where}[{i}]", problems)
+                for i, metric in enumerate(entries if isinstance(entries, (list, tuple)) else [entries] if entries
+                                           else [])]
+
     for key in ("metrics", "weighted_metrics"):
-        plan[key] = [metric if isinstance(metric, str) and metric in names
-                     else _plan_object(metric, "metric", f"{key}[{i}]", problems)
-                     for i, metric in enumerate(config.get(key) or [])]
+        value = config.get(key)
+        plan[key] = ({name: metric_list(entries, f"{key}[{name!r}]") for name, entries in value.items()}
+                     if isinstance(value, dict) else metric_list(value, key))
     return plan
 
 
@@ -831,10 +998,11 @@ def _plan_optimizer(entry, problems):
 
 
 def _build(plan):
-    model = _build_sequential(plan)
+    model = _build_plan(plan)
     if plan.compile:
+        weights = {"loss_weights": plan.compile["loss_weights"]} if plan.compile.get("loss_weights") else {}
         model.compile(optimizer=plan.compile["optimizer"], loss=plan.compile["loss"],
-                      metrics=plan.compile["metrics"], weighted_metrics=plan.compile["weighted_metrics"])
+                      metrics=plan.compile["metrics"], weighted_metrics=plan.compile["weighted_metrics"], **weights)
     return model
 
 
@@ -914,12 +1082,12 @@ def _read_layer_variables(h5, plan, model, prefix="", skipped=None):
     return arrays
 
 
-def _plan_of(model):
-    """The _Plan of a built gpudl Sequential (its layers with the class names Keras groups
+def _plan_of(model, compile=None):
+    """The _Plan of a built gpudl model (its layers with the class names Keras groups
     them by), for reading a weights file into it."""
     layers = [(_plan_of(layer) if _is_sequential(layer) else layer, _group_class_name(layer))
               for layer in model.layers]
-    return _Plan(model.name, model.dtype, None, layers)
+    return _Plan(model.name, model.dtype, None, layers, compile)
 
 
 def _read_optimizer_variables(h5, plan, model):

@@ -40,14 +40,21 @@ def save_npz(model, path, metadata=None):
             warnings.warn(f"The learning rate {optimizer_config['learning_rate']!r} is a plain callable and cannot "
                           f"be saved; its current value is saved instead. Use a gpudl.schedules object to keep it.")
             optimizer_config["learning_rate"] = optimizer.current_learning_rate()
-        config["compile"] = {
-            "optimizer": {"class_name": type(optimizer).__name__, "config": optimizer_config},
-            "iterations": iterations,
-            "loss": model.loss if isinstance(model.loss, str) else losses.serialize(model.compiled_loss),
-            "metrics": [m if isinstance(m, str) else metrics.serialize(m) for m in model._metric_names],
-            "weighted_metrics": [m if isinstance(m, str) else metrics.serialize(m)
-                                 for m in model._weighted_metric_names],
-        }
+        config["compile"] = {"optimizer": {"class_name": type(optimizer).__name__, "config": optimizer_config},
+                             "iterations": iterations}
+        if getattr(model, "_output_metric_specs", None) is not None:  # losses and metrics per output
+            arguments = model._compile_arguments
+            config["compile"].update({
+                "loss": _per_output(arguments["loss"], lambda v: losses.serialize(losses.loss_object(v))),
+                "loss_weights": arguments["loss_weights"],
+                "metrics": _per_output(arguments["metrics"], metrics.serialize),
+                "weighted_metrics": _per_output(arguments["weighted_metrics"], metrics.serialize)})
+        else:
+            config["compile"].update({
+                "loss": model.loss if isinstance(model.loss, str) else losses.serialize(model.compiled_loss),
+                "metrics": [m if isinstance(m, str) else metrics.serialize(m) for m in model._metric_names],
+                "weighted_metrics": [m if isinstance(m, str) else metrics.serialize(m)
+                                     for m in model._weighted_metric_names]})
         arrays.update({f"optimizer_{name}": slot for name, slot in slots.items()})
     if metadata is not None:
         config["metadata"] = metadata
@@ -59,6 +66,24 @@ def save_npz(model, path, metadata=None):
                          f"gpudl's loader refuses Infinity and NaN.") from None
     arrays["config"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     write_atomically(os.fspath(path), lambda f: np.savez(f, **arrays))
+
+
+def _per_output(value, serialize):
+    """A compile argument given per output (dict, list, nested lists) with each object serialized
+    (names and numbers stay as they are)."""
+    if isinstance(value, dict):
+        return {key: _per_output(entry, serialize) for key, entry in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_per_output(entry, serialize) for entry in value]
+    return value if value is None or isinstance(value, (str, int, float)) else serialize(value)
+
+
+def _deserialize_per_output(value, deserialize):
+    if isinstance(value, dict) and "class_name" not in value:
+        return {key: _deserialize_per_output(entry, deserialize) for key, entry in value.items()}
+    if isinstance(value, list):
+        return [_deserialize_per_output(entry, deserialize) for entry in value]
+    return value if value is None or isinstance(value, (str, int, float)) else deserialize(value)
 
 
 def load_npz(path, custom_objects=None, compile=True, metadata=False):
@@ -266,11 +291,16 @@ def _restore(config, arrays, custom_objects, compile):
 
     sequential = registry.find("Sequential", ("model",))
     model_config = {**config["model"], "seed": config.get("seed", config["model"].get("seed"))}
-    expected = _expected_weights(sequential, model_config, custom_objects)
+    functional = "input_layers" in model_config
+    expected = (_expected_functional_weights(model_config, custom_objects) if functional
+                else _expected_weights(sequential, model_config, custom_objects))
     _check_weights(expected or [], arrays)
     # the shapes are now those of the file's members, whose sizes the zip's directory bounds
-    model = sequential.from_config(model_config if expected is not None else _unbuilt(model_config),
-                                   custom_objects)
+    if functional:
+        model = registry.find("Functional", ("model",)).from_config(model_config, custom_objects)
+    else:
+        model = sequential.from_config(model_config if expected is not None else _unbuilt(model_config),
+                                       custom_objects)
     if [(p.shape, p.dtype) for p in model.weights] != [(p.shape, p.dtype) for p in expected or []]:
         raise _Refusal("the rebuilt model's weights differ from the configuration's (a layer builds "
                        "differently when rebuilt)")
@@ -286,11 +316,12 @@ def _restore(config, arrays, custom_objects, compile):
         if isinstance(learning_rate, dict) and "schedule" in learning_rate:  # files written before Keras's form
             optimizer_config["learning_rate"] = learning_rate["schedule"]
         optimizer = classes[name].from_config(optimizer_config, custom_objects)
-        resolve = [m if isinstance(m, str) else metrics.deserialize(m, custom_objects) for m in spec["metrics"]]
-        weighted = [m if isinstance(m, str) else metrics.deserialize(m, custom_objects)
-                    for m in spec.get("weighted_metrics", [])]
-        loss = spec["loss"] if isinstance(spec["loss"], str) else losses.deserialize(spec["loss"], custom_objects)
-        model.compile(optimizer=optimizer, loss=loss, metrics=resolve, weighted_metrics=weighted)
+        resolve = _deserialize_per_output(spec["metrics"], lambda m: metrics.deserialize(m, custom_objects))
+        weighted = _deserialize_per_output(spec.get("weighted_metrics", []),
+                                           lambda m: metrics.deserialize(m, custom_objects))
+        loss = _deserialize_per_output(spec["loss"], lambda m: losses.deserialize(m, custom_objects))
+        weights = {"loss_weights": spec["loss_weights"]} if spec.get("loss_weights") is not None else {}
+        model.compile(optimizer=optimizer, loss=loss, metrics=resolve, weighted_metrics=weighted, **weights)
         _check_slots(model, arrays, optimizer_arrays)
     state = {"epochs_done": config["epochs_done"], "dropout_calls": config["dropout_calls"]}
     if compile and spec:
@@ -382,6 +413,26 @@ def _expected_weights(sequential, config, custom_objects):
         shape = tuple(leaf.build_for(shape, dry.dtype))
     _check_features(shape, "the model's output")
     return expected
+
+
+def _expected_functional_weights(config, custom_objects):
+    """The Parameters a functional configuration's model would have, its layers called shape-only
+    (as _expected_weights does for a Sequential), in the order of config["layers"]. A model nested
+    in it is refused here: gpudl's .npz holds functional models of layers."""
+    functional = registry.find("Functional", ("model",))
+    layers = functional.layers_from_config(config, custom_objects)
+    per_layer, budget = {}, [DRY_BUILD_BYTES]
+    for name, layer in layers.items():
+        if hasattr(layer, "_leaves"):
+            raise _Refusal(f"member 'config.npy': layer {name!r} is a model; gpudl's .npz holds functional models "
+                           f"of layers (save models inside models as .keras)")
+        if type(layer).__name__ == "InputLayer":
+            _check_features(tuple(layer.feature_shape), f"input {name!r}")
+            continue
+        per_layer[name] = []
+        layer.add_weight = _shape_only_weight(layer, per_layer[name], budget)
+    functional.call_layers_from_config(config, layers)
+    return [p for name in layers if name in per_layer for p in per_layer[name]]
 
 
 def _shape_only_weight(layer, expected, budget):

@@ -1,7 +1,11 @@
-"""ONNX export of a Sequential's inference graph, built with the `onnx` package.
+"""ONNX export of a model's inference graph (a Sequential or a functional model), built with
+the `onnx` package.
 
-`export_onnx(model, path)` writes one graph: input "input" of shape (batch, features...)
-in the model's dtype, output "output". Opset 17 (IR version 8): the first opset with
+`export_onnx(model, path)` writes one graph. A Sequential: input "input" of shape
+(batch, features...) in the model's dtype, output "output". A functional model: one input per
+keras.Input (named as it), one output per output (named as its layer, Keras's output_names), the
+nodes in the order the graph runs; a merge layer becomes Add / Sub / Mul / Mean / Max / Min /
+Concat, or Mul + ReduceSum for Dot (normalized first with LpNormalization for normalize=True). Opset 17 (IR version 8): the first opset with
 LayerNormalization, run by onnxruntime since 1.12 (2022) and by every current runtime.
 Each layer becomes the ops of its inference forward pass (LAYER_OPS):
 
@@ -183,6 +187,49 @@ LAYER_OPS = {
 }
 
 
+def _merge(op_type):
+    def ops(g, layer, inputs):
+        result = inputs[0]
+        for other in inputs[1:]:
+            result = g.op(op_type, [result, other])
+        return result
+    return ops
+
+
+def _average(g, layer, inputs):
+    return g.op("Mean", inputs)
+
+
+def _concatenate(g, layer, inputs):
+    return g.op("Concat", inputs, axis=layer.axis)
+
+
+def _dot(g, layer, inputs):
+    """sum_k a_k b_k over the features, keeping the axis: (N, 1); cosine: of the unit vectors (gpudl
+    floors the norm at 1e-12, which LpNormalization does not: equal unless a row is all zeros)."""
+    if layer.normalize:
+        inputs = [g.op("LpNormalization", [x], axis=1, p=2) for x in inputs]
+    axes = g.constant("axes", [1], np.int64)
+    return g.op("ReduceSum", [g.op("Mul", inputs), axes], keepdims=1)
+
+
+MERGE_OPS = {"Add": _merge("Add"), "Subtract": _merge("Sub"), "Multiply": _merge("Mul"), "Average": _average,
+             "Maximum": _merge("Max"), "Minimum": _merge("Min"), "Concatenate": _concatenate, "Dot": _dot}
+
+
+def _graph_outputs(g, model):
+    """Run a functional model's nodes into the graph: ([input names], [output names])."""
+    names = {id(t): t.name for t in model.inputs}
+    for node in model._nodes:
+        layer = node.layer
+        inputs = [names[id(t)] for t in node.inputs]
+        if layer.takes_list:
+            names[id(node.output)] = MERGE_OPS[type(layer).__name__](g, layer, inputs)
+        else:
+            names[id(node.output)] = LAYER_OPS[type(layer).__name__](g, layer, inputs[0])
+    return [t.name for t in model.inputs], [names[id(t)] for t in model.outputs]
+
+
 def build_onnx_model(model):
     """The onnx.ModelProto of `model`'s inference graph (see the module docstring)."""
     try:
@@ -193,21 +240,33 @@ def build_onnx_model(model):
     if not model.built:
         raise ValueError(f"Model '{model.name}' must be built before export (give it an Input or call "
                          f"build, fit or predict).")
-    layers = model._leaves()  # nested Sequentials' layers in place
-    missing = sorted({type(layer).__name__ for layer in layers if type(layer).__name__ not in LAYER_OPS})
+    functional = hasattr(model, "_nodes")
+    layers = model._graph_layers if functional else model._leaves()  # nested Sequentials' layers in place
+    known = {**LAYER_OPS, **MERGE_OPS} if functional else LAYER_OPS
+    missing = sorted({type(layer).__name__ for layer in layers if type(layer).__name__ not in known})
     if missing:
         raise ValueError(f"Model '{model.name}' cannot be exported to ONNX: no export for layer class(es) "
-                         f"{', '.join(missing)}. Exportable: {', '.join(sorted(LAYER_OPS))}.")
+                         f"{', '.join(missing)}. Exportable: {', '.join(sorted(known))}.")
     g = _Graph(onnx, model.dtype)
-    x = "input"
-    for layer in layers:
-        x = LAYER_OPS[type(layer).__name__](g, layer, x)
-    g.nodes.append(onnx.helper.make_node("Identity", [x], ["output"]))
+    if functional:
+        input_names, results = _graph_outputs(g, model)
+        output_names = list(model.output_names)
+        input_shapes, output_shapes = [t.shape for t in model.inputs], [t.shape for t in model.outputs]
+    else:
+        x = "input"
+        for layer in layers:
+            x = LAYER_OPS[type(layer).__name__](g, layer, x)
+        input_names, results, output_names = ["input"], [x], ["output"]
+        input_shapes, output_shapes = [model.input_shape], [model.output_shape]
+    for result, name in zip(results, output_names):
+        g.nodes.append(onnx.helper.make_node("Identity", [result], [name]))
     element = onnx.helper.np_dtype_to_tensor_dtype(g.dtype)
     graph = onnx.helper.make_graph(
         g.nodes, model.name,
-        [onnx.helper.make_tensor_value_info("input", element, ["batch", *model.input_shape[1:]])],
-        [onnx.helper.make_tensor_value_info("output", element, ["batch", *model.output_shape[1:]])],
+        [onnx.helper.make_tensor_value_info(name, element, ["batch", *shape[1:]])
+         for name, shape in zip(input_names, input_shapes)],
+        [onnx.helper.make_tensor_value_info(name, element, ["batch", *shape[1:]])
+         for name, shape in zip(output_names, output_shapes)],
         initializer=g.initializers)
     proto = onnx.helper.make_model(graph, producer_name="gpudl", opset_imports=[onnx.helper.make_opsetid("", OPSET)])
     proto.ir_version = IR_VERSION
