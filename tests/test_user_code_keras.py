@@ -297,8 +297,10 @@ def test_ops_on_symbolic_tensors_become_nodes_of_a_functional_model_and_train_as
         inputs = K.Input((6,))
         h = K.layers.Dense(8)(inputs)
         gate = K.ops.sigmoid(K.layers.Dense(8)(inputs))
-        mixed = K.ops.add(K.ops.multiply(K.ops.tanh(h), gate), K.ops.square(h) * 0.1 if K is keras else
-                          K.ops.multiply(K.ops.square(h), 0.1))
-        return K.Model(inputs, K.layers.Dense(3)(mixed))
+        mixed = K.ops.tanh(h) * gate + 0.1 * K.ops.square(h) - h / 4.0
+        joined = K.ops.concatenate([mixed, h[:, :2], _simple_dense(K)(2)(-h)], axis=-1)
+        return K.Model(inputs, K.layers.Dense(3)(joined))
 
-    _train_both(make, "mse", *_data())
+    ours, theirs, _, _ = _train_both(make, "mse", *_data())
+    x, _ = _data(n=8, seed=6)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=RTOL, atol=1e-6)
