@@ -304,3 +304,29 @@ def test_ops_on_symbolic_tensors_become_nodes_of_a_functional_model_and_train_as
     ours, theirs, _, _ = _train_both(make, "mse", *_data())
     x, _ = _data(n=8, seed=6)
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=RTOL, atol=1e-6)
+
+
+def test_fit_with_user_code_reads_the_device_a_bounded_number_of_times(monkeypatch):
+    """As for built-in fits: no per-step host read. The backend's to_numpy is counted, and torch's ways
+    of reading a value back (item, float, bool, tolist) fail: the user's loss and layer stay on the device."""
+    import torch
+
+    def my_loss(y_true, y_pred):
+        return gpudl.ops.mean(gpudl.ops.square(y_true - y_pred), axis=-1)
+
+    x, y = _data(n=64)
+    model = gpudl.Sequential([gpudl.Input((6,)), _simple_dense(gpudl)(8), gpudl.layers.Dense(3)])
+    model.compile("adam", my_loss)
+    model.fit(x[:16], y[:16], batch_size=8, verbose=0)  # build and warm up, uncounted
+    backend = gpudl.get_backend()
+    reads = []
+    original = type(backend).to_numpy
+    monkeypatch.setattr(type(backend), "to_numpy", lambda self, array: reads.append(1) or original(self, array))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("user code read a torch value back to the host")
+
+    for name in ("item", "__float__", "__bool__", "tolist"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)  # 8 steps per epoch
+    assert len(reads) <= 2 * 2, f"{len(reads)} device reads for 2 epochs of 8 steps"
