@@ -14,6 +14,7 @@ called inside the piece run as `BuiltinLayer` nodes, their fused forward and bac
 autograd. torch is the optional extra `pip install "gpudl[autodiff]"`.
 """
 
+import sys
 import threading
 
 import numpy as np
@@ -26,6 +27,9 @@ _local = threading.local()
 
 def torch_module(purpose="differentiate user code"):
     """The torch module, or an ImportError naming the extra to install."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch
     try:
         import torch
     except ImportError:
@@ -37,14 +41,8 @@ def torch_module(purpose="differentiate user code"):
 
 def is_tensor(x):
     """True for a torch tensor (only possible once torch is imported)."""
-    torch = _torch_if_loaded()
+    torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
-
-
-def _torch_if_loaded():
-    import sys
-
-    return sys.modules.get("torch")
 
 
 def to_torch(array):
