@@ -330,3 +330,21 @@ def test_fit_with_user_code_reads_the_device_a_bounded_number_of_times(monkeypat
         monkeypatch.setattr(torch.Tensor, name, refuse)
     model.fit(x, y, batch_size=8, epochs=2, verbose=0)  # 8 steps per epoch
     assert len(reads) <= 2 * 2, f"{len(reads)} device reads for 2 epochs of 8 steps"
+
+
+def test_subclassed_model_refuses_whole_model_saving_and_custom_training_steps(tmp_path):
+    model = _residual_model(gpudl)
+    model.build((None, 6))
+    with pytest.raises(NotImplementedError, match="save_weights"):
+        model.save(str(tmp_path / "residual.keras"))
+    assert not (tmp_path / "residual.keras").exists()
+
+    class WithTape(gpudl.Model):
+        def call(self, inputs):
+            return inputs
+
+        def train_step(self, data):
+            raise AssertionError("never reached")
+
+    with pytest.raises(NotImplementedError, match="overrides train_step.*GradientTape"):
+        WithTape()
