@@ -155,8 +155,8 @@ def cast(x, dtype):
 
 
 def shape(x):
-    """The static shape as a tuple of ints."""
-    return tuple(int(d) for d in autodiff.unwrap(x).shape)
+    """The static shape as a tuple of ints (None for a symbolic tensor's batch axis)."""
+    return tuple(None if d is None else int(d) for d in autodiff.unwrap(x).shape)
 
 
 def ndim(x):

@@ -348,3 +348,12 @@ def test_subclassed_model_refuses_whole_model_saving_and_custom_training_steps(t
 
     with pytest.raises(NotImplementedError, match="overrides train_step.*GradientTape"):
         WithTape()
+
+
+def test_gradient_check_of_a_float32_subclassed_model_asks_for_float64():
+    model = _residual_model(gpudl)
+    model.build((None, 6))
+    model.compile("sgd", "mse")
+    x, y = _data(n=4)
+    with pytest.raises(ValueError, match="dtype='float64'"):
+        gpudl.gradient_check(model, x, y)
