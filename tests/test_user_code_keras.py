@@ -357,3 +357,31 @@ def test_gradient_check_of_a_float32_subclassed_model_asks_for_float64():
     x, y = _data(n=4)
     with pytest.raises(ValueError, match="dtype='float64'"):
         gpudl.gradient_check(model, x, y)
+
+
+def test_subclassed_model_of_built_in_layers_trains_as_the_same_sequential():
+    """Dense, BatchNormalization, ReLU and Dropout called in a call() run their own fused forward and
+    backward as autograd nodes: the same weights as the Sequential of those layers, same seed."""
+    def stack():
+        return [gpudl.layers.Dense(8), gpudl.layers.BatchNormalization(), gpudl.layers.ReLU(),
+                gpudl.layers.Dropout(0.3), gpudl.layers.Dense(3)]
+
+    class Stacked(gpudl.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense, self.norm, self.relu, self.drop, self.head = stack()
+
+        def call(self, inputs, training=None):
+            x = self.relu(self.norm(self.dense(inputs), training=training))
+            return self.head(self.drop(x, training=training))
+
+    x, y = _data()
+    sequential = gpudl.Sequential([gpudl.Input((6,)), *stack()], seed=5)
+    subclassed = Stacked(seed=5)
+    subclassed.build((None, 6))
+    subclassed.set_weights(sequential.get_weights())
+    for model in (sequential, subclassed):
+        model.compile(gpudl.optimizers.Adam(0.01), "mse")
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(sequential.get_weights(), subclassed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
