@@ -14,6 +14,7 @@ called inside the piece run as `BuiltinLayer` nodes, their fused forward and bac
 autograd. torch is the optional extra `pip install "gpudl[autodiff]"`.
 """
 
+import sys
 import threading
 
 import numpy as np
@@ -26,6 +27,9 @@ _local = threading.local()
 
 def torch_module(purpose="differentiate user code"):
     """The torch module, or an ImportError naming the extra to install."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch
     try:
         import torch
     except ImportError:
@@ -37,14 +41,8 @@ def torch_module(purpose="differentiate user code"):
 
 def is_tensor(x):
     """True for a torch tensor (only possible once torch is imported)."""
-    torch = _torch_if_loaded()
+    torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
-
-
-def _torch_if_loaded():
-    import sys
-
-    return sys.modules.get("torch")
 
 
 def to_torch(array):
@@ -160,7 +158,7 @@ class Piece:
                 result.append(None)
             else:
                 grad = next(input_grads)
-                result.append(np.zeros(tuple(tensor.shape), dtype=_numpy_dtype(tensor)) if grad is None
+                result.append(get_backend().xp.zeros(tuple(tensor.shape), dtype=_numpy_dtype(tensor)) if grad is None
                               else to_array(grad))
         return result
 
@@ -194,27 +192,37 @@ def add_loss(loss):
     return True
 
 
-def builtin_layer(layer, x, training, **kwargs):
+def builtin_layer(layer, x, training):
     """A built-in layer (fused forward and backward) called on a torch tensor inside a piece: a node of
     autograd's graph whose backward is the layer's own backward (weight gradients into the arena)."""
-    torch = torch_module()
+    global _BuiltinLayer
+    if _BuiltinLayer is None:
+        _BuiltinLayer = _builtin_layer_function(torch_module())
+    return _BuiltinLayer.apply(x, layer, training)
+
+
+_BuiltinLayer = None
+
+
+def _builtin_layer_function(torch):
+    """The torch.autograd.Function running a built-in layer's forward and backward (made once)."""
 
     class BuiltinLayer(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, tensor):
+        def forward(ctx, tensor, layer, training):
             layer.input_gradient_needed = bool(ctx.needs_input_grad[0])
-            y = layer.forward(to_array(tensor), training=training, **kwargs)
-            ctx.cache = dict(layer.__dict__)  # the layer may run again before this call's backward
+            y = layer.forward(to_array(tensor), training=training)
+            ctx.layer, ctx.cache = layer, dict(layer.__dict__)  # the layer may run again before this backward
             return to_torch(y)
 
         @staticmethod
         def backward(ctx, d_output):
+            layer = ctx.layer
             layer.__dict__.update(ctx.cache)
             earlier = [p.grad.copy() for p in layer.trainable_weights]
-            dx = layer.backward(np.ascontiguousarray(to_array(d_output)) if d_output.device.type == "cpu"
-                                else to_array(d_output))
+            dx = layer.backward(get_backend().xp.ascontiguousarray(to_array(d_output)))
             for p, grad in zip(layer.trainable_weights, earlier):  # this call's gradient adds to the others'
                 p.grad += grad
-            return None if dx is None else to_torch(dx)
+            return None if dx is None else to_torch(dx), None, None
 
-    return BuiltinLayer.apply(x)
+    return BuiltinLayer

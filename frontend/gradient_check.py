@@ -59,6 +59,9 @@ def gradient_check(model, x, y, epsilon=1e-7, custom_objects=None):
     if not model.compiled:
         raise ValueError(f"gradient_check needs a compiled model (it checks the compiled loss); "
                          f"call model.compile on '{model.name}' first.")
+    if model.dtype != "float64" and not hasattr(model, "clone"):
+        raise ValueError(f"gradient_check runs in float64; model '{model.name}' is {model.dtype} and cannot be cloned "
+                         f"(a subclassed or functional model): build it with dtype='float64' and check that one.")
     work = model if model.dtype == "float64" else model.clone("float64", custom_objects)
     x, y = work._check_xy(x, y)
     saved = work.get_weights()

@@ -20,6 +20,7 @@ import numpy as np
 
 from gpudl.backend import epsilon, floatx, get_backend
 from gpudl.frontend import autodiff
+from gpudl.frontend.layers.node import OPERATORS, KerasTensor
 
 
 # -- where an op runs ---------------------------------------------------------------------
@@ -154,8 +155,8 @@ def cast(x, dtype):
 
 
 def shape(x):
-    """The static shape as a tuple of ints."""
-    return tuple(int(d) for d in autodiff.unwrap(x).shape)
+    """The static shape as a tuple of ints (None for a symbolic tensor's batch axis)."""
+    return tuple(None if d is None else int(d) for d in autodiff.unwrap(x).shape)
 
 
 def ndim(x):
@@ -876,7 +877,8 @@ def _accepts_symbolic(fn):
 
     @functools.wraps(fn)
     def op(*args, **kwargs):
-        if builtins.any(type(a).__name__ == "KerasTensor" for a in args):
+        if builtins.any(isinstance(a, KerasTensor) or (isinstance(a, (list, tuple)) and builtins.any(
+                isinstance(item, KerasTensor) for item in a)) for a in args):
             from gpudl.frontend.layers.op_layer import symbolic_call
 
             return symbolic_call(fn, args, kwargs)
@@ -885,12 +887,20 @@ def _accepts_symbolic(fn):
     return op
 
 
-_SYMBOLIC = ["add", "subtract", "multiply", "divide", "maximum", "minimum", "power", "matmul", "exp",
+def getitem(x, key):
+    """x[key] (what `tensor[:, :8]` on a symbolic tensor records)."""
+    return autodiff.unwrap(x)[key]
+
+
+_SYMBOLIC = ["add", "subtract", "multiply", "divide", "maximum", "minimum", "power", "matmul", "exp", "getitem",
+             "concatenate", "stack",
              "log", "sqrt", "square", "abs", "negative", "tanh", "relu", "sigmoid", "softmax", "log_softmax", "gelu",
              "silu", "clip", "mean", "sum", "max", "min", "reshape", "transpose", "expand_dims", "squeeze", "where",
              "sin", "cos", "softplus", "elu", "leaky_relu", "normalize"]
 for _name in _SYMBOLIC:
     globals()[_name] = _accepts_symbolic(globals()[_name])
+OPERATORS.update(add=add, subtract=subtract, multiply=multiply, divide=divide, power=power, matmul=matmul,
+                 negative=negative, getitem=getitem)  # `x * 2`, `x[:, :8]` on a KerasTensor are op nodes too
 
 
 def __getattr__(name):

@@ -297,8 +297,91 @@ def test_ops_on_symbolic_tensors_become_nodes_of_a_functional_model_and_train_as
         inputs = K.Input((6,))
         h = K.layers.Dense(8)(inputs)
         gate = K.ops.sigmoid(K.layers.Dense(8)(inputs))
-        mixed = K.ops.add(K.ops.multiply(K.ops.tanh(h), gate), K.ops.square(h) * 0.1 if K is keras else
-                          K.ops.multiply(K.ops.square(h), 0.1))
-        return K.Model(inputs, K.layers.Dense(3)(mixed))
+        mixed = K.ops.tanh(h) * gate + 0.1 * K.ops.square(h) - h / 4.0
+        joined = K.ops.concatenate([mixed, h[:, :2], _simple_dense(K)(2)(-h)], axis=-1)
+        return K.Model(inputs, K.layers.Dense(3)(joined))
 
-    _train_both(make, "mse", *_data())
+    ours, theirs, _, _ = _train_both(make, "mse", *_data())
+    x, _ = _data(n=8, seed=6)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=RTOL, atol=1e-6)
+
+
+def test_fit_with_user_code_reads_the_device_a_bounded_number_of_times(monkeypatch):
+    """As for built-in fits: no per-step host read. The backend's to_numpy is counted, and torch's ways
+    of reading a value back (item, float, bool, tolist) fail: the user's loss and layer stay on the device."""
+    import torch
+
+    def my_loss(y_true, y_pred):
+        return gpudl.ops.mean(gpudl.ops.square(y_true - y_pred), axis=-1)
+
+    x, y = _data(n=64)
+    model = gpudl.Sequential([gpudl.Input((6,)), _simple_dense(gpudl)(8), gpudl.layers.Dense(3)])
+    model.compile("adam", my_loss)
+    model.fit(x[:16], y[:16], batch_size=8, verbose=0)  # build and warm up, uncounted
+    backend = gpudl.get_backend()
+    reads = []
+    original = type(backend).to_numpy
+    monkeypatch.setattr(type(backend), "to_numpy", lambda self, array: reads.append(1) or original(self, array))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("user code read a torch value back to the host")
+
+    for name in ("item", "__float__", "__bool__", "tolist"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)  # 8 steps per epoch
+    assert len(reads) <= 2 * 2, f"{len(reads)} device reads for 2 epochs of 8 steps"
+
+
+def test_subclassed_model_refuses_whole_model_saving_and_custom_training_steps(tmp_path):
+    model = _residual_model(gpudl)
+    model.build((None, 6))
+    with pytest.raises(NotImplementedError, match="save_weights"):
+        model.save(str(tmp_path / "residual.keras"))
+    assert not (tmp_path / "residual.keras").exists()
+
+    class WithTape(gpudl.Model):
+        def call(self, inputs):
+            return inputs
+
+        def train_step(self, data):
+            raise AssertionError("never reached")
+
+    with pytest.raises(NotImplementedError, match="overrides train_step.*GradientTape"):
+        WithTape()
+
+
+def test_gradient_check_of_a_float32_subclassed_model_asks_for_float64():
+    model = _residual_model(gpudl)
+    model.build((None, 6))
+    model.compile("sgd", "mse")
+    x, y = _data(n=4)
+    with pytest.raises(ValueError, match="dtype='float64'"):
+        gpudl.gradient_check(model, x, y)
+
+
+def test_subclassed_model_of_built_in_layers_trains_as_the_same_sequential():
+    """Dense, BatchNormalization, ReLU and Dropout called in a call() run their own fused forward and
+    backward as autograd nodes: the same weights as the Sequential of those layers, same seed."""
+    def stack():
+        return [gpudl.layers.Dense(8), gpudl.layers.BatchNormalization(), gpudl.layers.ReLU(),
+                gpudl.layers.Dropout(0.3), gpudl.layers.Dense(3)]
+
+    class Stacked(gpudl.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense, self.norm, self.relu, self.drop, self.head = stack()
+
+        def call(self, inputs, training=None):
+            x = self.relu(self.norm(self.dense(inputs), training=training))
+            return self.head(self.drop(x, training=training))
+
+    x, y = _data()
+    sequential = gpudl.Sequential([gpudl.Input((6,)), *stack()], seed=5)
+    subclassed = Stacked(seed=5)
+    subclassed.build((None, 6))
+    subclassed.set_weights(sequential.get_weights())
+    for model in (sequential, subclassed):
+        model.compile(gpudl.optimizers.Adam(0.01), "mse")
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(sequential.get_weights(), subclassed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -8,6 +8,17 @@ the nodes from its outputs back to its inputs (gpudl.frontend.models.functional)
 
 import numpy as np
 
+OPERATORS = {}  # keras.ops fills it (add, multiply, getitem...): `x * 2` on a KerasTensor records an op node
+
+
+def _operator(name, swap=False):
+    def operator(self, other=None):
+        if name in ("negative",):
+            return OPERATORS[name](self)
+        return OPERATORS[name](other, self) if swap else OPERATORS[name](self, other)
+
+    return operator
+
 
 class KerasTensor:
     """A symbolic tensor: `.shape` (None, features...), `.dtype`, `.name`, and the node making it."""
@@ -28,6 +39,14 @@ class KerasTensor:
 
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+    __add__, __radd__ = _operator("add"), _operator("add", swap=True)
+    __sub__, __rsub__ = _operator("subtract"), _operator("subtract", swap=True)
+    __mul__, __rmul__ = _operator("multiply"), _operator("multiply", swap=True)
+    __truediv__, __rtruediv__ = _operator("divide"), _operator("divide", swap=True)
+    __pow__, __rpow__ = _operator("power"), _operator("power", swap=True)
+    __matmul__, __rmatmul__ = _operator("matmul"), _operator("matmul", swap=True)
+    __neg__, __getitem__ = _operator("negative"), _operator("getitem")
 
 
 class Node:

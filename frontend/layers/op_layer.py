@@ -17,13 +17,18 @@ class OpLayer(Layer):
     def __init__(self, fn, args, kwargs):
         super().__init__(name=fn.__name__)
         self.fn, self.args, self.kwargs = fn, list(args), dict(kwargs)
-        self.slots = [i for i, a in enumerate(self.args) if isinstance(a, KerasTensor)]
+        self.slots = symbolic_slots(self.args)
         self.takes_list = True
 
     def _apply(self, *tensors):
         args = list(self.args)
-        for slot, tensor in zip(self.slots, tensors):
-            args[slot] = tensor
+        for i in {i for i, j in self.slots if j is not None}:  # a list holding tensors (concatenate)
+            args[i] = list(args[i])
+        for (i, j), tensor in zip(self.slots, tensors):
+            if j is None:
+                args[i] = tensor
+            else:
+                args[i][j] = tensor
         return self.fn(*args, **self.kwargs)
 
     def output_feature_shape(self, feature_shapes):
@@ -45,7 +50,19 @@ class OpLayer(Layer):
                                   f"gpudl; save its weights.")
 
 
+def symbolic_slots(args):
+    """Where the KerasTensors are among args: (i, None) for args[i], (i, j) for args[i][j] (a list
+    of tensors, as concatenate takes)."""
+    slots = []
+    for i, arg in enumerate(args):
+        if isinstance(arg, KerasTensor):
+            slots.append((i, None))
+        elif isinstance(arg, (list, tuple)):
+            slots.extend((i, j) for j, item in enumerate(arg) if isinstance(item, KerasTensor))
+    return slots
+
+
 def symbolic_call(fn, args, kwargs):
     """The symbolic output of `fn` applied to KerasTensors (a new node of the graph)."""
     layer = OpLayer(fn, args, kwargs)
-    return layer([args[i] for i in layer.slots])
+    return layer([args[i] if j is None else args[i][j] for i, j in layer.slots])

@@ -187,6 +187,8 @@ class Model(Trainer, Layer):
         gpudl's own `.npz` (configuration, weights and exact-resume state; see gpudl.saving)."""
         from gpudl.saving import save_model
 
+        if self.uses_call():
+            raise NotImplementedError(subclassed.NO_SAVE.format(name=self.name))
         save_model(self, filepath, overwrite=overwrite)
 
     def save_weights(self, filepath, overwrite=True):

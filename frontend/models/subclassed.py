@@ -17,9 +17,22 @@ from gpudl.frontend import autodiff
 from gpudl.naming import snake_case, unique_name
 
 
+NO_SAVE = ("Model '{name}' is a subclassed model: saving its whole configuration (save, .npz, .keras) is not "
+           "in gpudl; save its weights with model.save_weights('....weights.h5') and rebuild it from its class.")
+CUSTOM_LOOPS = ("train_step", "test_step", "predict_step", "compute_loss", "stateless_call")
+
+
 def initialize(model, name=None, dtype=None, trainable=True, seed=None, **kwargs):
     """The state every model has, before the subclass's __init__ adds its layers (Keras's
-    keras.Model(name=..., trainable=..., dtype=...))."""
+    keras.Model(name=..., trainable=..., dtype=...)). A subclass that overrides Keras's training
+    loop (train_step with tf.GradientTape or jax.grad, stateless_call...) is refused: gpudl's one
+    Trainer runs the step, and would silently ignore it."""
+    overridden = [method for method in CUSTOM_LOOPS if method in vars(type(model))]
+    if overridden:
+        raise NotImplementedError(f"{type(model).__name__} overrides {overridden[0]}: custom training steps (with "
+                                  f"tf.GradientTape, jax.grad or stateless_call) are not part of gpudl. Write the "
+                                  f"model's call() and a loss, and use fit; or loop with "
+                                  f"model.compute_gradients(x, y) and optimizer.apply_gradients.")
     if "inputs" in kwargs or "outputs" in kwargs:
         raise NotImplementedError(f"{type(model).__name__}: a subclass of keras.Model that passes inputs and "
                                   f"outputs to super().__init__ is not in gpudl; build keras.Model(inputs, "
