@@ -26,8 +26,6 @@ class CallbackList(Callback):
             if not isinstance(callback, Callback):
                 raise TypeError(f"CallbackList: every callback must be a gpudl.callbacks.Callback; "
                                 f"received {callback!r}.")
-        if not collectives.is_rank_zero():  # data parallel: the callbacks that only write files run on rank 0
-            self.callbacks = [callback for callback in self.callbacks if not callback._rank_zero_only]
         self._history = next((c for c in self.callbacks if isinstance(c, History)), None)
         self._progbar = next((c for c in self.callbacks if isinstance(c, ProgbarLogger)), None)
         if self._history is None and add_history:
@@ -74,8 +72,10 @@ class CallbackList(Callback):
         return self._needs("on_predict_batch_end")
 
     def _call(self, hook, *args, logs=None):
+        rank_zero = collectives.is_rank_zero()  # data parallel: callbacks that only write files run on rank 0
         for callback in self.callbacks:
-            getattr(callback, hook)(*args, logs=logs)
+            if rank_zero or not callback._rank_zero_only:
+                getattr(callback, hook)(*args, logs=logs)
 
     def _call_batch_end(self, hook, needed, batch, logs):
         """Batch-end logs are read (pythonified) only when a callback reads every batch's."""
