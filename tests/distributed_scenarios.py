@@ -29,8 +29,13 @@ def model_of(layers, optimizer, seed=7):
 
 
 def dense_stack(extra=()):
+    """Dense(8, tanh, L2), the `extra` layers, Dense(3, softmax). Call it with the extra layers made
+    inside the call (lambda), after the seed is set: a noise layer takes its seed when it is made."""
     import gpudl
 
+    if callable(extra):
+        gpudl.utils.set_random_seed(11)
+        extra = extra()
     return [gpudl.layers.Dense(8, activation="tanh", kernel_regularizer=gpudl.regularizers.L2(1e-3)), *extra,
             gpudl.layers.Dense(3, activation="softmax")]
 
@@ -85,8 +90,8 @@ def dropout_and_noise():
     import gpudl
 
     x, y = data(37)
-    extra = [gpudl.layers.Dropout(0.3), gpudl.layers.GaussianNoise(0.1), gpudl.layers.GaussianDropout(0.2)]
-    model = model_of(dense_stack(extra), "adam")
+    model = model_of(dense_stack(lambda: [gpudl.layers.Dropout(0.3), gpudl.layers.GaussianNoise(0.1),
+                                          gpudl.layers.GaussianDropout(0.2)]), "adam")
     return fitted(model, x, y, batch_size=8, epochs=2)
 
 

@@ -189,3 +189,18 @@ def test_ray_train_torch_trainer_runs_the_data_parallel_fit(tmp_path):
     got, expected = np.load(tmp_path / "ray.npz"), scenarios.SCENARIOS["batch_norm"]()
     for key, value in expected.items():
         np.testing.assert_allclose(got[key], value, rtol=0, atol=1e-9, err_msg=key)
+
+
+def test_dropout_under_data_parallel_on_a_gpu_backend_is_refused_on_every_process(monkeypatch):
+    """Rank 0's rows start at offset 0, yet it refuses too: no process waits in a collective for one that failed."""
+    from gpudl import collectives
+
+    monkeypatch.setattr(collectives, "shard", lambda: collectives.Shard(0, 4, 8))
+    previous = gpudl.get_backend().name
+    gpudl.set_backend("triton")  # the Triton interpreter on the CPU (tests/conftest.py)
+    try:
+        layer = gpudl.layers.Dropout(0.5, seed=1)
+        with pytest.raises(NotImplementedError, match=r"DataParallel.*numpy backend only.*offset=0"):
+            layer.forward(np.ones((4, 3), dtype=np.float32), training=True)
+    finally:
+        gpudl.set_backend(previous)
