@@ -1,7 +1,9 @@
 """Training runs that tests/test_distribution.py runs twice: here under gpudl.distribution.DataParallel
 in each of several processes, and in the test process on one process; the results must agree.
 
-    python tests/distributed_scenarios.py OUT_DIR      (env: KERAS_DISTRIBUTION_* or torchrun's)
+    python tests/distributed_scenarios.py OUT_DIR [NAME,NAME...]  (env: KERAS_DISTRIBUTION_* or torchrun's)
+
+With names, only those scenarios run (no backup, no progress bar): the GPU check of perf/RESULTS.md.
 
 Each scenario returns {name: array}; the processes write them to OUT_DIR/rank<r>.npz (no pickle).
 """
@@ -104,6 +106,37 @@ def empty_shards():
     return fitted(model, x, y, batch_size=8, epochs=2)
 
 
+def py_dataset_and_generator():
+    """A PyDataset (batches of 8, the last of 5, shuffled per epoch) to fit and evaluate, a
+    generator to evaluate: each process takes its rows of each batch."""
+    import gpudl
+
+    x, y = data(37)
+
+    class Batches(gpudl.utils.PyDataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, index):
+            return x[8 * index:8 * index + 8], y[8 * index:8 * index + 8]
+
+    class LocalRows(gpudl.callbacks.Callback):  # the rows this process got of each batch
+        rows = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            shard = gpudl.collectives.shard()
+            self.rows.append(-1 if shard is None else shard.rows)
+
+    model = model_of(dense_stack([gpudl.layers.BatchNormalization()]), "adam")
+    out = fitted(model, Batches(), None, epochs=2, callbacks=[LocalRows()])
+    if gpudl.collectives.active():  # not compared with one process: checked by the test itself
+        out["local_rows"] = np.array(LocalRows.rows)
+    out["evaluate_dataset"] = np.array(model.evaluate(Batches(), verbose=0))
+    out["evaluate_generator"] = np.array(model.evaluate((batch for batch in [(x[:20], y[:20]), (x[20:], y[20:])]),
+                                                        steps=2, verbose=0))
+    return out
+
+
 def early_stopping_evaluate_predict():
     import gpudl
 
@@ -174,10 +207,11 @@ SCENARIOS = {
     "empty_shards": empty_shards,
     "early_stopping_evaluate_predict": early_stopping_evaluate_predict,
     "train_on_batch_and_custom_loop": train_on_batch_and_custom_loop,
+    "py_dataset_and_generator": py_dataset_and_generator,
 }
 
 
-def main(out_dir):
+def main(out_dir, names=None):
     import gpudl
 
     gpudl.distribution.initialize()
@@ -186,13 +220,16 @@ def main(out_dir):
 
     results = {}
     for name, scenario in SCENARIOS.items():
+        if names and name not in names:
+            continue
         results.update({f"{name}/{key}": value for key, value in scenario().items()})
     results["devices"] = np.array(gpudl.distribution.list_devices())
-    backed_up_fit(os.path.join(out_dir, "whole"))
-    x, y = data(37)  # the progress bar: printed by rank 0 alone
-    model_of(dense_stack(), "sgd").fit(x, y, batch_size=8, epochs=1, verbose=1)
+    if not names:
+        backed_up_fit(os.path.join(out_dir, "whole"))
+        x, y = data(37)  # the progress bar: printed by rank 0 alone
+        model_of(dense_stack(), "sgd").fit(x, y, batch_size=8, epochs=1, verbose=1)
     np.savez(os.path.join(out_dir, f"rank{collectives.rank()}.npz"), **results)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2].split(",") if len(sys.argv) > 2 else None)
