@@ -67,16 +67,16 @@ def _dropout_train_and_backward(dropout_kernel, suffix):
 
         return dropout.dropout_train, dropout.dropout_backward
     def no_offset(offset):  # a data-parallel process's rows of the global mask: the NumPy reference only
-        if offset:
-            raise NotImplementedError(f"dropout with an element offset (data-parallel Dropout: a process's rows of "
-                                      f"the global mask) runs on the numpy backend only; the {suffix[1:]} kernel "
-                                      f"has no offset yet. Received: offset={offset}")
+        if offset is not None:  # refused on every process alike (rank 0's offset is 0), before any collective
+            raise NotImplementedError(f"Dropout under gpudl.distribution.DataParallel (each process draws its rows "
+                                      f"of the global mask: an element offset) runs on the numpy backend only; "
+                                      f"the {suffix[1:]} dropout kernel has no offset yet. Received: offset={offset}")
 
-    def train(x, rate, seed, seed_counter=None, offset=0):
+    def train(x, rate, seed, seed_counter=None, offset=None):
         no_offset(offset)
         return dropout_kernel(x, rate, seed, seed_counter), None
 
-    def backward(dy, saved, rate, seed, seed_counter=None, offset=0):
+    def backward(dy, saved, rate, seed, seed_counter=None, offset=None):
         no_offset(offset)
         return dropout_kernel(dy, rate, seed, seed_counter)
     return train, backward

@@ -1,7 +1,9 @@
 """Training runs that tests/test_distribution.py runs twice: here under gpudl.distribution.DataParallel
 in each of several processes, and in the test process on one process; the results must agree.
 
-    python tests/distributed_scenarios.py OUT_DIR      (env: KERAS_DISTRIBUTION_* or torchrun's)
+    python tests/distributed_scenarios.py OUT_DIR [NAME,NAME...]  (env: KERAS_DISTRIBUTION_* or torchrun's)
+
+With names, only those scenarios run (no backup, no progress bar): the GPU check of perf/RESULTS.md.
 
 Each scenario returns {name: array}; the processes write them to OUT_DIR/rank<r>.npz (no pickle).
 """
@@ -29,8 +31,13 @@ def model_of(layers, optimizer, seed=7):
 
 
 def dense_stack(extra=()):
+    """Dense(8, tanh, L2), the `extra` layers, Dense(3, softmax). Call it with the extra layers made
+    inside the call (lambda), after the seed is set: a noise layer takes its seed when it is made."""
     import gpudl
 
+    if callable(extra):
+        gpudl.utils.set_random_seed(11)
+        extra = extra()
     return [gpudl.layers.Dense(8, activation="tanh", kernel_regularizer=gpudl.regularizers.L2(1e-3)), *extra,
             gpudl.layers.Dense(3, activation="softmax")]
 
@@ -85,8 +92,8 @@ def dropout_and_noise():
     import gpudl
 
     x, y = data(37)
-    extra = [gpudl.layers.Dropout(0.3), gpudl.layers.GaussianNoise(0.1), gpudl.layers.GaussianDropout(0.2)]
-    model = model_of(dense_stack(extra), "adam")
+    model = model_of(dense_stack(lambda: [gpudl.layers.Dropout(0.3), gpudl.layers.GaussianNoise(0.1),
+                                          gpudl.layers.GaussianDropout(0.2)]), "adam")
     return fitted(model, x, y, batch_size=8, epochs=2)
 
 
@@ -97,6 +104,37 @@ def empty_shards():
     x, y = data(17)
     model = model_of(dense_stack([gpudl.layers.BatchNormalization(), gpudl.layers.Dropout(0.2)]), "sgd")
     return fitted(model, x, y, batch_size=8, epochs=2)
+
+
+def py_dataset_and_generator():
+    """A PyDataset (batches of 8, the last of 5, shuffled per epoch) to fit and evaluate, a
+    generator to evaluate: each process takes its rows of each batch."""
+    import gpudl
+
+    x, y = data(37)
+
+    class Batches(gpudl.utils.PyDataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, index):
+            return x[8 * index:8 * index + 8], y[8 * index:8 * index + 8]
+
+    class LocalRows(gpudl.callbacks.Callback):  # the rows this process got of each batch
+        rows = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            shard = gpudl.collectives.shard()
+            self.rows.append(-1 if shard is None else shard.rows)
+
+    model = model_of(dense_stack([gpudl.layers.BatchNormalization()]), "adam")
+    out = fitted(model, Batches(), None, epochs=2, callbacks=[LocalRows()])
+    if gpudl.collectives.active():  # not compared with one process: checked by the test itself
+        out["local_rows"] = np.array(LocalRows.rows)
+    out["evaluate_dataset"] = np.array(model.evaluate(Batches(), verbose=0))
+    out["evaluate_generator"] = np.array(model.evaluate((batch for batch in [(x[:20], y[:20]), (x[20:], y[20:])]),
+                                                        steps=2, verbose=0))
+    return out
 
 
 def early_stopping_evaluate_predict():
@@ -169,10 +207,11 @@ SCENARIOS = {
     "empty_shards": empty_shards,
     "early_stopping_evaluate_predict": early_stopping_evaluate_predict,
     "train_on_batch_and_custom_loop": train_on_batch_and_custom_loop,
+    "py_dataset_and_generator": py_dataset_and_generator,
 }
 
 
-def main(out_dir):
+def main(out_dir, names=None):
     import gpudl
 
     gpudl.distribution.initialize()
@@ -181,13 +220,16 @@ def main(out_dir):
 
     results = {}
     for name, scenario in SCENARIOS.items():
+        if names and name not in names:
+            continue
         results.update({f"{name}/{key}": value for key, value in scenario().items()})
     results["devices"] = np.array(gpudl.distribution.list_devices())
-    backed_up_fit(os.path.join(out_dir, "whole"))
-    x, y = data(37)  # the progress bar: printed by rank 0 alone
-    model_of(dense_stack(), "sgd").fit(x, y, batch_size=8, epochs=1, verbose=1)
+    if not names:
+        backed_up_fit(os.path.join(out_dir, "whole"))
+        x, y = data(37)  # the progress bar: printed by rank 0 alone
+        model_of(dense_stack(), "sgd").fit(x, y, batch_size=8, epochs=1, verbose=1)
     np.savez(os.path.join(out_dir, f"rank{collectives.rank()}.npz"), **results)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2].split(",") if len(sys.argv) > 2 else None)

@@ -73,7 +73,8 @@ def test_the_progress_bar_prints_on_rank_zero_only(launched):
 
 TOLERANCE = {"sgd_momentum": 1e-12, "rmsprop": 1e-12, "adam": 1e-12, "adam_global_clipnorm": 1e-12,
              "batch_norm": 1e-9, "dropout_and_noise": 1e-9, "empty_shards": 1e-9,
-             "early_stopping_evaluate_predict": 1e-12, "train_on_batch_and_custom_loop": 1e-12}
+             "early_stopping_evaluate_predict": 1e-12, "train_on_batch_and_custom_loop": 1e-12,
+             "py_dataset_and_generator": 1e-9}
 
 
 @pytest.mark.parametrize("name", list(scenarios.SCENARIOS))
@@ -94,6 +95,14 @@ def test_early_stopping_stops_at_the_same_epoch_on_every_process(two_process_res
     assert stopped[0] == stopped[1] == int(scenarios.early_stopping_evaluate_predict()["stopped_epoch"])
     assert 0 < stopped[0] < 39  # it did stop early
     assert [list(r["devices"]) for r in two_process_results] == [["cpu:0", "cpu:1"]] * 2
+
+
+def test_each_process_takes_its_rows_of_a_py_dataset_batch(two_process_results):
+    """5 shuffled batches of 8, 8, 8, 8 and 5 rows (the 5-row one lands anywhere): 4 + 4, and 2 + 3."""
+    first, second = (r["py_dataset_and_generator/local_rows"].reshape(2, 5) for r in two_process_results)
+    for epoch in range(2):
+        assert sorted(first[epoch]) == [2, 4, 4, 4, 4] and sorted(second[epoch]) == [3, 4, 4, 4, 4]
+        assert list(first[epoch]).index(2) == list(second[epoch]).index(3)  # the same batch at the same step
 
 
 def test_dropout_mask_with_an_offset_is_those_rows_of_the_whole_mask():
@@ -189,3 +198,18 @@ def test_ray_train_torch_trainer_runs_the_data_parallel_fit(tmp_path):
     got, expected = np.load(tmp_path / "ray.npz"), scenarios.SCENARIOS["batch_norm"]()
     for key, value in expected.items():
         np.testing.assert_allclose(got[key], value, rtol=0, atol=1e-9, err_msg=key)
+
+
+def test_dropout_under_data_parallel_on_a_gpu_backend_is_refused_on_every_process(monkeypatch):
+    """Rank 0's rows start at offset 0, yet it refuses too: no process waits in a collective for one that failed."""
+    from gpudl import collectives
+
+    monkeypatch.setattr(collectives, "shard", lambda: collectives.Shard(0, 4, 8))
+    previous = gpudl.get_backend().name
+    gpudl.set_backend("triton")  # the Triton interpreter on the CPU (tests/conftest.py)
+    try:
+        layer = gpudl.layers.Dropout(0.5, seed=1)
+        with pytest.raises(NotImplementedError, match=r"DataParallel.*numpy backend only.*offset=0"):
+            layer.forward(np.ones((4, 3), dtype=np.float32), training=True)
+    finally:
+        gpudl.set_backend(previous)

@@ -26,8 +26,6 @@ class CallbackList(Callback):
             if not isinstance(callback, Callback):
                 raise TypeError(f"CallbackList: every callback must be a gpudl.callbacks.Callback; "
                                 f"received {callback!r}.")
-        if not collectives.is_rank_zero():  # data parallel: the callbacks that only write files run on rank 0
-            self.callbacks = [callback for callback in self.callbacks if not callback._rank_zero_only]
         self._history = next((c for c in self.callbacks if isinstance(c, History)), None)
         self._progbar = next((c for c in self.callbacks if isinstance(c, ProgbarLogger)), None)
         if self._history is None and add_history:
@@ -79,12 +77,15 @@ class CallbackList(Callback):
     def _call(self, hook, *args, logs=None):
         """Each callback's `hook`, in list order, except that at the end of an epoch or batch a
         callback that commits a backup (`_commits_last`: BackupAndRestore) runs after the others,
-        so the backup holds what they did there (ModelCheckpoint's best and its file agree)."""
+        so the backup holds what they did there (ModelCheckpoint's best and its file agree).
+        Data parallel: callbacks that only write files run on rank 0 alone."""
         callbacks = self.callbacks
         if hook in ("on_epoch_end", "on_train_batch_end"):
             callbacks = sorted(callbacks, key=lambda c: getattr(c, "_commits_last", False))  # stable
+        rank_zero = collectives.is_rank_zero()
         for callback in callbacks:
-            getattr(callback, hook)(*args, logs=logs)
+            if rank_zero or not callback._rank_zero_only:
+                getattr(callback, hook)(*args, logs=logs)
 
     def _call_batch_end(self, hook, needed, batch, logs):
         """Batch-end logs are read (pythonified) only when a callback reads every batch's."""

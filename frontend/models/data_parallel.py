@@ -9,7 +9,8 @@ here is the identity or a no-op, so one process runs exactly as before.
     logs are read      reduced_logs: loss sum, rows seen and every metric's state are summed over
                        the processes (at each batch end when a callback has a batch hook, else at
                        each epoch's end), so every process's callbacks see the global values
-    each batch end     stop_training is OR-ed over the processes
+    each batch end     stop_training is OR-ed over the processes (when a callback has a batch hook)
+    each epoch end     stop_training is OR-ed over the processes
     predict            each process predicts its contiguous part; the parts are gathered in order
 """
 
@@ -110,6 +111,19 @@ def reduced_logs(model, loss_sum, seen):
             for variable, value in zip(variables, own):
                 variable.value = value
     return totals[0], int(round(float(get_backend().to_numpy(totals[1])))), results
+
+
+def batch_hooks(callback_list, kind):
+    """Whether some callback of `callback_list` has a batch-end hook of `kind` ("train" or "test"),
+    so the batch logs are reduced (and stop_training OR-ed) at every batch end, on every process
+    alike: the progress bar and other callbacks that read the logs only now and then read them at
+    moments that differ between processes. Without a distribution: False (nothing to reduce)."""
+    if not collectives.active():
+        return False
+    from gpudl.frontend.callbacks.callback import overrides
+
+    hooks = ("on_train_batch_end", "on_batch_end") if kind == "train" else ("on_test_batch_end",)
+    return any(overrides(callback, *hooks) for callback in callback_list.callbacks)
 
 
 def any_process(flag):

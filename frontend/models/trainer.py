@@ -151,9 +151,13 @@ class Trainer:
         for metric in self.metrics or []:  # None until the first batch is seen
             metric.reset()
 
-    def _logs(self, loss_sum, seen):
-        """Logs of the batches so far, read from the device only when a callback looks."""
-        loss_sum, seen, results = data_parallel.reduced_logs(self, loss_sum, seen)  # over the processes
+    def _logs(self, loss_sum, seen, reduce=True):
+        """Logs of the batches so far, read from the device only when a callback looks; in a
+        data-parallel run summed over the processes (unless `reduce` is False: no callback reads them)."""
+        if reduce:
+            loss_sum, seen, results = data_parallel.reduced_logs(self, loss_sum, seen)
+        else:
+            results = None
 
         def read():
             logs = {"loss": float(get_backend().to_numpy(loss_sum)) / seen}
@@ -214,6 +218,7 @@ class Trainer:
         if self._initial_epoch is not None:  # BackupAndRestore resumed a run
             initial_epoch = self._initial_epoch
         training_logs = None
+        batch_sync = data_parallel.batch_hooks(callback_list, "train")  # data parallel: reduce at each batch end?
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             callback_list.on_epoch_begin(epoch)
@@ -223,8 +228,9 @@ class Trainer:
                 callback_list.on_train_batch_begin(step)
                 loss_sum = loss_sum + self._train_step(xb, yb, wb) * data_adapter.rows(xb)
                 seen += data_adapter.rows(xb)
-                callback_list.on_train_batch_end(step, self._logs(loss_sum, seen))
-                self.stop_training = data_parallel.any_process(self.stop_training)
+                callback_list.on_train_batch_end(step, self._logs(loss_sum, seen, reduce=batch_sync))
+                if batch_sync:
+                    self.stop_training = data_parallel.any_process(self.stop_training)
                 if self.stop_training:
                     break
             if step < 0:
@@ -270,7 +276,8 @@ class Trainer:
             loss_sum = loss_sum + (loss + self.regularization_loss()) * data_adapter.rows(xb)
             seen += data_adapter.rows(xb)
             self._update_metrics(yb, output, wb)
-            callback_list.on_test_batch_end(step, self._logs(loss_sum, seen))
+            callback_list.on_test_batch_end(step, self._logs(loss_sum, seen,
+                                                             reduce=data_parallel.batch_hooks(callback_list, "test")))
         logs = dict(self._logs(loss_sum, seen).read())
         callback_list.on_test_end(logs)
         self.clear_activity_loss()
