@@ -90,13 +90,9 @@ class BatchNormalization(Layer):
     def backward(self, dy):
         if not self._training:  # inference mode: a fixed affine map per feature
             return dy * (self.gamma.value / self.xp.sqrt(self.moving_variance.value + self.epsilon))
-        dx, dgamma, dbeta = self.ops.batchnorm_backward(dy, self._x, self.gamma.value, self.beta.value,
-                                                        self._mean, self._rstd,
-                                                        **fusion.backward_arguments(self, self._y))
-        if self.gamma.grad is not None:
-            self.gamma.grad[...] = dgamma
-        if self.beta.grad is not None:
-            self.beta.grad[...] = dbeta
+        dx, _, _ = self.ops.batchnorm_backward(dy, self._x, self.gamma.value, self.beta.value, self._mean,
+                                               self._rstd, **fusion.backward_arguments(self, self._y),
+                                               dgamma=self.gamma.grad, dbeta=self.beta.grad)  # written in place
         return dx
 
     def get_config(self):

@@ -113,7 +113,9 @@ class Trainer:
 
     def _train_step(self, x, y, sample_weight=None):
         loss, d_output, output = self._loss_and_gradient(x, y, training=True, sample_weight=sample_weight)
-        loss = loss + self.regularization_loss()  # of the weights this step's gradient is taken at
+        penalty = self.regularization_loss()  # of the weights this step's gradient is taken at
+        if not (isinstance(penalty, float) and penalty == 0.0):  # no penalty: no launch adding 0
+            loss = loss + penalty
         self.backward(d_output)
         self.reduce_gradients()
         if self._trainable_runs is None:
