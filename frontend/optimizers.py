@@ -50,6 +50,7 @@ from gpudl import collectives, registry
 from gpudl.backend import get_backend
 from gpudl.errors import check_positive, check_rate, invalid_value, unknown_name
 from gpudl.frontend import schedules
+from gpudl.frontend.regularizers import add_up
 from gpudl.frontend.layers.base import Parameter
 from gpudl.naming import snake_case, unique_name
 from gpudl.kernels.optimizer_updates import adam_step_table
@@ -354,7 +355,7 @@ class Optimizer:
                 norm = xp.sqrt(xp.vdot(grad, grad))
                 grad *= (self.clipnorm / xp.maximum(norm, self.clipnorm)).astype(grad.dtype)
         elif self.global_clipnorm:
-            norm = xp.sqrt(sum(xp.vdot(grad, grad) for grad in grads))
+            norm = xp.sqrt(add_up([xp.vdot(grad, grad) for grad in grads]))  # no launch adding 0 first
             # a non-finite norm makes the scale NaN, as in Keras's clip_by_global_norm
             scale = self.global_clipnorm / xp.maximum(norm, self.global_clipnorm) + (norm - norm)
             for grad in grads:

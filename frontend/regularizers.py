@@ -17,6 +17,16 @@ from gpudl.errors import invalid_value
 from gpudl.frontend.initializers import deserialize_object, lookup, object_table, serialize_object
 
 
+def add_up(terms):
+    """The sum of `terms` left to right, leaving out Python zeros: on a GPU each `0.0 + array`
+    would be a launch of its own, and adding an exact zero changes no value."""
+    kept = [term for term in terms if not (isinstance(term, (int, float)) and term == 0)]
+    total = kept[0] if kept else 0.0
+    for term in kept[1:]:
+        total = total + term
+    return total
+
+
 class Regularizer:
     """penalty = l1 * sum|W| + l2 * sum W^2 (a 0-d float64 backend array: fit adds it to the
     loss on the device, with no host read per step), with its gradient."""
@@ -29,20 +39,20 @@ class Regularizer:
 
     def __call__(self, weights):
         xp = get_backend().xp
-        penalty = xp.zeros((), dtype=np.float64)
-        if self.l1:  # each sum in the weights' dtype, then float64, as float() of it would give
-            penalty = penalty + self.l1 * xp.abs(weights).sum().astype(np.float64)
+        terms = []  # each sum in the weights' dtype, then float64, as float() of it would give
+        if self.l1:
+            terms.append(self.l1 * xp.abs(weights).sum().astype(np.float64))
         if self.l2:
-            penalty = penalty + self.l2 * xp.square(weights).sum().astype(np.float64)
-        return penalty
+            terms.append(self.l2 * xp.square(weights).sum().astype(np.float64))
+        return add_up(terms) if terms else xp.zeros((), dtype=np.float64)
 
     def gradient(self, weights):
-        grad = 0.0
+        terms = []
         if self.l1:
-            grad = grad + weights.dtype.type(self.l1) * get_backend().xp.sign(weights)
+            terms.append(weights.dtype.type(self.l1) * get_backend().xp.sign(weights))
         if self.l2:
-            grad = grad + weights.dtype.type(2.0 * self.l2) * weights
-        return grad
+            terms.append(weights.dtype.type(2.0 * self.l2) * weights)
+        return add_up(terms)
 
     def get_config(self):
         return {"l1": self.l1, "l2": self.l2}

@@ -13,7 +13,8 @@ Backward, with dy already masked by y > 0 when relu:
 x_hat is recomputed from (x, mean, rstd), so nothing but two C-vectors is saved. With
 `gate` (the forward's output of a fused BN -> ReLU [-> dropout] block) dy is first
     dy <- where(gate > 0, dy * gate_scale, 0)      (gate_scale = 1 / (1 - rate), or 1)
-since exactly the kept, positive elements of the block's output are > 0.
+since exactly the kept, positive elements of the block's output are > 0. dgamma and dbeta are
+written into `dgamma`, `dbeta` when given (a layer's gradient views: no copy after).
 The NumPy reference makes one pass over (N, C) per NumPy call, in place where it can
 (the output's buffer holds x - mu, then y; a per-thread scratch buffer holds the other
 temporary), and rounds exactly as np.mean, np.var and the formulas above written out.
@@ -62,7 +63,7 @@ def forward_infer(x, gamma, beta, running_mean, running_var, epsilon, relu=False
     return _scale_shift(np.subtract(x, running_mean), rstd, gamma, beta, relu)
 
 
-def backward(dy, x, gamma, beta, mean, rstd, relu=False, gate=None, gate_scale=1.0):
+def backward(dy, x, gamma, beta, mean, rstd, relu=False, gate=None, gate_scale=1.0, dgamma=None, dbeta=None):
     """Returns (dx, dgamma, dbeta) of the training forward."""
     if gate is not None:
         dy = np.where(gate > 0, dy * dy.dtype.type(gate_scale), dy.dtype.type(0))
@@ -73,8 +74,8 @@ def backward(dy, x, gamma, beta, mean, rstd, relu=False, gate=None, gate_scale=1
         dy = np.where(np.greater(np.add(np.multiply(gamma, x_hat, out=scratch), beta, out=scratch), 0), dy,
                       dy.dtype.type(0))
     m = x.shape[0]
-    dbeta = dy.sum(axis=0)
-    dgamma = np.multiply(dy, x_hat, out=scratch).sum(axis=0)
+    dbeta = dy.sum(axis=0, out=dbeta)
+    dgamma = np.multiply(dy, x_hat, out=scratch).sum(axis=0, out=dgamma)
     correction = np.multiply(x_hat, dgamma / m, out=x_hat)  # x_hat * dgamma / m
     dx = np.subtract(np.subtract(dy, dbeta / m, out=scratch), correction, out=x_hat)
     dx *= gamma * rstd
@@ -295,6 +296,14 @@ def _check(where, device, x, gamma, beta, stats, extra=None):
     return N, C
 
 
+def _checked_out(where, name, out, x):
+    """An output array for a C-vector of x's dtype: shape (C,), C-contiguous, on x's device."""
+    _util.check_arrays(where, {"x": x, name: out}, "cupy" if _util.is_cupy(x) else "triton")
+    _util.check_float_dtype(where, {"x": x, name: out})
+    _util.check_shape(where, name, out, (x.shape[1],))
+    return out
+
+
 def _reduction_blocks(C, dtype):
     return (32 if dtype == np.float32 else 16), min(64, _util.next_power_of_2(C))
 
@@ -401,7 +410,7 @@ def forward_infer_triton(x, gamma, beta, running_mean, running_var, epsilon, rel
     return _normalize_triton(x, gamma, beta, running_mean, running_var, epsilon, True, relu)
 
 
-def backward_triton(dy, x, gamma, beta, mean, rstd, relu=False, gate=None, gate_scale=1.0):
+def backward_triton(dy, x, gamma, beta, mean, rstd, relu=False, gate=None, gate_scale=1.0, dgamma=None, dbeta=None):
     """Triton backward: returns (dx, dgamma, dbeta); deterministic (no atomics)."""
     _util.require_triton("backward_triton")
     N, C = _check("backward_triton", "triton", x, gamma, beta, {"mean": mean, "rstd": rstd},
@@ -410,8 +419,8 @@ def backward_triton(dy, x, gamma, beta, mean, rstd, relu=False, gate=None, gate_
     BLOCK_N, BLOCK_C, rows_per_split, splits = _reduction_grid(N, C, x.dtype)
     part_dgamma = xp.empty((splits, C), x.dtype)
     part_dbeta = xp.empty((splits, C), x.dtype)
-    dgamma = xp.empty(C, x.dtype)
-    dbeta = xp.empty(C, x.dtype)
+    dgamma = xp.empty(C, x.dtype) if dgamma is None else _checked_out("backward_triton", "dgamma", dgamma, x)
+    dbeta = xp.empty(C, x.dtype) if dbeta is None else _checked_out("backward_triton", "dbeta", dbeta, x)
     dx = xp.empty_like(x)
     EW_BLOCK_N, EW_BLOCK_C = _elementwise_blocks(C, x.dtype)
     t = _util.as_triton
@@ -518,13 +527,13 @@ _CUPY_NORMALIZE = _util.CupyElementwise(
     "y = (x - mean) * (rstd * gamma) + beta; if (relu && y < (T)0) y = (T)0;",
     "gpudl_bn_normalize", scalars=("relu",))
 _CUPY_BACKWARD_DX = _util.CupyElementwise(
-    "T dy, T x, T mean, T rstd, T gamma, T beta, T dgamma_mean, T dbeta_mean, bool relu, raw T gate, "
+    "T dy, T x, T mean, T rstd, T gamma, T beta, T dgamma, T dbeta, T m, bool relu, raw T gate, "
     "T gate_scale, bool gated", "T dx",
     """T x_hat = (x - mean) * rstd;
        T d = (relu && !(gamma * x_hat + beta > (T)0)) ? (T)0 : dy;
        if (gated) d = gate[i] > (T)0 ? d * gate_scale : (T)0;
-       dx = (gamma * rstd) * (d - dbeta_mean - x_hat * dgamma_mean);""",
-    "gpudl_bn_backward_dx", scalars=("relu", "gate_scale", "gated"))
+       dx = (gamma * rstd) * (d - dbeta / m - x_hat * (dgamma / m));""",
+    "gpudl_bn_backward_dx", scalars=("m", "relu", "gate_scale", "gated"))
 _CUPY_PARTIAL_STATS = _util.CupyRaw(_CUPY_SOURCE, "bn_partial_stats")
 _CUPY_FINALIZE_STATS = _util.CupyRaw(_CUPY_SOURCE, "bn_finalize_stats")
 _CUPY_BACKWARD_PARTIAL = _util.CupyRaw(_CUPY_SOURCE, "bn_backward_partial")
@@ -585,7 +594,7 @@ def forward_infer_cupy(x, gamma, beta, running_mean, running_var, epsilon, relu=
     return _util.cupy_elementwise(_CUPY_NORMALIZE)(x, running_mean, rstd, gamma, beta, bool(relu))
 
 
-def backward_cupy(dy, x, gamma, beta, mean, rstd, relu=False, gate=None, gate_scale=1.0):
+def backward_cupy(dy, x, gamma, beta, mean, rstd, relu=False, gate=None, gate_scale=1.0, dgamma=None, dbeta=None):
     """CuPy backward: returns (dx, dgamma, dbeta); deterministic (no atomics)."""
     _util.require_cupy("backward_cupy")
     N, C = _check("backward_cupy", "cupy", x, gamma, beta, {"mean": mean, "rstd": rstd},
@@ -600,8 +609,8 @@ def backward_cupy(dy, x, gamma, beta, mean, rstd, relu=False, gate=None, gate_sc
     kernel((col_blocks, splits), (threads,), (dy, x, mean, rstd, gamma, beta, gate_or_dy, part_dgamma, part_dbeta,
                                               np.int64(N), np.int64(C), np.int64(rows_per_split),
                                               np.int32(bool(relu)), np.int32(gate is not None), scale))
-    dgamma = part_dgamma.sum(axis=0)
-    dbeta = part_dbeta.sum(axis=0)
-    dx = _util.cupy_elementwise(_CUPY_BACKWARD_DX)(dy, x, mean, rstd, gamma, beta, dgamma / N, dbeta / N,
+    dgamma = part_dgamma.sum(axis=0, out=None if dgamma is None else _checked_out("backward_cupy", "dgamma", dgamma, x))
+    dbeta = part_dbeta.sum(axis=0, out=None if dbeta is None else _checked_out("backward_cupy", "dbeta", dbeta, x))
+    dx = _util.cupy_elementwise(_CUPY_BACKWARD_DX)(dy, x, mean, rstd, gamma, beta, dgamma, dbeta, x.dtype.type(N),
                                                  bool(relu), gate_or_dy, scale, gate is not None)
     return dx, dgamma, dbeta

@@ -260,13 +260,16 @@ def _check(where, device, rate, seed, seed_counter, arrays):
 WARPS = 8  # 4 (float32) or 2 (float64) Philox calls per thread: 36 to 88 registers
 
 
-def _triton_block(dtype):
+def _triton_block(dtype, normalize=False):
     """Counters per program: 16 KiB of data (1024 counters = 4096 float32, 512 = 2048
     float64): long contiguous runs and enough bytes in flight; Philox (10 rounds of integer
     math per 4 elements) stays hidden under the memory traffic. (4096 float64 took up to
-    184 registers: the compile check.) The interpreter takes smaller programs (unless
-    GPUDL_GPU_SIZES=1)."""
-    return 4096 // np.dtype(dtype).itemsize if not _util.interpreter_sizes() else 256
+    184 registers: the compile check.) NORMALIZE also gathers four column vectors per element:
+    half the counters (1024 float32 spilled 8 B on sm_80). The interpreter takes smaller programs
+    (unless GPUDL_GPU_SIZES=1)."""
+    if _util.interpreter_sizes():
+        return 256
+    return 4096 // np.dtype(dtype).itemsize // (2 if normalize else 1)
 
 
 def triton_specializations():
@@ -275,7 +278,8 @@ def triton_specializations():
         for relu_gate, normalize in ((False, False), (True, False), (True, True)):
             for derive_key in (False, True):
                 yield _util.triton_spec(_dropout_kernel, dtype, dict(RELU_GATE=relu_gate, DERIVE_KEY=derive_key,
-                                                                     NORMALIZE=normalize, BLOCK=_triton_block(dtype)),
+                                                                     NORMALIZE=normalize,
+                                                                     BLOCK=_triton_block(dtype, normalize)),
                                         WARPS, seed_counter_ptr="*i64")
 
 
@@ -285,7 +289,7 @@ def _launch_triton(src, gate, rate, seed, seed_counter, columns=None):
     n = src.size
     if n == 0:
         return out
-    BLOCK = _triton_block(src.dtype)
+    BLOCK = _triton_block(src.dtype, columns is not None)
     scale = float(src.dtype.type(1.0 / (1.0 - rate)))  # host-computed, then multiplied
     t = _util.as_triton
     mean, rstd, gamma, beta = (t(c) for c in columns) if columns is not None else (t(src),) * 4  # unread unless NORMALIZE

@@ -61,3 +61,32 @@ def test_benchmark_mlp_step_one_pass_per_block_and_bytes_within_a_quarter_of_the
     assert row["by_kind"]["gemm"] == 8  # 3 forward, 3 dW, 2 dX
     assert row["syncs"] == 0
     assert 1.0 <= row["bytes_over_minimum"] <= 1.25
+
+
+def test_weight_penalties_and_global_clipping_launch_no_addition_of_zero():
+    import gpudl
+    from gpudl.layers import Dense
+
+    with count.recording("cupy") as recorder:
+        model = gpudl.Sequential([gpudl.Input((6,)), Dense(4, kernel_regularizer=gpudl.regularizers.L2(0.01)),
+                                  Dense(3, kernel_regularizer=gpudl.regularizers.L1L2(0.02, 0.01))], seed=1)
+        model.build((None, 6))
+        kernels = [model.layers[0].kernel.value, model.layers[1].kernel.value]
+        start = len(recorder.launches)
+        penalty = model.regularization_loss()
+        names = [launch.name for launch in recorder.launches[start:]]
+        # L2: square, sum, astype, multiply; L1L2: abs, sum, astype, multiply, the same for L2, add; the total: add
+        assert names == ["square", "add.reduce", "astype", "multiply", "absolute", "add.reduce", "astype", "multiply",
+                         "square", "add.reduce", "astype", "multiply", "add", "add"]
+        host = [np.array(k) for k in kernels]
+        expected = (0.01 * np.square(host[0]).sum(dtype=np.float32).astype(np.float64)
+                    + (0.02 * np.abs(host[1]).sum(dtype=np.float32).astype(np.float64)
+                       + 0.01 * np.square(host[1]).sum(dtype=np.float32).astype(np.float64)))
+        assert float(penalty) == expected
+        optimizer = gpudl.optimizers.SGD(0.1, global_clipnorm=1.0)
+        grads = [count.RECORDING_CUPY.asarray(np.full(5, 3.0, np.float32)) for _ in range(2)]
+        start = len(recorder.launches)
+        optimizer.clip_gradients(grads)
+        names = [launch.name for launch in recorder.launches[start:]]
+        assert names.count("vdot") == 2 and names.count("add") == 2  # vdot + vdot, then `scale + (norm - norm)`
+        np.testing.assert_allclose(grads[0].get(), np.full(5, 3.0 / np.sqrt(90.0)), rtol=1e-6)

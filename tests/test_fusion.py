@@ -219,3 +219,27 @@ def test_a_dense_not_followed_by_batch_norm_folds_bias_relu_and_dropout_into_one
         assert sum(launch.kind == "gemm" for launch in mine) == gemms
         passes = [launch for launch in mine if launch.kind != "gemm" and launch.elements_written >= activation]
         assert len(passes) == 1  # forward: bias + ReLU + dropout; backward: both gates
+
+
+def test_a_popped_dropout_runs_on_its_own_and_a_frozen_batch_norm_is_not_fused():
+    backend.set_backend("triton")
+    model = mlp(CANONICAL, 0.5)
+    model.build((None, 12))
+    x, y = data(1)
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    relu, dropout_layer = model.layers[2], model.layers[3]
+    assert model.fused_blocks[0].active and dropout_layer.fused_block is model.fused_blocks[0]
+    model.pop()  # the softmax Dense
+    model.pop()  # the Dropout: no longer in a block
+    assert dropout_layer.fused_block is None
+    ones = np.ones((4, 24), np.float32)
+    out = dropout_layer(ones, training=True)
+    assert set(np.unique(out)) <= {0.0, 2.0} and (out == 0).any()  # it dropped, on its own
+    model.layers[1].trainable = False  # batch-norm in inference mode: the ReLU runs as a layer
+    model.add(Dense(5, activation="softmax"))
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    assert not model.fused_blocks[0].active
+    probe = np.random.default_rng(1).standard_normal((3, 12)).astype(np.float32)
+    hidden = model.layers[1](model.layers[0](probe), training=True)
+    np.testing.assert_array_equal(relu(hidden), np.maximum(hidden, 0))

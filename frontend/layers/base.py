@@ -409,10 +409,10 @@ class Layer(keras_call.KerasCall):
     def regularization_loss(self):
         """The penalties of this layer's regularized weights, plus the activity penalty
         of its last forward pass (see _regularize_activity)."""
-        total = self._activity_loss + sum(p.regularizer(p.value) for p in self._weights if p.regularizer is not None)
-        for layer in self._sublayers():
-            total = total + layer.regularization_loss()
-        return total
+        from gpudl.frontend.regularizers import add_up  # (regularizers does not import layers)
+
+        own = add_up([p.regularizer(p.value) for p in self._weights if p.regularizer is not None])
+        return add_up([add_up([self._activity_loss, own]), *(layer.regularization_loss() for layer in self._sublayers())])
 
     @property
     def losses(self):

@@ -104,14 +104,14 @@ class BatchNormalization(Layer):
         if self._shard is not None:
             dx, dgamma, dbeta = global_batch_statistics.backward(dy, self._x, self.gamma.value, self._mean,
                                                                  self._rstd, self._shard)
-        else:
-            dx, dgamma, dbeta = self.ops.batchnorm_backward(dy, self._x, self.gamma.value, self.beta.value,
-                                                            self._mean, self._rstd,
-                                                            **fusion.backward_arguments(self, self._y))
-        if self.gamma.grad is not None:
-            self.gamma.grad[...] = dgamma
-        if self.beta.grad is not None:
-            self.beta.grad[...] = dbeta
+            if self.gamma.grad is not None:
+                self.gamma.grad[...] = dgamma
+            if self.beta.grad is not None:
+                self.beta.grad[...] = dbeta
+            return dx
+        dx, _, _ = self.ops.batchnorm_backward(dy, self._x, self.gamma.value, self.beta.value, self._mean,
+                                               self._rstd, **fusion.backward_arguments(self, self._y),
+                                               dgamma=self.gamma.grad, dbeta=self.beta.grad)  # written in place
         return dx
 
     def get_config(self):

@@ -28,10 +28,11 @@ def is_default_relu(layer):
     return type(layer) in (ReLU, Activation) and layer.activation == "relu"
 
 
-def plan(leaves, chained=True):
+def plan(leaves, chained=True, previous=()):
     """Mark the fusable runs of `leaves` (a model's layers in order) as FusedBlocks; returns
-    them. Earlier marks are cleared first."""
-    for layer in leaves:
+    them. The marks of `leaves` and of the `previous` plan's layers (one popped since) are
+    cleared first."""
+    for layer in [*leaves, *(layer for block in previous for layer in block.layers)]:
         layer.fused_block = None
     blocks, index = [], 0
     while chained and index < len(leaves):

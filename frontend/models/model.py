@@ -119,7 +119,7 @@ class Model(Trainer, Layer):
                 layer.index = index
         # BN -> ReLU [-> Dropout] runs as one pass on the GPU backends; only in a chain of layers
         chained = all(getattr(model, "_nodes", None) is None for model in [self, *self.layers])
-        self.fused_blocks = fusion.plan(leaves, chained)
+        self.fused_blocks = fusion.plan(leaves, chained, getattr(self, "fused_blocks", ()))
         trainable = {id(p): p for layer in leaves for p in layer.weights if p.trainable}  # a layer's sublayers are leaves too
         self.arena = ParameterArena(list(trainable.values()), self.dtype)
         for layer in leaves:

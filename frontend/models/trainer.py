@@ -121,7 +121,9 @@ class Trainer:
             data_parallel.start_in_step(self)
             self._started_in_step = True
         loss, d_output, output = self._loss_and_gradient(x, y, training=True, sample_weight=sample_weight)
-        loss = loss + self.regularization_loss()  # of the weights this step's gradient is taken at
+        penalty = self.regularization_loss()  # of the weights this step's gradient is taken at
+        if not (isinstance(penalty, float) and penalty == 0.0):  # no penalty: no launch adding 0
+            loss = loss + penalty
         self.backward(d_output)
         self.reduce_gradients()
         if self._trainable_runs is None:
