@@ -192,8 +192,12 @@ def _unary(name, xp_name, torch_name, to_float, doc):
             return getattr(_torch(), torch_name)(x)
         return _xp().asarray(getattr(_xp(), xp_name)(x))
 
+    return _named(op, name, f"Keras's ops.{name}: {doc}, elementwise.")
+
+
+def _named(op, name, doc):
     op.__name__ = op.__qualname__ = name
-    op.__doc__ = f"Keras's ops.{name}: {doc}, elementwise."
+    op.__doc__ = doc
     return op
 
 
@@ -273,9 +277,7 @@ def _binary(name, xp_name, torch_name, to_float, doc):
             return getattr(torch, torch_name)(a, b)
         return _xp().asarray(getattr(_xp(), xp_name)(a, b))
 
-    op.__name__ = op.__qualname__ = name
-    op.__doc__ = f"Keras's ops.{name}: {doc}, elementwise with broadcasting."
-    return op
+    return _named(op, name, f"Keras's ops.{name}: {doc}, elementwise with broadcasting.")
 
 
 add = _binary("add", "add", "add", False, "x1 + x2")

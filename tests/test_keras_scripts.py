@@ -3,7 +3,8 @@
 Each file in tests/keras_scripts/ imitates public Keras 3 code an MLP user writes, with
 plain `import keras`: the keras-io guides (training with built-in methods and its data
 sections, writing your own callbacks, serialization and saving, the Sequential model, a
-training loop from scratch with the gradient written by hand), keras-io's imbalanced
+training loop from scratch with the gradient written by hand, custom losses, metrics and
+layers written with keras.ops, the subclassing guide), keras-io's imbalanced
 classification example, the TensorFlow tutorials (beginner quickstart and clothing
 classification, basic regression, overfit and underfit), the Pima diabetes and
 mnist_mlp classics, the examples in Keras's docstrings, the Keras FAQ, and scripts that
@@ -294,6 +295,23 @@ EXPECTED = {'basic_regression': {'dnn_history_lengths': {'loss': 10, 'val_loss':
                                          0.05000000074505806, 0.05000000074505806, 0.01, 0.009999999776482582,
                                          0.009999999776482582, 0.005, 0.004999999888241291, 0.004999999888241291,
                                          0.001, 0.0010000000474974513, 0.0010000000474974513]},
+ 'custom_code_guide': {'add_loss_layer': [3.246313, 3.06089],
+                        'function_loss': [0.56315, 0.44438, 0.372379],
+                        'loss_subclass': [0.615539, 0.47423, 0.392705],
+                        'metric_evaluate': [1.359889, 34.0],
+                        'metric_subclass': {'categorical_true_positives': [34.0, 34.0],
+                                            'loss': [1.455491, 1.397281]},
+                        'subclassed_fit': [0.56315, 0.44438],
+                        'subclassed_outputs_shape': [2, 4],
+                        'subclassed_predict': [-0.758702,
+                                               -0.487705,
+                                               0.42587,
+                                               -0.209027,
+                                               -0.010451,
+                                               0.568247,
+                                               -0.380654,
+                                               -0.570794],
+                        'subclassed_weights': 4},
  'custom_metrics': {'builtin_after_reset': {'auc': 0.0,
                                             'mean': 0.0,
                                             'mse_wrapped': 0.0,

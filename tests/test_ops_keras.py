@@ -158,3 +158,17 @@ def test_weight_reads_as_its_array_in_an_op():
     layer = gpudl.layers.Dense(3)
     layer.build((None, 5))
     np.testing.assert_allclose(ops.matmul(F, layer.kernel), F @ layer.kernel.numpy(), rtol=1e-6)
+
+
+def test_take_and_take_along_axis_on_torch_data_match_numpy_and_carry_gradients():
+    data = torch.from_numpy(F.astype("float64")).requires_grad_(True)
+    index = np.array([3, 0, -1])
+    picked = ops.take(data, index, axis=1)
+    np.testing.assert_allclose(picked.detach().numpy(), np.take(F, index, axis=1), rtol=1e-7)
+    order = np.argsort(F, axis=1)
+    along = ops.take_along_axis(data, order, axis=1)
+    np.testing.assert_allclose(along.detach().numpy(), np.take_along_axis(F, order, axis=1), rtol=1e-7)
+    (grad,) = torch.autograd.grad(ops.sum(picked) + ops.sum(along), data)
+    expected = np.ones(F.shape)  # take_along_axis of a permutation touches each entry once
+    np.add.at(expected, (slice(None), index % F.shape[1]), 1.0)
+    np.testing.assert_allclose(grad.numpy(), expected)
