@@ -571,7 +571,7 @@ def summarize(counted, model, batch_size):
                 "launch_s": len(launches) * H200["launch_s"]}
     estimate["step_s"] = sum(estimate.values())
     return {"launches": len(launches), "by_kind": by_kind, "syncs": counted["syncs"], "uploads": counted["uploads"],
-            "upload_bytes": counted["upload_bytes"], "bytes": moved, "gemm_flops": flops, "minimum_bytes": floor,
+            "upload_bytes": counted["upload_bytes"], "host_operands": counted["host_operands"], "bytes": moved, "gemm_flops": flops, "minimum_bytes": floor,
             "bytes_over_minimum": moved / floor, "h200_estimate": estimate,
             "block_passes": block_passes(launches, model, batch_size)}
 
@@ -639,6 +639,9 @@ def print_count(results):
             print(f"{'':>8} {' -> '.join(block['layers'])}: activation passes forward {block['forward_passes']}, "
                   f"backward {block['backward_passes']}; statistics reductions {block['forward_reductions']} + "
                   f"{block['backward_reductions']}; launches {block['forward_launches']} + {block['backward_launches']}")
+        if row["host_operands"]:
+            print(f"{'':>8} WARNING: {row['host_operands']} array ops mixed a host NumPy array with device arrays "
+                  f"(CuPy refuses them)")
     worst = max(row["bytes_over_minimum"] for row in results["backends"].values())
     print(f"headline: bytes moved / minimum bytes per step, worst backend: {worst:.2f}x")
 
