@@ -256,3 +256,17 @@ def test_a_missing_compiler_gives_incomplete_and_a_nonzero_exit(monkeypatch, cap
         assert not any(s.name == "nvrtc" for s in ran)
     else:
         assert not any(s.implementation == "cupy" for s in ran)
+
+
+def test_a_cross_entropy_that_drops_the_clip_fails_the_clipped_rows(monkeypatch):
+    """Keras's clip of a softmax output is checked: the exact form where the clipped one is
+    asked for fails the confidently wrong rows (row 0 of every case), naming the kernel."""
+    exact_triton = softmax_cross_entropy.softmax_cross_entropy_triton
+    monkeypatch.setattr(softmax_cross_entropy, "softmax_cross_entropy_triton",
+                        lambda logits, labels, dlogits=None, epsilon=0.0: exact_triton(logits, labels, dlogits))
+    checks = triton_checks()
+    for case in cases.upto(cases.SOFTMAX, 0):
+        checks.softmax_cross_entropy(case, np.float32)
+    failed = {row.case for row in checks.rows if row.result == "FAIL" and row.kernel == "triton softmax_cross_entropy"}
+    assert failed and all("clipped at 1e-07" in case for case in failed), failed
+    assert any("x30" in case and "index labels" in case for case in failed), failed
