@@ -225,3 +225,15 @@ def test_a_loss_summed_over_the_batch_is_refused_under_data_parallel(monkeypatch
     model.compile(optimizer="sgd", loss=gpudl.losses.SparseCategoricalCrossentropy(reduction="sum"))
     with pytest.raises(ValueError, match=r"mean over the batch's rows.*reduction='sum'"):
         data_parallel.start_in_step(model)
+
+
+def test_local_processes_share_the_cores(monkeypatch):
+    from gpudl import threads
+
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert threads.local_cores() == 4
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "32")
+    assert threads.local_cores() == 1
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert threads.local_cores() == 16
