@@ -16,7 +16,6 @@ batch's statistics, dropout draws the global batch's mask. Collectives are gpudl
 import contextlib
 import datetime
 import os
-import warnings
 
 import numpy as np
 
@@ -282,14 +281,6 @@ def set_distribution(value):
 def distribution():
     """The current distribution (None when there is none)."""
     return _state["distribution"]
-
-
-def warn_if_group_without_distribution():
-    """A process group without a distribution trains R independent models: say so once."""
-    if _state["distribution"] is None and _process_count() > 1:
-        warnings.warn("gpudl: torch.distributed is initialized but no distribution is set: every process trains "
-                      "its own model. Call gpudl.distribution.set_distribution(gpudl.distribution.DataParallel()).",
-                      stacklevel=3)
 
 
 __all__ = ["DataParallel", "DeviceMesh", "LayoutMap", "ModelParallel", "TensorLayout", "distribution", "initialize",

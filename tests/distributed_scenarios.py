@@ -106,6 +106,17 @@ def empty_shards():
     return fitted(model, x, y, batch_size=8, epochs=2)
 
 
+def sample_and_class_weights():
+    """sample_weight, then class_weight: the loss is sum_i w_i l_i / rows (Keras's sum_over_batch_size)."""
+    x, y = data(37)
+    weights = np.random.default_rng(3).uniform(0.1, 2.0, size=len(x))
+    out = fitted(model_of(dense_stack(), "adam"), x, y, batch_size=8, epochs=2, sample_weight=weights)
+    model = model_of(dense_stack(), "rmsprop")
+    out.update({f"class_{key}": value for key, value in
+                fitted(model, x, y, batch_size=8, epochs=2, class_weight={0: 0.5, 1: 2.0, 2: 1.0}).items()})
+    return out
+
+
 def py_dataset_and_generator():
     """A PyDataset (batches of 8, the last of 5, shuffled per epoch) to fit and evaluate, a
     generator to evaluate: each process takes its rows of each batch."""
@@ -208,6 +219,7 @@ SCENARIOS = {
     "early_stopping_evaluate_predict": early_stopping_evaluate_predict,
     "train_on_batch_and_custom_loop": train_on_batch_and_custom_loop,
     "py_dataset_and_generator": py_dataset_and_generator,
+    "sample_and_class_weights": sample_and_class_weights,
 }
 
 

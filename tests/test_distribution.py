@@ -74,7 +74,7 @@ def test_the_progress_bar_prints_on_rank_zero_only(launched):
 TOLERANCE = {"sgd_momentum": 1e-12, "rmsprop": 1e-12, "adam": 1e-12, "adam_global_clipnorm": 1e-12,
              "batch_norm": 1e-9, "dropout_and_noise": 1e-9, "empty_shards": 1e-9,
              "early_stopping_evaluate_predict": 1e-12, "train_on_batch_and_custom_loop": 1e-12,
-             "py_dataset_and_generator": 1e-9}
+             "py_dataset_and_generator": 1e-9, "sample_and_class_weights": 1e-12}
 
 
 @pytest.mark.parametrize("name", list(scenarios.SCENARIOS))
@@ -213,3 +213,27 @@ def test_dropout_under_data_parallel_on_a_gpu_backend_is_refused_on_every_proces
             layer.forward(np.ones((4, 3), dtype=np.float32), training=True)
     finally:
         gpudl.set_backend(previous)
+
+
+def test_a_loss_summed_over_the_batch_is_refused_under_data_parallel(monkeypatch):
+    """Each process's gradient is weighted by its rows: right for a mean over rows only."""
+    from gpudl import collectives
+    from gpudl.frontend.models import data_parallel
+
+    monkeypatch.setattr(collectives, "active", lambda: True)
+    model = scenarios.model_of(scenarios.dense_stack(), "sgd")
+    model.compile(optimizer="sgd", loss=gpudl.losses.SparseCategoricalCrossentropy(reduction="sum"))
+    with pytest.raises(ValueError, match=r"mean over the batch's rows.*reduction='sum'"):
+        data_parallel.start_in_step(model)
+
+
+def test_local_processes_share_the_cores(monkeypatch):
+    from gpudl import threads
+
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert threads.local_cores() == 4
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "32")
+    assert threads.local_cores() == 1
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert threads.local_cores() == 16

@@ -20,6 +20,9 @@ from gpudl import collectives
 from gpudl.backend import get_backend
 
 
+ROW_MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")  # L = sum_i w_i l_i / rows: weighted by rows exactly
+
+
 def weights_of(model):
     """Every weight array a run must agree on: the parameter arena (one buffer), then the
     non-trainable weights (moving statistics) one by one."""
@@ -33,6 +36,12 @@ def start_in_step(model):
     seed (dropout masks, noise), weights, non-trainable weights and optimizer state."""
     if not collectives.active():
         return
+    reduction = getattr(model.compiled_loss, "reduction", "sum_over_batch_size")
+    if reduction not in ROW_MEAN_REDUCTIONS:  # refused on every process alike, before any collective
+        raise ValueError(f"Model '{model.name}': under gpudl.distribution.DataParallel the loss must be a mean "
+                         f"over the batch's rows, reduction in {ROW_MEAN_REDUCTIONS} (each process's gradient is "
+                         f"weighted by its rows); received the loss {model.compiled_loss.name!r} with "
+                         f"reduction={reduction!r}.")
     model.seed = collectives.broadcast_int(model.seed)
     for layer in model._leaves():
         for attribute in ("base_seed", "noise_seed"):
