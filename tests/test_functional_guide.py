@@ -178,3 +178,22 @@ def test_summary_rows_with_connected_to_match_keras(monkeypatch):
 
     for build in (shared_graph, two_heads, nested):
         assert gpudl_summary_rows(build(gpudl)) == keras_summary_rows(build(keras), monkeypatch), build.__name__
+
+
+def test_every_merge_layer_round_trips_through_config_in_gpudl_and_keras():
+    def build(api):
+        a, b = api.Input((3,), name="a"), api.Input((3,), name="b")
+        da, db = api.layers.Dense(4, name="da")(a), api.layers.Dense(4, name="db")(b)
+        L = api.layers
+        merged = L.concatenate([L.add([da, db]), L.subtract([da, db]), L.multiply([da, db]), L.average([da, db]),
+                                L.maximum([da, db]), L.minimum([da, db]), L.Dot(axes=1, normalize=True)([da, db])],
+                               axis=-1)
+        return api.Model([a, b], api.layers.Dense(2, name="out")(merged))
+
+    ours = build(gpudl)
+    x = [X[:6, :3], X[:6, 3:6]]
+    for twin in (gpudl.Model.from_config(ours.get_config()), keras.Model.from_config(ours.get_config())):
+        twin.set_weights(ours.get_weights())
+        np.testing.assert_allclose(twin.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert [layer.get_config() for layer in gpudl.Model.from_config(ours.get_config()).layers] == [
+        layer.get_config() for layer in ours.layers]
