@@ -143,3 +143,57 @@ def test_config_json_and_clone_round_trip_and_keras_reads_gpudl_config():
     theirs.set_weights(ours.get_weights())
     np.testing.assert_allclose(theirs.predict(X[:5], verbose=0), ours.predict(X[:5], verbose=0), rtol=1e-5,
                                atol=1e-6)
+
+
+def keras_summary_rows(model, monkeypatch):
+    """Keras's summary table as rows of (layer (type), output shape, params, connected to)."""
+    monkeypatch.setenv("COLUMNS", "300")  # one table row per line
+    lines = []
+    model.summary(print_fn=lambda text, line_break=False: lines.extend(text.splitlines()))
+    return [tuple(cell.strip() for cell in line.strip("│").split("│")) for line in lines if line.startswith("│")]
+
+
+def gpudl_summary_rows(model):
+    header, *rows = [line for line in summary_rows(model) if line and line[0] not in "─M "]
+    starts = [header.index(title) for title in ("Layer (type)", "Output Shape", "Param #", "Connected to")]
+    return [tuple(row[a:b].strip() for a, b in zip(starts, starts[1:] + [None])) for row in rows]
+
+
+def test_summary_rows_with_connected_to_match_keras(monkeypatch):
+    def shared_graph(api):
+        shared = api.layers.Dense(2, name="sh")
+        x = api.Input((2,), name="x")
+        return api.Model(x, api.layers.add([shared(x), shared(shared(x))], name="ad"))
+
+    def two_heads(api):
+        a, b = api.Input((3,), name="a"), api.Input((2,), name="b")
+        h = api.layers.Dense(5, activation="relu", name="hidden")(api.layers.concatenate([a, b], name="cat"))
+        return api.Model([a, b], [api.layers.Dense(1, name="reg")(h), api.layers.Dense(3, name="cls")(h)])
+
+    def nested(api):
+        inner_in = api.Input((4,), name="inner_in")
+        inner = api.Model(inner_in, api.layers.Dense(3, name="inner_dense")(inner_in), name="inner")
+        x = api.Input((4,), name="outer_in")
+        return api.Model(x, api.layers.average([inner(x), api.layers.Dense(3, name="side")(x)], name="avg"))
+
+    for build in (shared_graph, two_heads, nested):
+        assert gpudl_summary_rows(build(gpudl)) == keras_summary_rows(build(keras), monkeypatch), build.__name__
+
+
+def test_every_merge_layer_round_trips_through_config_in_gpudl_and_keras():
+    def build(api):
+        a, b = api.Input((3,), name="a"), api.Input((3,), name="b")
+        da, db = api.layers.Dense(4, name="da")(a), api.layers.Dense(4, name="db")(b)
+        L = api.layers
+        merged = L.concatenate([L.add([da, db]), L.subtract([da, db]), L.multiply([da, db]), L.average([da, db]),
+                                L.maximum([da, db]), L.minimum([da, db]), L.Dot(axes=1, normalize=True)([da, db])],
+                               axis=-1)
+        return api.Model([a, b], api.layers.Dense(2, name="out")(merged))
+
+    ours = build(gpudl)
+    x = [X[:6, :3], X[:6, 3:6]]
+    for twin in (gpudl.Model.from_config(ours.get_config()), keras.Model.from_config(ours.get_config())):
+        twin.set_weights(ours.get_weights())
+        np.testing.assert_allclose(twin.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert [layer.get_config() for layer in gpudl.Model.from_config(ours.get_config()).layers] == [
+        layer.get_config() for layer in ours.layers]

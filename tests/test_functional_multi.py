@@ -239,3 +239,26 @@ def test_gradient_check_callbacks_and_a_custom_training_loop_on_two_outputs():
     assert seen[0] == ["cls_accuracy", "cls_loss", "loss", "reg_loss", "val_cls_accuracy", "val_cls_loss", "val_loss",
                        "val_reg_loss"]
     assert len(history.history["loss"]) == len(seen) < 30  # stopped on the output's validation loss
+
+
+def test_a_generator_of_dict_batches_trains_as_the_same_arrays():
+    def batches():
+        while True:
+            for i in range(0, N, 10):
+                yield {"a": XA[i:i + 10], "b": XB[i:i + 10]}, {"reg": Y_REG[i:i + 10], "cls": Y_CLS[i:i + 10]}
+
+    histories, predictions = [], []
+    for source in ("generator", "arrays"):
+        gpudl.utils.set_random_seed(13)
+        model = two_in_two_out(gpudl, outputs_as="dict")
+        model.compile("sgd", loss={"reg": "mse", "cls": "sparse_categorical_crossentropy"}, metrics={"cls": ["accuracy"]})
+        if source == "generator":
+            histories.append(model.fit(batches(), steps_per_epoch=N // 10, epochs=2, verbose=0).history)
+            predictions.append(model.predict(batches(), steps=N // 10, verbose=0))
+        else:
+            histories.append(model.fit([XA, XB], {"reg": Y_REG, "cls": Y_CLS}, batch_size=10, epochs=2, shuffle=False,
+                                       verbose=0).history)
+            predictions.append(model.predict([XA, XB], verbose=0))
+    assert histories[0] == histories[1]
+    for key in ("reg", "cls"):
+        np.testing.assert_array_equal(predictions[0][key], predictions[1][key])

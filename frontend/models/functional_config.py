@@ -7,8 +7,8 @@
 
 A tensor in a node is `{"class_name": "__keras_tensor__", "config": {"shape", "dtype",
 "keras_history": [layer name, node index, 0]}}`, the node index counting only the layer's calls that
-belong to the model. In `input_layers` / `output_layers` (and in summary's "Connected to") a nested
-functional model's first call is node 1: Keras gives every functional model a node of its own at 0,
+belong to the model. In `input_layers` / `output_layers` a nested functional model's first call is
+node 1: Keras gives every functional model a node of its own at 0,
 which inbound_nodes do not count. The same layout is what keras/src/models/functional.py writes and reads.
 """
 
@@ -193,8 +193,7 @@ def summary_rows(model):
         if tensor.node is None:
             return f"{tensor.name}[0][0]"
         producer = tensor.node.layer
-        offset = FUNCTIONAL_NODE_OFFSET if _is_functional(producer) else 0
-        return f"{producer.name}[{offset + producer._inbound_nodes.index(tensor.node)}][0]"
+        return f"{producer.name}[{producer._inbound_nodes.index(tensor.node)}][0]"
 
     for layer in model.layers:
         if isinstance(layer, InputLayer):

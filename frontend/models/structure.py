@@ -174,7 +174,8 @@ class OutputLosses:
                 self.trackers[i].record(value, y_pred[i].shape[0])
             if self.weights[i] is not None:
                 value, grad = value * self.weights[i], grad * self.weights[i]
-            total, _ = total + value, grads.append(grad)
+            total = total + value
+            grads.append(grad)
         return total, grads
 
     def ordered_trackers(self):
