@@ -41,19 +41,26 @@ def _is_array_list(value):
     return isinstance(value, (list, tuple)) and bool(value) and all(hasattr(v, "shape") for v in value)
 
 
+def by_name(mapping, names, keys, unknown_key_message):
+    """A dict keyed by input/output name (or by the key it was given with) as one entry per name,
+    None where it has none; a key that names nothing raises ValueError(unknown_key_message(key))."""
+    index = {**{name: i for i, name in enumerate(names)}, **{key: i for i, key in enumerate(keys)}}
+    unknown = [key for key in mapping if key not in index]
+    if unknown:
+        raise ValueError(unknown_key_message(unknown[0]))
+    flat = [None] * len(names)
+    for key, value in mapping.items():
+        flat[index[key]] = value
+    return flat
+
+
 def flatten_data(data, names, keys, argument, what, model_name):
     """`data` (an array, a list in `names` order, or a dict by name or key) as one entry per name.
     `names`: the inputs'/outputs' names; `keys`: the dict keys they were given with (or the names)."""
     count = len(names)
     if isinstance(data, dict):
-        lookup = {**dict(zip(names, range(count))), **dict(zip(keys, range(count)))}
-        unknown = [key for key in data if key not in lookup]
-        if unknown:
-            raise ValueError(f"Model '{model_name}': `{argument}` has the key {unknown[0]!r}, which names no {what} "
-                             f"of the model. Its {what}s: {list(keys)}.")
-        flat = [None] * count
-        for key, value in data.items():
-            flat[lookup[key]] = value
+        flat = by_name(data, names, keys, lambda key: f"Model '{model_name}': `{argument}` has the key {key!r}, "
+                       f"which names no {what} of the model. Its {what}s: {list(keys)}.")
         missing = [keys[i] for i, value in enumerate(flat) if value is None]
         if missing and what == "input":
             raise ValueError(f"Model '{model_name}': `{argument}` has no array for the {what} {missing[0]!r}. Its "
@@ -79,15 +86,8 @@ def per_output(spec, names, keys, argument, nested):
     if spec is None or nested and isinstance(spec, (list, tuple, dict)) and not spec:  # Keras: none at all
         return [None] * count
     if isinstance(spec, dict):
-        lookup = {**dict(zip(names, range(count))), **dict(zip(keys, range(count)))}
-        unknown = [key for key in spec if key not in lookup]
-        if unknown:
-            raise ValueError(f"compile: `{argument}` has the key {unknown[0]!r}, which names no output of the model. "
-                             f"Its outputs: {list(keys)}.")
-        flat = [None] * count
-        for key, value in spec.items():
-            flat[lookup[key]] = value
-        return flat
+        return by_name(spec, names, keys, lambda key: f"compile: `{argument}` has the key {key!r}, which names no "
+                       f"output of the model. Its outputs: {list(keys)}.")
     if isinstance(spec, (list, tuple)):
         if len(spec) != count:
             raise ValueError(f"compile: `{argument}` is a list of {len(spec)}, but the model has {count} outputs "
