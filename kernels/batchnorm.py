@@ -394,7 +394,7 @@ def backward_triton(dy, x, gamma, beta, mean, rstd, relu=False):
 # then the splits are merged on the device with the parallel-variance formula
 #     mean = sum_s n_s mean_s / N,  M2 = sum_s M2_s + sum_s n_s (mean_s - mean)^2.
 # Backward: per-split sums of dy and dy * x_hat, summed over splits (CuPy's reduction
-# is a fixed tree: deterministic), then dx by an ElementwiseKernel.
+# is a fixed tree: deterministic), then dx by an elementwise kernel.
 # ---------------------------------------------------------------------------
 
 _CUPY_SOURCE = r"""
@@ -441,17 +441,18 @@ __global__ void bn_backward_partial(const T* dy, const T* x, const T* mean, cons
 }
 """
 
-# ElementwiseKernels: C-vectors broadcast over the rows of (N, C)
+# Elementwise kernels (raw kernels from CuPy-style strings): C-vectors broadcast over the rows of (N, C)
 _CUPY_NORMALIZE = _util.CupyElementwise(
     "T x, T mean, T rstd, T gamma, T beta, bool relu", "T y",
     "y = (x - mean) * (rstd * gamma) + beta; if (relu && y < (T)0) y = (T)0;",
-    "gpudl_bn_normalize", scalars=("relu",))
+    "gpudl_bn_normalize", scalars=("relu",), columns=("mean", "rstd", "gamma", "beta"))
 _CUPY_BACKWARD_DX = _util.CupyElementwise(
     "T dy, T x, T mean, T rstd, T gamma, T beta, T dgamma_mean, T dbeta_mean, bool relu", "T dx",
     """T x_hat = (x - mean) * rstd;
        T d = (relu && !(gamma * x_hat + beta > (T)0)) ? (T)0 : dy;
        dx = (gamma * rstd) * (d - dbeta_mean - x_hat * dgamma_mean);""",
-    "gpudl_bn_backward_dx", scalars=("relu",))
+    "gpudl_bn_backward_dx", scalars=("relu",),
+    columns=("mean", "rstd", "gamma", "beta", "dgamma_mean", "dbeta_mean"))
 _CUPY_PARTIAL_STATS = _util.CupyRaw(_CUPY_SOURCE, "bn_partial_stats")
 _CUPY_BACKWARD_PARTIAL = _util.CupyRaw(_CUPY_SOURCE, "bn_backward_partial")
 CUPY_KERNELS = (_CUPY_PARTIAL_STATS, _CUPY_BACKWARD_PARTIAL, _CUPY_NORMALIZE, _CUPY_BACKWARD_DX)
@@ -493,7 +494,7 @@ def forward_train_cupy(x, gamma, beta, running_mean, running_var, momentum, epsi
     running_mean += (1.0 - momentum) * mean
     running_var *= momentum
     running_var += (1.0 - momentum) * var
-    y = _util.cupy_elementwise(_CUPY_NORMALIZE)(x, mean, rstd, gamma, beta, bool(relu))
+    y = _util.launch_elementwise(_CUPY_NORMALIZE, x, mean, rstd, gamma, beta, bool(relu))
     return y, mean, rstd
 
 
@@ -503,7 +504,7 @@ def forward_infer_cupy(x, gamma, beta, running_mean, running_var, epsilon, relu=
     _check("forward_infer_cupy", "cupy", x, gamma, beta,
            {"running_mean": running_mean, "running_var": running_var})
     rstd = 1.0 / _util.cupy.sqrt(running_var + x.dtype.type(epsilon))
-    return _util.cupy_elementwise(_CUPY_NORMALIZE)(x, running_mean, rstd, gamma, beta, bool(relu))
+    return _util.launch_elementwise(_CUPY_NORMALIZE, x, running_mean, rstd, gamma, beta, bool(relu))
 
 
 def backward_cupy(dy, x, gamma, beta, mean, rstd, relu=False):
@@ -520,6 +521,6 @@ def backward_cupy(dy, x, gamma, beta, mean, rstd, relu=False):
                                               np.int32(bool(relu))))
     dgamma = part_dgamma.sum(axis=0)
     dbeta = part_dbeta.sum(axis=0)
-    dx = _util.cupy_elementwise(_CUPY_BACKWARD_DX)(dy, x, mean, rstd, gamma, beta, dgamma / N, dbeta / N,
+    dx = _util.launch_elementwise(_CUPY_BACKWARD_DX, dy, x, mean, rstd, gamma, beta, dgamma / N, dbeta / N,
                                                  bool(relu))
     return dx, dgamma, dbeta

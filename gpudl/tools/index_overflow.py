@@ -15,7 +15,6 @@ write are compared with the NumPy reference computed on the same rows or element
 import contextlib
 import ctypes
 import inspect
-import mmap
 
 import numpy as np
 
