@@ -29,12 +29,14 @@ from gpudl.kernels._triton_util import poisoned
 from gpudl.tools import nvrtc
 
 HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda_cpu.h")
+# -O0: every read the source makes happens (at -O1 g++ sank an out-of-bounds read whose value
+# was used only under a bounds check into that check, out of the guard pages' sight);
 # -ffp-contract=off: one rounding per operation, as NumPy rounds (nvcc may fuse a*b+c);
 # -fsanitize=bounds: every index into an array of known size (shared, local) is checked,
 # by the handlers in cuda_cpu.h (compiled, then linked without UBSan's runtime);
 # hidden, not unique: each library keeps its own statics (shared arrays, the fault handler's
 # jump buffer) instead of binding to those of a library loaded before it
-COMPILE_FLAGS = ("-std=c++17", "-O1", "-fPIC", "-ffp-contract=off", "-fsanitize=bounds", "-fvisibility=hidden",
+COMPILE_FLAGS = ("-std=c++17", "-O0", "-fPIC", "-ffp-contract=off", "-fsanitize=bounds", "-fvisibility=hidden",
                  "-fno-gnu-unique", "-w")
 CACHE = os.environ.get("GPUDL_CUDA_CPU_CACHE") or os.path.join(tempfile.gettempdir(),
                                                                f"gpudl-cuda-cpu-{os.getuid()}")
