@@ -149,7 +149,7 @@ class Reservation:
     `guard_bytes` of inaccessible pages (reserved address space) on each side; the data ends exactly where the
     pages after it start, so a read or write up to 1 MiB past the end faults at once."""
 
-    def __init__(self, nbytes, guard_bytes=GUARD_PAGES_BYTES):
+    def __init__(self, nbytes, guard_bytes=GUARD_PAGES_BYTES, accessible_tail=None):
         self.nbytes = nbytes
         self.data_pages = -(-max(nbytes, 1) // PAGE) * PAGE
         self.size = self.data_pages + 2 * guard_bytes
@@ -157,7 +157,9 @@ class Reservation:
                                -1, 0)
         if self.base in (None, ctypes.c_void_p(-1).value):
             raise MemoryError(f"mmap of {self.size} bytes failed (errno {ctypes.get_errno()})")
-        _libc.mprotect(self.base + guard_bytes, self.data_pages, mmap.PROT_READ | mmap.PROT_WRITE)
+        # accessible_tail: only the last that many bytes (whole pages) readable and writable
+        usable = self.data_pages if accessible_tail is None else min(self.data_pages, -(-accessible_tail // PAGE) * PAGE)
+        _libc.mprotect(self.base + guard_bytes + self.data_pages - usable, usable, mmap.PROT_READ | mmap.PROT_WRITE)
         self.address = self.base + guard_bytes + self.data_pages - nbytes
 
     def release(self):

@@ -433,20 +433,13 @@ CPU_WHERE = {"triton": "Triton interpreter (bounds-checked, H100 sizes)", "cupy"
 def cpu_kernel_rows(implementation, family, quick=False, on_row=None):
     """One family's kernel checks on the CPU: Triton interpreted (TRITON_INTERPRET=1 in this
     process) or CuPy's CUDA C through the CUDA-on-CPU harness; both dtypes, quick or not
-    (quick: the tier-0 cases). Triton also gets the index-overflow row of the family
-    (gpudl.tools.index_overflow: sizes past 2**31 elements, the last programs only)."""
+    (quick: the tier-0 cases)."""
     checks = KernelChecks(implementation, CPU_WHERE[implementation], np.array, np.asarray, on_row=on_row)
     if implementation == "triton":
         from gpudl.tools import triton_sanitizer
 
         triton_sanitizer.install()  # every lane of every load and store bounds-checked; outputs start as NaN
-        checks.run_family(family, 0 if quick else 1)
-        from gpudl.tools import index_overflow
-
-        for row in index_overflow.overflow_rows(family, Row, checks.where):  # the last programs of grids past 2**31 elements
-            checks.add(row)
-        checks.add(stream_row(family))
-        return checks.rows
+        return checks.run_family(family, 0 if quick else 1)
     from gpudl.tools.cuda_cpu import cupy_on_cpu
 
     with cupy_on_cpu():
@@ -653,6 +646,12 @@ def main(argv=None):
                 emit(row)
         else:
             cpu_kernel_rows(args.implementation, family, args.quick, on_row=emit)
+            if args.implementation == "triton":  # in the worker only: sizes past 2**31, streams
+                from gpudl.tools import index_overflow
+
+                for row in index_overflow.overflow_rows(family, Row, CPU_WHERE["triton"]):
+                    emit(row)
+                emit(stream_row(family))
         return 0
     return run(args)
 
