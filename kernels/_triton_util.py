@@ -251,8 +251,11 @@ def parse_params(params):
 
 
 class CupyElementwise(NamedTuple):
-    """The strings of a cupy.ElementwiseKernel. `scalars` names the inputs the launchers
-    pass as scalars (CuPy decides per call; the harness checks the launchers agree)."""
+    """An elementwise kernel written as CuPy's ElementwiseKernel strings, launched as the
+    raw kernel `source(ctype)` (cupy.RawModule): the exact text the launchers compile is
+    the text the NVRTC check and the CUDA-on-CPU harness compile. `scalars` names the
+    inputs passed by value; `columns` the inputs that are per-column vectors broadcast
+    over the rows of an (N, C) array (element i reads column i % C)."""
 
     in_params: str
     out_params: str
@@ -260,10 +263,11 @@ class CupyElementwise(NamedTuple):
     name: str
     loop_prep: str = ""
     scalars: tuple = ()
+    columns: tuple = ()
 
     def source(self, ctype):
-        """Standalone CUDA C of this kernel with T = ctype, expanded as CuPy expands it:
-        typed parameters, loop_prep, then a grid-stride loop binding each element."""
+        """The CUDA C of this kernel with T = ctype: typed parameters, loop_prep, then a
+        grid-stride loop binding each element (as CuPy's ElementwiseKernel expands it)."""
         params, bind = [], []
         for raw, type_name, name in parse_params(self.in_params):
             ctype_name = _PARAM_CTYPES.get(type_name, type_name)
@@ -273,12 +277,15 @@ class CupyElementwise(NamedTuple):
                 params.append(f"const {ctype_name} {name}")
             else:
                 params.append(f"const {ctype_name}* _raw_{name}")
-                bind.append(f"const {ctype_name} {name} = _raw_{name}[i];")
+                index = "i % _columns" if name in self.columns else "i"
+                bind.append(f"const {ctype_name} {name} = _raw_{name}[{index}];")
         for raw, type_name, name in parse_params(self.out_params):
             ctype_name = _PARAM_CTYPES.get(type_name, type_name)
             params.append(f"{ctype_name}* _raw_{name}")
             bind.append(f"{ctype_name} &{name} = _raw_{name}[i];")
         params.append("long long _n")
+        if self.columns:
+            params.append("long long _columns")
         return (f"typedef {ctype} T;\n"
                 f"extern \"C\" __global__ void {self.name}({', '.join(params)}) {{\n"
                 f"    {self.loop_prep};\n"
@@ -289,29 +296,62 @@ class CupyElementwise(NamedTuple):
                 f"    }}\n"
                 f"}}\n")
 
+    def expression(self, dtype):
+        return self.name
+
 
 _cupy_functions = {}
 
 
 def cupy_function(kernel, dtype):
-    """The compiled RawModule template `kernel` (a CupyRaw) for `dtype`, cached."""
+    """The compiled kernel (a CupyRaw template, or a CupyElementwise's raw source) for
+    `dtype`, cached: cupy.RawModule with CUPY_OPTIONS."""
     require_cupy(kernel.name)
     expression = kernel.expression(dtype)
-    key = (id(cupy), expression, kernel.source)
+    source = kernel.source if isinstance(kernel, CupyRaw) else kernel.source(CTYPES[np.dtype(dtype)])
+    key = (id(cupy), expression, source)
     if key not in _cupy_functions:
-        module = cupy.RawModule(code=kernel.source, options=CUPY_OPTIONS, name_expressions=[expression])
+        module = cupy.RawModule(code=source, options=CUPY_OPTIONS, name_expressions=[expression])
         _cupy_functions[key] = module.get_function(expression)
     return _cupy_functions[key]
 
 
-def cupy_elementwise(kernel):
-    """The cupy.ElementwiseKernel of `kernel` (a CupyElementwise), cached."""
-    require_cupy(kernel.name)
-    key = (id(cupy), kernel)
-    if key not in _cupy_functions:
-        _cupy_functions[key] = cupy.ElementwiseKernel(kernel.in_params, kernel.out_params, kernel.operation,
-                                                      kernel.name, loop_prep=kernel.loop_prep)
-    return _cupy_functions[key]
+ELEMENTWISE_THREADS = 256
+
+
+def launch_elementwise(kernel, *args):
+    """Launch a CupyElementwise as a cupy.ElementwiseKernel is called: the inputs in order
+    (arrays, `raw` arrays, scalars), then the outputs (missing ones are allocated with the
+    shape and T of the first elementwise input); returns the output(s). A grid-stride loop
+    over at most num_programs_target() blocks of ELEMENTWISE_THREADS."""
+    inputs = parse_params(kernel.in_params)
+    outputs = parse_params(kernel.out_params)
+    given, outputs_given = args[:len(inputs)], list(args[len(inputs):])
+    elementwise = [(name, a) for (raw, _, name), a in zip(inputs, given)
+                   if not raw and name not in kernel.scalars and name not in kernel.columns]
+    first_name, first = elementwise[0]
+    shape, T = first.shape, first.dtype
+    for name, a in elementwise + [(name, a) for (_, _, name), a in zip(outputs, outputs_given)]:
+        if a.shape != shape or a.dtype != T:
+            raise ValueError(f"{kernel.name}: `{name}` is {a.dtype} of shape {a.shape}; expected {T} of shape "
+                             f"{shape} (as `{first_name}`)")
+    launch_args = []
+    for (raw, type_name, name), a in zip(inputs, given):
+        if name in kernel.columns and (a.shape != shape[-1:] or a.dtype != T):
+            raise ValueError(f"{kernel.name}: `{name}` is {a.dtype} of shape {a.shape}; expected {T} of shape "
+                             f"{shape[-1:]} (one value per column)")
+        dtype = T if type_name == "T" else np.dtype(_NUMPY_NAMES.get(type_name, type_name))
+        launch_args.append(dtype.type(a) if name in kernel.scalars else a)
+    xp = xp_of(first)
+    outputs_given += [xp.empty(shape, T if t == "T" else t) for _, t, _ in outputs[len(outputs_given):]]
+    n = int(np.prod(shape))
+    launch_args += outputs_given + [np.int64(n)] + ([np.int64(shape[-1])] if kernel.columns else [])
+    blocks = max(1, min(cdiv(n, ELEMENTWISE_THREADS), num_programs_target()))
+    cupy_function(kernel, T)((blocks,), (ELEMENTWISE_THREADS,), tuple(launch_args))
+    return outputs_given[0] if len(outputs_given) == 1 else tuple(outputs_given)
+
+
+_NUMPY_NAMES = {"bool": "bool_"}
 
 
 # ---------------------------------------------------------------------------

@@ -448,7 +448,7 @@ def backward_triton(dy, x, gamma, beta, mean, rstd, relu=False, gate=None, gate_
 # Triton finalize does), writes mean and rstd and updates the running statistics: one
 # launch for everything between the partial sums and the apply pass.
 # Backward: per-split sums of dy and dy * x_hat, summed over splits (CuPy's reduction
-# is a fixed tree: deterministic), then dx by an ElementwiseKernel.
+# is a fixed tree: deterministic), then dx by an elementwise kernel.
 # ---------------------------------------------------------------------------
 
 _CUPY_SOURCE = r"""
@@ -521,11 +521,11 @@ __global__ void bn_backward_partial(const T* dy, const T* x, const T* mean, cons
 }
 """
 
-# ElementwiseKernels: C-vectors broadcast over the rows of (N, C)
+# Elementwise kernels (raw kernels from CuPy-style strings): C-vectors broadcast over the rows of (N, C)
 _CUPY_NORMALIZE = _util.CupyElementwise(
     "T x, T mean, T rstd, T gamma, T beta, bool relu", "T y",
     "y = (x - mean) * (rstd * gamma) + beta; if (relu && y < (T)0) y = (T)0;",
-    "gpudl_bn_normalize", scalars=("relu",))
+    "gpudl_bn_normalize", scalars=("relu",), columns=("mean", "rstd", "gamma", "beta"))
 _CUPY_BACKWARD_DX = _util.CupyElementwise(
     "T dy, T x, T mean, T rstd, T gamma, T beta, T dgamma, T dbeta, T m, bool relu, raw T gate, "
     "T gate_scale, bool gated", "T dx",
@@ -533,7 +533,8 @@ _CUPY_BACKWARD_DX = _util.CupyElementwise(
        T d = (relu && !(gamma * x_hat + beta > (T)0)) ? (T)0 : dy;
        if (gated) d = gate[i] > (T)0 ? d * gate_scale : (T)0;
        dx = (gamma * rstd) * (d - dbeta / m - x_hat * (dgamma / m));""",
-    "gpudl_bn_backward_dx", scalars=("m", "relu", "gate_scale", "gated"))
+    "gpudl_bn_backward_dx", scalars=("m", "relu", "gate_scale", "gated"),
+    columns=("mean", "rstd", "gamma", "beta", "dgamma", "dbeta"))
 _CUPY_PARTIAL_STATS = _util.CupyRaw(_CUPY_SOURCE, "bn_partial_stats")
 _CUPY_FINALIZE_STATS = _util.CupyRaw(_CUPY_SOURCE, "bn_finalize_stats")
 _CUPY_BACKWARD_PARTIAL = _util.CupyRaw(_CUPY_SOURCE, "bn_backward_partial")
@@ -581,7 +582,7 @@ def forward_train_cupy(x, gamma, beta, running_mean, running_var, momentum, epsi
 
         return dropout.normalize_dropout_relu_cupy(x, mean, rstd, gamma, beta, dropout_rate, seed,
                                                    seed_counter), mean, rstd
-    y = _util.cupy_elementwise(_CUPY_NORMALIZE)(x, mean, rstd, gamma, beta, bool(relu))
+    y = _util.launch_elementwise(_CUPY_NORMALIZE, x, mean, rstd, gamma, beta, bool(relu))
     return y, mean, rstd
 
 
@@ -591,7 +592,7 @@ def forward_infer_cupy(x, gamma, beta, running_mean, running_var, epsilon, relu=
     _check("forward_infer_cupy", "cupy", x, gamma, beta,
            {"running_mean": running_mean, "running_var": running_var})
     rstd = 1.0 / _util.cupy.sqrt(running_var + x.dtype.type(epsilon))
-    return _util.cupy_elementwise(_CUPY_NORMALIZE)(x, running_mean, rstd, gamma, beta, bool(relu))
+    return _util.launch_elementwise(_CUPY_NORMALIZE, x, running_mean, rstd, gamma, beta, bool(relu))
 
 
 def backward_cupy(dy, x, gamma, beta, mean, rstd, relu=False, gate=None, gate_scale=1.0, dgamma=None, dbeta=None):
@@ -611,6 +612,6 @@ def backward_cupy(dy, x, gamma, beta, mean, rstd, relu=False, gate=None, gate_sc
                                               np.int32(bool(relu)), np.int32(gate is not None), scale))
     dgamma = part_dgamma.sum(axis=0, out=None if dgamma is None else _checked_out("backward_cupy", "dgamma", dgamma, x))
     dbeta = part_dbeta.sum(axis=0, out=None if dbeta is None else _checked_out("backward_cupy", "dbeta", dbeta, x))
-    dx = _util.cupy_elementwise(_CUPY_BACKWARD_DX)(dy, x, mean, rstd, gamma, beta, dgamma, dbeta, x.dtype.type(N),
-                                                 bool(relu), gate_or_dy, scale, gate is not None)
+    dx = _util.launch_elementwise(_CUPY_BACKWARD_DX, dy, x, mean, rstd, gamma, beta, dgamma, dbeta, N, bool(relu),
+                                   gate_or_dy, scale, gate is not None)
     return dx, dgamma, dbeta

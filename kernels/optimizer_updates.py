@@ -305,7 +305,8 @@ def adam_triton(param, grad, m, v, step_table, step_counter, beta1, beta2, epsil
 
 
 # ---------------------------------------------------------------------------
-# CuPy: the same rules as ElementwiseKernels; outputs are the buffers, updated in place.
+# CuPy: the same rules as elementwise kernels (raw kernels written as CuPy's ElementwiseKernel
+# strings); outputs are the buffers, updated in place.
 # Each thread reads the step's row once, before its loop over elements (loop_prep).
 # ---------------------------------------------------------------------------
 
@@ -345,7 +346,7 @@ CUPY_KERNELS = tuple(_CUPY_KERNELS.values())
 
 
 def _cupy_rule(name):
-    return _util.cupy_elementwise(_CUPY_KERNELS[name])
+    return lambda *args: _util.launch_elementwise(_CUPY_KERNELS[name], *args)
 
 
 def sgd_cupy(param, grad, step_table, step_counter):

@@ -5,7 +5,8 @@ message naming the kernel and what went wrong."""
 import numpy as np
 import pytest
 
-from gpudl.tools.cuda_cpu import KernelError, RawModule
+from gpudl.tools import nvrtc
+from gpudl.tools.cuda_cpu import KernelError, RawModule, check_launch_limits, ptxas_registers
 
 SOURCE = r"""
 template<typename T>
@@ -117,3 +118,18 @@ def test_a_missing_barrier_in_a_one_block_launch_is_caught():
 def test_launches_a_device_refuses_are_refused(grid, block, expected):
     with pytest.raises(KernelError, match="copy<double>: invalid launch: " + expected):
         kernel(SOURCE, "copy<double>")(grid, block, (np.ones(4), np.zeros(4), np.int64(4)))
+
+
+def test_registers_times_threads_past_the_register_file_are_refused():
+    check_launch_limits("k", (1, 1, 1), (1024, 1, 1), registers=64)  # 32 warps x 2048 = 65536: fits
+    with pytest.raises(KernelError, match=r"k: invalid launch: 1024 threads x 72 registers \(sm_90 ptxas\) need "
+                                          r"73728 registers per block; a device has 65536"):
+        check_launch_limits("k", (1, 1, 1), (1024, 1, 1), registers=72)
+    check_launch_limits("k", (1, 1, 1), (256, 1, 1), registers=255)  # 8 warps x 8160
+
+
+def test_the_harness_reads_each_kernels_registers_from_nvrtc():
+    if nvrtc.find_nvrtc() is None:
+        pytest.skip("NVRTC is not installed (pip install -e '.[test]')")
+    registers = ptxas_registers(SOURCE, "copy<double>", ("-std=c++14",))
+    assert isinstance(registers, int) and 4 <= registers <= 64

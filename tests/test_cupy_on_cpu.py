@@ -5,7 +5,7 @@ run in test_kernels_triton.py (implementation "cupy"), through the same launcher
 import numpy as np
 import pytest
 
-from gpudl.tools.cuda_cpu import SCALARS_SEEN, RawModule, cupy_on_cpu
+from gpudl.tools.cuda_cpu import RawModule, cupy_on_cpu
 from gpudl.kernels import _triton_util, batchnorm, dropout, optimizer_updates, softmax_cross_entropy
 
 BLOCK_REVERSE = r"""
@@ -113,15 +113,25 @@ def test_planted_off_by_one_in_a_loop_bound_is_caught(monkeypatch):
     assert not np.allclose(mean, x.mean(axis=0))
 
 
-def test_elementwise_scalars_declared_for_nvrtc_are_the_ones_the_launchers_pass():
-    """CupyElementwise.scalars shapes the standalone source NVRTC compiles; the harness
-    records what the launchers actually pass as scalars."""
+def test_every_cupy_launch_compiles_exactly_a_source_that_nvrtc_checks(monkeypatch):
+    """The launchers hand cupy.RawModule only texts from selftest.cupy_sources() (what the
+    NVRTC check compiles), with the same name expressions and options: the elementwise
+    kernels are raw kernels, not CuPy's own code expansion."""
+    compiled = set()
+
+    class RecordingRawModule(RawModule):
+        def __init__(self, code, options=(), name_expressions=()):
+            compiled.add((code, tuple(name_expressions), tuple(options)))
+            super().__init__(code, options, name_expressions)
+
     rng = np.random.default_rng(3)
     x = rng.standard_normal((6, 4))
     c = np.ones(4)
     step_table, step_counter = optimizer_updates.adam_step_table([1e-3], 0, 0.9, 0.999), np.zeros(1, np.int64)
-    with cupy_on_cpu():
-        batchnorm.forward_infer_cupy(x, c, c, c, c, 1e-3)
+    monkeypatch.setattr(_triton_util, "_cupy_functions", {})
+    with cupy_on_cpu() as cpu_cupy:
+        monkeypatch.setattr(cpu_cupy, "RawModule", RecordingRawModule)
+        y = batchnorm.forward_infer_cupy(x, c, c, c, c, 1e-3)
         _, mean, rstd = batchnorm.forward_train_cupy(x, c, c, c.copy(), c.copy(), 0.9, 1e-3)
         batchnorm.backward_cupy(x, x, c, c, mean, rstd)
         flat = [rng.standard_normal(7) for _ in range(4)]
@@ -132,11 +142,27 @@ def test_elementwise_scalars_declared_for_nvrtc_are_the_ones_the_launchers_pass(
                                        0.9, 1e-7)
         optimizer_updates.adam_cupy(flat[0], flat[1], flat[2], np.abs(flat[3]), step_table, step_counter,
                                     0.9, 0.999, 1e-8)
-    kernels = [k for module in (batchnorm, optimizer_updates) for k in module.CUPY_KERNELS
-               if isinstance(k, _triton_util.CupyElementwise)]
-    assert len(kernels) == 7
-    for kernel in kernels:
-        assert SCALARS_SEEN[kernel.name] == kernel.scalars, kernel.name
+        dropout.dropout_cupy(x, 0.5, 1)
+        softmax_cross_entropy.softmax_cupy(x)
+    from gpudl.tools.selftest import cupy_sources
+
+    checked = {(source, (expression,), options) for _, dtype, source, expression, options in cupy_sources()
+               if dtype == "float64"}
+    assert compiled and compiled <= checked
+    elementwise = [k for module in (batchnorm, optimizer_updates) for k in module.CUPY_KERNELS
+                   if isinstance(k, _triton_util.CupyElementwise)]
+    assert len(elementwise) == 7
+    assert {k.name for k in elementwise} <= {names[0] for _, names, _ in compiled}
+    # and the raw kernel broadcasts the per-column vectors as CuPy's ElementwiseKernel did
+    np.testing.assert_allclose(y, (x - 1) / np.sqrt(1 + 1e-3) + 1, rtol=1e-15)
+
+
+def test_elementwise_launch_refuses_mismatched_shapes_before_launching():
+    x = np.ones((6, 4))
+    with cupy_on_cpu(), pytest.raises(ValueError, match="gpudl_bn_normalize: `mean` is float64 of shape \\(5,\\); "
+                                                        "expected float64 of shape \\(4,\\)"):
+        _triton_util.launch_elementwise(batchnorm._CUPY_NORMALIZE, x, np.ones(5), np.ones(4), np.ones(4),
+                                        np.ones(4), False)
 
 
 def test_harness_refuses_python_scalars_as_cuda_launch_does():

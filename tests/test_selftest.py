@@ -47,10 +47,10 @@ def test_a_kernel_that_disagrees_fails_its_row_and_the_verdict(monkeypatch):
 
 def test_exit_status_is_nonzero_when_any_row_failed(monkeypatch, capsys):
     rows = [selftest.Row("kernel", "k", "c", "w", "m", "pass"), selftest.Row("compile", "k", "c", "w", "m", "FAIL")]
-    monkeypatch.setattr(selftest, "selftest", lambda quick, workers: rows)
+    monkeypatch.setattr(selftest, "selftest", lambda quick, workers, families: rows)
     assert selftest.main(["--quick", "--workers", "1"]) == 1
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("selftest FAIL: 1 passed, 1 failed")
-    monkeypatch.setattr(selftest, "selftest", lambda quick, workers: [])
+    monkeypatch.setattr(selftest, "selftest", lambda quick, workers, families: [])
     assert selftest.main([]) == 1  # nothing ran: not a pass
 
 
@@ -270,3 +270,17 @@ def test_a_cross_entropy_that_drops_the_clip_fails_the_clipped_rows(monkeypatch)
     failed = {row.case for row in checks.rows if row.result == "FAIL" and row.kernel == "triton softmax_cross_entropy"}
     assert failed and all("clipped at 1e-07" in case for case in failed), failed
     assert any("x30" in case and "index labels" in case for case in failed), failed
+
+
+def test_family_option_runs_only_that_kernel_modules_sections(monkeypatch, capsys):
+    monkeypatch.setattr(selftest, "on_gpu", lambda: False)
+    ran = []
+
+    def run_sections(sections, workers, quick):
+        ran.extend(sections)
+        return [selftest.Row("kernel", "triton dropout", "c", "Triton interpreter", "0 ulp", "pass")]
+
+    monkeypatch.setattr(selftest, "run_sections", run_sections)
+    selftest.main(["--quick", "--family", "dropout"])
+    assert ran and {section.family for section in ran} == {"dropout"}
+    assert {section.name for section in ran} >= {"triton-compile", "cpu-kernels"}

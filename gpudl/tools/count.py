@@ -10,7 +10,7 @@ launchers) runs against a recording stand-in for the device:
                   float(), int(), bool() and .item() are host syncs (device-to-host reads)
     RECORDING_CUPY  the `cupy` module the kernel launchers and the backend's `xp` see:
                   creation (empty: free; zeros, full: a fill launch), uploads (asarray of a
-                  host array), RawModule / ElementwiseKernel compiled and run by the
+                  host array), RawModule compiled and run by the
                   CUDA-on-CPU harness and recorded as one launch each
     Triton        each launched @triton.jit kernel runs in the interpreter; its launch is
                   recorded with the bytes its tl.load / tl.store calls actually moved
@@ -314,24 +314,6 @@ def _const_parameters(source, name):
     return {i for i, p in enumerate(params) if p.startswith("const") and "*" in p}
 
 
-class _RecordedElementwiseKernel:
-    """cupy.ElementwiseKernel through the harness; one recorded launch (inputs read, outputs written)."""
-
-    def __init__(self, in_params, out_params, operation, name, loop_prep=""):
-        from gpudl.tools import cuda_cpu
-
-        self.kernel = cuda_cpu.ElementwiseKernel(in_params, out_params, operation, name, loop_prep)
-        self.name, self.inputs = name, len(self.kernel.inputs)
-
-    def __call__(self, *args):
-        given = [a for a in args[self.inputs:] if _buffer(a) not in RECORDER.fresh]  # updated in place: read too
-        result = self.kernel(*_host(args))
-        outputs = result if isinstance(result, tuple) else (result,)
-        RECORDER.launch("elementwise", self.name,
-                        [a for a in args[:self.inputs] if isinstance(a, np.ndarray)] + given, list(outputs))
-        return _device(result)
-
-
 def _namespace():
     """The recording `cupy`: NumPy's functions (DeviceArray's protocols record them), with
     CuPy's creation functions, kernels and device queries."""
@@ -348,7 +330,7 @@ def _namespace():
         arange=lambda *args, **kw: _filled(np.arange(*args, **kw)),
         asarray=_asarray, array=_array, ascontiguousarray=lambda a, dtype=None: _asarray(a, dtype),
         asnumpy=lambda a, stream=None: a.get() if isinstance(a, DeviceArray) else np.asarray(a),
-        RawModule=_RecordedRawModule, ElementwiseKernel=_RecordedElementwiseKernel,
+        RawModule=_RecordedRawModule,
         get_default_memory_pool=_MemoryPool, get_default_pinned_memory_pool=_MemoryPool,
         cuda=types.SimpleNamespace(Device=_Device, get_current_stream=lambda: _Stream(),
                                    runtime=types.SimpleNamespace(getDeviceCount=lambda: 1)))

@@ -1,12 +1,12 @@
 """CUDA on the CPU: gpudl's CuPy kernels compiled with the host C++ compiler and run.
 
-The CUDA C text of a kernel (a RawModule template, or an ElementwiseKernel expanded as
-CuPy expands it) is compiled with g++ behind cuda_cpu.h, loaded with ctypes, and
+The CUDA C text of a kernel (a RawModule template, or the raw source of an elementwise
+kernel: the very text the launchers hand to cupy.RawModule) is compiled with g++ behind cuda_cpu.h, loaded with ctypes, and
 launched the way CUDA launches it: every block, every thread, with __shared__ memory
 per block and __syncthreads() a real barrier among the block's threads (fibers).
 
 `cupy_on_cpu()` swaps the CuPy module the kernel launchers see for CPU_CUPY: NumPy
-arrays stand in for CuPy arrays, and RawModule / ElementwiseKernel compile here. So the
+arrays stand in for CuPy arrays, and RawModule compiles here. So the
 launchers themselves (grids, splits, argument order, the host-side arithmetic between
 launches) run unchanged on the CPU.
 """
@@ -26,14 +26,17 @@ from typing import NamedTuple
 import numpy as np
 
 from gpudl.kernels._triton_util import poisoned
+from gpudl.tools import nvrtc
 
 HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda_cpu.h")
+# -O0: every read the source makes happens (at -O1 g++ sank an out-of-bounds read whose value
+# was used only under a bounds check into that check, out of the guard pages' sight);
 # -ffp-contract=off: one rounding per operation, as NumPy rounds (nvcc may fuse a*b+c);
 # -fsanitize=bounds: every index into an array of known size (shared, local) is checked,
 # by the handlers in cuda_cpu.h (compiled, then linked without UBSan's runtime);
 # hidden, not unique: each library keeps its own statics (shared arrays, the fault handler's
 # jump buffer) instead of binding to those of a library loaded before it
-COMPILE_FLAGS = ("-std=c++17", "-O1", "-fPIC", "-ffp-contract=off", "-fsanitize=bounds", "-fvisibility=hidden",
+COMPILE_FLAGS = ("-std=c++17", "-O0", "-fPIC", "-ffp-contract=off", "-fsanitize=bounds", "-fvisibility=hidden",
                  "-fno-gnu-unique", "-w")
 CACHE = os.environ.get("GPUDL_CUDA_CPU_CACHE") or os.path.join(tempfile.gettempdir(),
                                                                f"gpudl-cuda-cpu-{os.getuid()}")
@@ -113,9 +116,14 @@ MAX_BLOCK_DIMS = (1024, 1024, 64)
 MAX_GRID_DIMS = (2**31 - 1, 65535, 65535)
 
 
-def check_launch_limits(name, grid, block):
-    """Refuse what a device refuses (cudaErrorInvalidConfiguration), naming the kernel."""
+def check_launch_limits(name, grid, block, registers=None):
+    """Refuse what a device refuses (cudaErrorInvalidConfiguration, or too many resources
+    requested: `registers` per thread from ptxas, when known), naming the kernel."""
     threads = block[0] * block[1] * block[2]
+    if registers and nvrtc.registers_per_block(registers, threads) > nvrtc.REGISTERS_PER_BLOCK:
+        raise KernelError(f"{name}: invalid launch: {threads} threads x {registers} registers (sm_90 ptxas) need "
+                          f"{nvrtc.registers_per_block(registers, threads)} registers per block; a device has "
+                          f"{nvrtc.REGISTERS_PER_BLOCK}")
     if threads > MAX_THREADS_PER_BLOCK or any(b > m for b, m in zip(block, MAX_BLOCK_DIMS)) or min(block) < 1:
         raise KernelError(f"{name}: invalid launch: blockDim {block} ({threads} threads); a device allows at "
                           f"most {MAX_THREADS_PER_BLOCK} threads per block and blockDim <= {MAX_BLOCK_DIMS}")
@@ -141,7 +149,7 @@ class Reservation:
     `guard_bytes` of inaccessible pages (reserved address space) on each side; the data ends exactly where the
     pages after it start, so a read or write up to 1 MiB past the end faults at once."""
 
-    def __init__(self, nbytes, guard_bytes=GUARD_PAGES_BYTES):
+    def __init__(self, nbytes, guard_bytes=GUARD_PAGES_BYTES, accessible_tail=None):
         self.nbytes = nbytes
         self.data_pages = -(-max(nbytes, 1) // PAGE) * PAGE
         self.size = self.data_pages + 2 * guard_bytes
@@ -149,7 +157,9 @@ class Reservation:
                                -1, 0)
         if self.base in (None, ctypes.c_void_p(-1).value):
             raise MemoryError(f"mmap of {self.size} bytes failed (errno {ctypes.get_errno()})")
-        _libc.mprotect(self.base + guard_bytes, self.data_pages, mmap.PROT_READ | mmap.PROT_WRITE)
+        # accessible_tail: only the last that many bytes (whole pages) readable and writable
+        usable = self.data_pages if accessible_tail is None else min(self.data_pages, -(-accessible_tail // PAGE) * PAGE)
+        _libc.mprotect(self.base + guard_bytes + self.data_pages - usable, usable, mmap.PROT_READ | mmap.PROT_WRITE)
         self.address = self.base + guard_bytes + self.data_pages - nbytes
 
     def release(self):
@@ -202,11 +212,11 @@ def _argument(value, buffers):
                     f"received {type(value).__name__}")
 
 
-def launch(name, function, shared, grid, block, args):
+def launch(name, function, shared, grid, block, args, registers=None):
     """Run kernel `name` (`function` from a Library) over the whole grid, args as
     cupy.RawKernel takes them, under the sanitizers:
 
-    - launch limits as a device enforces them;
+    - launch limits as a device enforces them (registers x threads when `registers` is known);
     - each block alone from the same starting memory (shared arrays poisoned with 0xFF,
       NaN in floats): a byte changed by two blocks is a race between blocks (a GPU runs
       them concurrently); the launch's result is every block's changes together;
@@ -216,7 +226,7 @@ def launch(name, function, shared, grid, block, args):
       of shared and local arrays (-fsanitize=bounds), writes just before an array (GUARD).
     """
     grid, block = (tuple(int(v) for v in d) + (1,) * (3 - len(d)) for d in (grid, block))
-    check_launch_limits(name, grid, block)
+    check_launch_limits(name, grid, block, registers)
     buffers = {}
     try:
         values = [_argument(a, buffers) for a in args]
@@ -293,64 +303,44 @@ def _explain(failure, buffers):
     return failure
 
 
+_registers = {}  # (source, expression, options) -> registers per thread on sm_90, None without NVRTC
+
+
+def ptxas_registers(source, expression, options):
+    """Registers per thread of kernel `expression` compiled by NVRTC for sm_90 as the
+    launchers compile it (cached on disk); None when NVRTC is not installed."""
+    key = hashlib.sha256("\0".join((source, expression, *options)).encode()).hexdigest()[:24]
+    if key not in _registers:
+        path = os.path.join(CACHE, key + ".registers")
+        if os.path.exists(path):
+            _registers[key] = int(open(path).read())
+        else:
+            library = nvrtc.find_nvrtc()
+            if library is None:
+                return None
+            ok, log = nvrtc.nvrtc_compile(library, source, expression,
+                                          [*options, "-ftz=true", "-arch=sm_90", "--ptxas-options=-v"])
+            if not ok:
+                raise KernelError(f"{expression}: NVRTC could not compile the kernel:\n{log}")
+            _registers[key] = nvrtc.parse_ptxas(log)[0]
+            os.makedirs(CACHE, exist_ok=True)
+            with open(path, "w") as f:
+                f.write(str(_registers[key]))
+    return _registers[key]
+
+
 class RawModule:
-    """cupy.RawModule on the CPU: the same source and name expressions."""
+    """cupy.RawModule on the CPU: the same source, options and name expressions."""
 
     def __init__(self, code, options=(), name_expressions=()):
-        self.options = tuple(options)
+        self.code, self.options = code, tuple(options)
         self.library = compile_library(code, list(name_expressions))
 
     def get_function(self, expression):
         function = self.library.functions[expression]
-        return lambda grid, block, args: launch(expression, function, self.library.shared, grid, block, args)
-
-
-SCALARS_SEEN = {}  # ElementwiseKernel name -> the inputs its last call passed as scalars
-
-
-class ElementwiseKernel:
-    """cupy.ElementwiseKernel on the CPU for the parameter forms gpudl uses: typed or
-    `T` arrays broadcast to one shape, scalars by value, `raw` arrays indexed directly;
-    missing outputs are allocated; one block of 128 threads per 128 elements, at most 64
-    blocks (so the grid-stride loop is exercised)."""
-
-    BLOCK, MAX_BLOCKS = 128, 64
-
-    def __init__(self, in_params, out_params, operation, name, loop_prep=""):
-        from gpudl.kernels import _triton_util
-
-        self.inputs = _triton_util.parse_params(in_params)
-        self.outputs = _triton_util.parse_params(out_params)
-        self.definition = _triton_util.CupyElementwise(in_params, out_params, operation, name, loop_prep)
-
-    def __call__(self, *args):
-        inputs, outputs = args[:len(self.inputs)], list(args[len(self.inputs):])
-        T = next(np.dtype(a.dtype) for (raw, t, _), a in zip(self.inputs, inputs) if t == "T")
-        shape = np.broadcast_shapes(*[a.shape for (raw, _, _), a in zip(self.inputs, inputs)
-                                      if isinstance(a, np.ndarray) and not raw])
-        scalars = tuple(name for (raw, _, name), a in zip(self.inputs, inputs) if not isinstance(a, np.ndarray))
-        SCALARS_SEEN[self.definition.name] = scalars
-        for (_, t, name), out in zip(self.outputs, outputs):
-            if out.shape != shape:
-                raise ValueError(f"{self.definition.name}: output `{name}` has shape {out.shape}, inputs {shape}")
-        outputs += [CPU_CUPY.empty(shape, T if t == "T" else t) for _, t, _ in self.outputs[len(outputs):]]
-        kernel = self.definition._replace(scalars=scalars)
-        ctype = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}[T]
-        library = compile_library(kernel.source(ctype), [kernel.name])
-        launch_args = []
-        for (raw, t, name), a in zip(self.inputs, inputs):
-            dtype = T if t == "T" else np.dtype(t)
-            if raw:
-                launch_args.append(a)
-            elif isinstance(a, np.ndarray):
-                launch_args.append(np.ascontiguousarray(np.broadcast_to(a.astype(dtype, copy=False), shape)))
-            else:
-                launch_args.append(dtype.type(a))
-        n = int(np.prod(shape))
-        blocks = max(1, min(-(-n // self.BLOCK), self.MAX_BLOCKS))
-        launch(kernel.name, library.functions[kernel.name], library.shared, (blocks,), (self.BLOCK,),
-               launch_args + outputs + [np.int64(n)])
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+        registers = ptxas_registers(self.code, expression, self.options)
+        return lambda grid, block, args: launch(expression, function, self.library.shared, grid, block, args,
+                                                registers)
 
 
 class _Device:
@@ -361,7 +351,7 @@ CPU_CUPY = types.SimpleNamespace(
     **{name: getattr(np, name) for name in ("arange", "asarray", "minimum", "zeros", "sqrt", "int64", "float32",
                                             "float64", "ascontiguousarray")},
     empty=poisoned(np.empty), empty_like=poisoned(np.empty_like),
-    ndarray=np.ndarray, RawModule=RawModule, ElementwiseKernel=ElementwiseKernel,
+    ndarray=np.ndarray, RawModule=RawModule,
     asnumpy=np.asarray, cuda=types.SimpleNamespace(Device=_Device))
 
 

@@ -15,7 +15,6 @@ write are compared with the NumPy reference computed on the same rows or element
 import contextlib
 import ctypes
 import inspect
-import mmap
 
 import numpy as np
 
@@ -27,6 +26,10 @@ LAST_PROGRAMS = 2
 # address space kept free around each array: an int32 offset that wraps (up to 2**32 elements
 # of 8 bytes away) lands there, not inside a neighbouring array where no check would see it
 SEPARATION_BYTES = 2**36
+# only this much at the end of each array is readable and writable: host code that walks a
+# whole array (a launcher copying or converting it) faults at once instead of filling the
+# machine's memory with 8 GiB arrays
+ACCESSIBLE_TAIL_BYTES = 64 << 20
 
 
 class UnbackedArrays:
@@ -40,7 +43,7 @@ class UnbackedArrays:
     def zeros(self, shape, dtype=np.float64):
         dtype = np.dtype(dtype)
         count = int(np.prod(shape))
-        buffer = cuda_cpu.Reservation(count * dtype.itemsize, SEPARATION_BYTES)
+        buffer = cuda_cpu.Reservation(count * dtype.itemsize, SEPARATION_BYTES, ACCESSIBLE_TAIL_BYTES)
         self.buffers.append(buffer)
         raw = (ctypes.c_uint8 * max(count * dtype.itemsize, 1)).from_address(buffer.address)
         return np.frombuffer(raw, dtype, count).reshape(shape)

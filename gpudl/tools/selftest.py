@@ -7,10 +7,16 @@ kernel's fraction of the measured device copy bandwidth.
 
 On a CPU: every Triton kernel compiled ahead of time for sm_80 and sm_90a and every CuPy
 kernel compiled with NVRTC for sm_80 and sm_90 (registers, spills, shared memory read
-from ptxas), then the same kernel checks on the CPU: Triton in its interpreter, CuPy's
-CUDA C through the CUDA-on-CPU harness (gpudl.tools.cuda_cpu; needs g++). Each kernel
-family's checks run in a worker process of their own, so a crash fails that family's
-rows by name and nothing else.
+from ptxas), then the same kernel checks on the CPU, under sanitizers: Triton in its
+interpreter at an H100's block sizes and grids, every load and store bounds-checked,
+outputs starting as NaN (gpudl.tools.triton_sanitizer); CuPy's CUDA C (the exact text
+NVRTC compiled) through the CUDA-on-CPU harness (gpudl.tools.cuda_cpu; needs g++): launch
+limits, guard pages, shared arrays bounds-checked and poisoned per block, each block run
+alone to find races between blocks. Each Triton family also gets an index-overflow row
+(sizes past 2**31 elements, unallocated: gpudl.tools.index_overflow) and a stream row
+(every launch on CuPy's current stream: gpudl.tools.stream_check). Each kernel family's
+checks run in a worker process of their own, so a crash fails that family's rows by name
+and nothing else. `--family F` checks one kernel module.
 
 The cases are gpudl.tools.cases's, shared with the kernel tests, and built to fail a wrong
 kernel (large means, large logits, in-place updates compared on separate copies).
@@ -22,12 +28,10 @@ not run here (no NVRTC, no g++). It says what ran where: a CPU run never ran on 
 
 import argparse
 import concurrent.futures
-import glob
 import importlib.util
 import itertools
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +43,7 @@ import numpy as np
 
 from gpudl import kernels
 from gpudl.tools import cases
+from gpudl.tools.nvrtc import find_nvrtc, nvrtc_compile, parse_ptxas  # noqa: F401 (also selftest's API)
 
 # compile targets: (name, compute capability); sm_90 compiles as sm_90a (wgmma, setmaxnreg)
 TRITON_TARGETS = (("sm_80", 80), ("sm_90a", 90))
@@ -63,15 +68,6 @@ def kernel_module(name):
 # ---------------------------------------------------------------------------
 # Resources from ptxas -v
 # ---------------------------------------------------------------------------
-
-def parse_ptxas(log):
-    """(registers, spill bytes (stores + loads), static shared bytes) from a ptxas -v log
-    of one kernel."""
-    registers = int(re.search(r"Used (\d+) registers", log).group(1))
-    spills = sum(int(n) for n in re.findall(r"(\d+) bytes spill (?:stores|loads)", log))
-    shared = re.search(r"(\d+) bytes smem", log)
-    return registers, spills, int(shared.group(1)) if shared else 0
-
 
 def resource_row(kernel, case, target, registers, spills, shared):
     ok = spills == 0 and shared <= SM80_MAX_SHARED_BYTES
@@ -194,45 +190,10 @@ def run_sections(sections, workers, quick):
 # Section 2: every CuPy kernel through NVRTC, with CuPy's options
 # ---------------------------------------------------------------------------
 
-def find_nvrtc():
-    """The NVRTC library of the nvidia-cuda-nvrtc wheel (or the system's); None if absent."""
-    import ctypes
-
-    spec = importlib.util.find_spec("nvidia")
-    candidates = [p for d in (spec.submodule_search_locations if spec else [])
-                  for p in sorted(glob.glob(os.path.join(d, "*", "lib", "libnvrtc.so*")), reverse=True)]
-    for path in candidates + ["libnvrtc.so"]:
-        try:
-            return ctypes.CDLL(path)
-        except OSError:
-            continue
-    return None
-
-
-def nvrtc_compile(nvrtc, source, name_expression, options):
-    """Compile with NVRTC to a cubin; (ok, log). CuPy compiles the same way: NVRTC with the
-    caller's options, then -ftz=true and -arch (sm_XX: a cubin)."""
-    import ctypes
-
-    program = ctypes.c_void_p()
-    nvrtc.nvrtcCreateProgram(ctypes.byref(program), source.encode(), b"kernel.cu", 0, None, None)
-    try:
-        if name_expression:
-            nvrtc.nvrtcAddNameExpression(program, name_expression.encode())
-        encoded = [o.encode() for o in options]
-        status = nvrtc.nvrtcCompileProgram(program, len(encoded), (ctypes.c_char_p * len(encoded))(*encoded))
-        size = ctypes.c_size_t()
-        nvrtc.nvrtcGetProgramLogSize(program, ctypes.byref(size))
-        log = ctypes.create_string_buffer(size.value)
-        nvrtc.nvrtcGetProgramLog(program, log)
-        return status == 0, log.value.decode(errors="replace")
-    finally:
-        nvrtc.nvrtcDestroyProgram(ctypes.byref(program))
-
-
 def cupy_sources(modules=KERNEL_MODULES):
-    """[(kernel label, dtype name, source, name expression or None, user options)] of every
-    CuPy kernel of `modules` the launchers use, for float and double."""
+    """[(kernel label, dtype name, source, name expression, user options)] of every CuPy
+    kernel of `modules` the launchers use, for float and double: the exact text and
+    options the launchers hand to cupy.RawModule."""
     from gpudl.kernels import _triton_util as util
 
     sources = []
@@ -240,10 +201,8 @@ def cupy_sources(modules=KERNEL_MODULES):
         for kernel in kernel_module(module_name).CUPY_KERNELS:
             for dtype, ctype in util.CTYPES.items():
                 label = f"{module_name}.{kernel.name}"
-                if isinstance(kernel, util.CupyRaw):
-                    sources.append((label, dtype.name, kernel.source, kernel.expression(dtype), util.CUPY_OPTIONS))
-                else:
-                    sources.append((label, dtype.name, kernel.source(ctype), None, ()))
+                source = kernel.source if isinstance(kernel, util.CupyRaw) else kernel.source(ctype)
+                sources.append((label, dtype.name, source, kernel.expression(dtype), util.CUPY_OPTIONS))
     return sources
 
 
@@ -485,20 +444,13 @@ CPU_WHERE = {"triton": "Triton interpreter (bounds-checked, H100 sizes)", "cupy"
 def cpu_kernel_rows(implementation, family, quick=False, on_row=None):
     """One family's kernel checks on the CPU: Triton interpreted (TRITON_INTERPRET=1 in this
     process) or CuPy's CUDA C through the CUDA-on-CPU harness; both dtypes, quick or not
-    (quick: the tier-0 cases). Triton also gets the index-overflow row of the family
-    (gpudl.tools.index_overflow: sizes past 2**31 elements, the last programs only)."""
+    (quick: the tier-0 cases)."""
     checks = KernelChecks(implementation, CPU_WHERE[implementation], np.array, np.asarray, on_row=on_row)
     if implementation == "triton":
         from gpudl.tools import triton_sanitizer
 
         triton_sanitizer.install()  # every lane of every load and store bounds-checked; outputs start as NaN
-        checks.run_family(family, 0 if quick else 1)
-        from gpudl.tools import index_overflow
-
-        for row in index_overflow.overflow_rows(family, Row, checks.where):  # the last programs of grids past 2**31 elements
-            checks.add(row)
-        checks.add(stream_row(family))
-        return checks.rows
+        return checks.run_family(family, 0 if quick else 1)
     from gpudl.tools.cuda_cpu import cupy_on_cpu
 
     with cupy_on_cpu():
@@ -705,6 +657,12 @@ def main(argv=None):
                 emit(row)
         else:
             cpu_kernel_rows(args.implementation, family, args.quick, on_row=emit)
+            if args.implementation == "triton":  # in the worker only: sizes past 2**31, streams
+                from gpudl.tools import index_overflow
+
+                for row in index_overflow.overflow_rows(family, Row, CPU_WHERE["triton"]):
+                    emit(row)
+                emit(stream_row(family))
         return 0
     return run(args)
 
