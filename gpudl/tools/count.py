@@ -411,7 +411,7 @@ def _recording_triton():
     try:
         yield
     finally:
-        del builder.create_masked_load, builder.create_masked_store  # back to the class's methods
+        builder.create_masked_load, builder.create_masked_store = load, store  # as before (a sanitizer's, if installed)
         for (module, attribute), kernel in swapped.items():
             setattr(module, attribute, kernel)
         _triton_util.as_triton = saved_as_triton
