@@ -61,6 +61,13 @@ def test_benchmark_mlp_step_one_pass_per_block_and_bytes_within_a_quarter_of_the
     assert row["by_kind"]["gemm"] == 8  # 3 forward, 3 dW, 2 dX
     assert row["syncs"] == 0 and row["host_operands"] == 0  # no host read, no host array CuPy would refuse
     assert 1.0 <= row["bytes_over_minimum"] <= 1.25
+    # the launches counted when the loss mean became one reduction: a cut that comes back fails here
+    assert row["launches"] <= {"triton": 34, "cupy": 36}[gpu]
+    names = [launch["name"] for launch in row["per_launch"]]
+    loss_kernel = names.index({"triton": "_softmax_cross_entropy_kernel", "cupy": "softmax_xent"}[gpu])
+    after_loss = [(launch["name"], launch["where"]) for launch in row["per_launch"][loss_kernel + 1:loss_kernel + 3]]
+    assert after_loss[0] == ("mean", "")  # then the last Dense's backward: the mean is one launch
+    assert after_loss[1][1].startswith("dense") and after_loss[1][1].endswith(" backward")
 
 
 def test_weight_penalties_and_global_clipping_launch_no_addition_of_zero():
