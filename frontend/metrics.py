@@ -287,7 +287,9 @@ def categorical_accuracy(y_true, y_pred):
 
 def _labels(y_true):
     y_true = get_backend().asarray(y_true)
-    return (y_true[..., 0] if y_true.ndim == 2 and y_true.shape[-1] == 1 else y_true).astype(np.int64)
+    labels = y_true[..., 0] if y_true.ndim == 2 and y_true.shape[-1] == 1 else y_true
+    # integer labels compare and index as they are (no cast: a launch per step on a device)
+    return labels if np.can_cast(labels.dtype, np.int64) else labels.astype(np.int64)
 
 
 def sparse_categorical_accuracy(y_true, y_pred):

@@ -280,8 +280,11 @@ def _launch_triton(logits, labels, out, kind, epsilon=0.0):
 
 
 def _mean_loss(row_loss):
-    """The mean of the row losses as a 0-d float64 device array: no host read."""
-    return _util.xp_of(row_loss).asarray(row_loss.sum(dtype=np.float64) / row_loss.shape[0])
+    """The mean of the row losses, sum_i row_loss_i / m in float64, as a 0-d device array: no host
+    read, and one launch (CuPy's mean is one reduction dividing in its last step; NumPy's mean is
+    the same sum and division, so the value is that of sum / m)."""
+    xp = _util.xp_of(row_loss)
+    return xp.asarray(xp.mean(row_loss, dtype=np.float64))
 
 
 def softmax_triton(logits):

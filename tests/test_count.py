@@ -28,6 +28,31 @@ def test_device_array_ops_are_launches_with_their_bytes_and_views_are_free():
         assert view.shape == (16,)
 
 
+def test_index_reductions_are_launches():
+    """ndarray.argmax/argmin reach neither __array_ufunc__ nor __array_function__ (a metric's argmax
+    went uncounted): each is one launch reading the array and writing the indices."""
+    with count.recording("cupy") as recorder:
+        x = count.RECORDING_CUPY.asarray(np.array([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]], np.float32))
+        best, worst = x.argmax(axis=-1), x.argmin()
+        assert isinstance(best, count.DeviceArray) and np.array_equal(best.view(np.ndarray), [1, 0])
+        assert int(worst) == 4
+        assert [(launch.name, launch.read, launch.elements_written) for launch in recorder.launches] == [
+            ("argmax", 24, 2), ("argmin", 24, 1)]
+
+
+def test_sparse_accuracy_compares_integer_labels_without_a_cast():
+    from gpudl.frontend import metrics
+
+    with count.recording("cupy") as recorder:
+        xp = count.RECORDING_CUPY
+        scores = xp.asarray(np.array([[0.9, 0.05, 0.05], [0.1, 0.2, 0.7], [0.8, 0.1, 0.1]], np.float32))
+        values = metrics.sparse_categorical_accuracy(xp.asarray(np.array([0, 2, 1], np.int32)), scores)
+        floats = metrics.sparse_categorical_accuracy(xp.asarray(np.array([[0.0], [2.0], [1.0]], np.float32)), scores)
+    assert np.array_equal(values.view(np.ndarray), [1, 1, 0]) and np.array_equal(floats.view(np.ndarray), [1, 1, 0])
+    assert [launch.name for launch in recorder.launches] == ["argmax", "equal", "astype",  # int32 labels
+                                                             "astype", "argmax", "equal", "astype"]  # float labels
+
+
 def test_fresh_outputs_are_written_not_read_and_in_place_updates_are_both():
     with count.recording("cupy") as recorder:
         xp = count.RECORDING_CUPY
@@ -61,6 +86,13 @@ def test_benchmark_mlp_step_one_pass_per_block_and_bytes_within_a_quarter_of_the
     assert row["by_kind"]["gemm"] == 8  # 3 forward, 3 dW, 2 dX
     assert row["syncs"] == 0 and row["host_operands"] == 0  # no host read, no host array CuPy would refuse
     assert 1.0 <= row["bytes_over_minimum"] <= 1.25
+    # the launches counted when the loss mean became one reduction: a cut that comes back fails here
+    assert row["launches"] <= {"triton": 34, "cupy": 36}[gpu]
+    names = [launch["name"] for launch in row["per_launch"]]
+    loss_kernel = names.index({"triton": "_softmax_cross_entropy_kernel", "cupy": "softmax_xent"}[gpu])
+    after_loss = [(launch["name"], launch["where"]) for launch in row["per_launch"][loss_kernel + 1:loss_kernel + 3]]
+    assert after_loss[0] == ("mean", "")  # then the last Dense's backward: the mean is one launch
+    assert after_loss[1][1].startswith("dense") and after_loss[1][1].endswith(" backward")
 
 
 def test_weight_penalties_and_global_clipping_launch_no_addition_of_zero():

@@ -186,6 +186,18 @@ class DeviceArray(np.ndarray):
         RECORDER.launch("array", "astype", [self], [result])
         return result.view(DeviceArray)
 
+    def argmax(self, axis=None, out=None, *, keepdims=False):
+        """An index reduction: one launch (NumPy's method reaches neither protocol)."""
+        return self._index_reduction(np.ndarray.argmax, axis, out, keepdims)
+
+    def argmin(self, axis=None, out=None, *, keepdims=False):
+        return self._index_reduction(np.ndarray.argmin, axis, out, keepdims)
+
+    def _index_reduction(self, method, axis, out, keepdims):
+        result = np.asarray(method(self.view(np.ndarray), axis, _host(out), keepdims=keepdims))
+        RECORDER.launch("array", method.__name__, [self], [out if out is not None else result])
+        return out if out is not None else _device(result)
+
     def fill(self, value):
         self.view(np.ndarray).fill(value)
         RECORDER.launch("fill", "fill", [], [self])

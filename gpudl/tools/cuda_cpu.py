@@ -348,7 +348,7 @@ class _Device:
 
 
 CPU_CUPY = types.SimpleNamespace(
-    **{name: getattr(np, name) for name in ("arange", "asarray", "minimum", "zeros", "sqrt", "int64", "float32",
+    **{name: getattr(np, name) for name in ("arange", "asarray", "mean", "minimum", "zeros", "sqrt", "int64", "float32",
                                             "float64", "ascontiguousarray")},
     empty=poisoned(np.empty), empty_like=poisoned(np.empty_like),
     ndarray=np.ndarray, RawModule=RawModule,
