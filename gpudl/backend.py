@@ -58,27 +58,20 @@ def op_table(suffix=""):
 
 
 def _dropout_train_and_backward(dropout_kernel, suffix):
-    """The training dropout ops: dropout_train(x, rate, seed, seed_counter) -> (y, saved) and
-    dropout_backward(dy, saved, rate, seed, seed_counter) -> dx. NumPy keeps the forward's
+    """The training dropout ops: dropout_train(x, rate, seed, seed_counter, offset) -> (y, saved) and
+    dropout_backward(dy, saved, rate, seed, seed_counter, offset) -> dx (offset: x is elements
+    [offset, offset + x.size) of a larger array, a data-parallel process's rows). NumPy keeps the forward's
     keep-mask for the backward (Philox in NumPy costs more than a byte per element); the GPU
     kernels draw the mask again from the key, so they save nothing (no mask memory)."""
     if not suffix:
         from gpudl.kernels import dropout
 
         return dropout.dropout_train, dropout.dropout_backward
-    def no_offset(offset):  # a data-parallel process's rows of the global mask: the NumPy reference only
-        if offset is not None:  # refused on every process alike (rank 0's offset is 0), before any collective
-            raise NotImplementedError(f"Dropout under gpudl.distribution.DataParallel (each process draws its rows "
-                                      f"of the global mask: an element offset) runs on the numpy backend only; "
-                                      f"the {suffix[1:]} dropout kernel has no offset yet. Received: offset={offset}")
+    def train(x, rate, seed, seed_counter=None, offset=0):
+        return dropout_kernel(x, rate, seed, seed_counter, offset), None
 
-    def train(x, rate, seed, seed_counter=None, offset=None):
-        no_offset(offset)
-        return dropout_kernel(x, rate, seed, seed_counter), None
-
-    def backward(dy, saved, rate, seed, seed_counter=None, offset=None):
-        no_offset(offset)
-        return dropout_kernel(dy, rate, seed, seed_counter)
+    def backward(dy, saved, rate, seed, seed_counter=None, offset=0):
+        return dropout_kernel(dy, rate, seed, seed_counter, offset)
     return train, backward
 
 

@@ -20,6 +20,10 @@ mask is derived on the device from ``seed``, by one more Philox call:
 
 The counter lives in device memory, so a captured CUDA graph draws a fresh mask at each replay once the caller has
 advanced ``call`` on the device.
+
+With ``offset`` (every op, every backend) the array is elements [offset, offset + size)
+of a larger one: element i draws as element offset + i, so a data-parallel process's rows
+[a, b) of the global batch get exactly rows [a, b) of the global mask (offset = a * row size).
 """
 
 import numpy as np
@@ -144,11 +148,11 @@ def apply_mask(x, keep, rate):
     return y
 
 
-def dropout(x, rate, seed, seed_counter=None):
+def dropout(x, rate, seed, seed_counter=None, offset=0):
     """y = x * keep_mask * (1 / (1 - rate)); also the backward pass (pass dy)."""
     if rate == 0.0:
         return x.copy()
-    return apply_mask(x, keep_mask(x.shape, rate, seed, seed_counter), rate)
+    return apply_mask(x, keep_mask(x.shape, rate, seed, seed_counter, offset), rate)
 
 
 def dropout_train(x, rate, seed, seed_counter=None, offset=0):
@@ -165,17 +169,17 @@ def dropout_backward(dy, keep, rate, seed, seed_counter=None, offset=0):
     return apply_mask(dy, keep, rate)
 
 
-def dropout_relu(x, rate, seed, seed_counter=None):
+def dropout_relu(x, rate, seed, seed_counter=None, offset=0):
     """Fused y = dropout(relu(x)) = x * (x > 0) * keep_mask * (1 / (1 - rate))."""
-    return apply_mask(x, keep_mask(x.shape, rate, seed, seed_counter) & (x > 0), rate)
+    return apply_mask(x, keep_mask(x.shape, rate, seed, seed_counter, offset) & (x > 0), rate)
 
 
-def dropout_relu_backward(dy, x, rate, seed, seed_counter=None):
+def dropout_relu_backward(dy, x, rate, seed, seed_counter=None, offset=0):
     """Backward of dropout_relu: dx = dy * (x > 0) * keep_mask * (1 / (1 - rate))."""
-    return apply_mask(dy, keep_mask(dy.shape, rate, seed, seed_counter) & (x > 0), rate)
+    return apply_mask(dy, keep_mask(dy.shape, rate, seed, seed_counter, offset) & (x > 0), rate)
 
 
-def normalize_dropout_relu(x, mean, rstd, gamma, beta, rate, seed, seed_counter=None):
+def normalize_dropout_relu(x, mean, rstd, gamma, beta, rate, seed, seed_counter=None, offset=0):
     """Batch-norm's apply pass with its ReLU and dropout, in one pass over (N, C):
         z = (x - mean) * (rstd * gamma) + beta       (per column, as batchnorm normalizes)
         y = dropout_relu(z) = z * (z > 0) * keep_mask * (1 / (1 - rate))
@@ -183,7 +187,7 @@ def normalize_dropout_relu(x, mean, rstd, gamma, beta, rate, seed, seed_counter=
     z = np.subtract(x, mean)  # batchnorm.normalize's operations (batchnorm imports this module)
     z *= rstd * gamma
     z += beta
-    return dropout_relu(z, rate, seed, seed_counter)
+    return dropout_relu(z, rate, seed, seed_counter, offset)
 
 
 # ---------------------------------------------------------------------------
@@ -197,7 +201,9 @@ def normalize_dropout_relu(x, mean, rstd, gamma, beta, rate, seed, seed_counter=
 # gated by x > 0 (gate = x): y = dropout(relu(x)) forward, dy masked backward. With
 # NORMALIZE, src is first batch-normalized per column (i % C) and the gate is that. With
 # DERIVE_KEY every program first derives the key from the device seed counter (one
-# scalar Philox call, negligible next to BLOCK of them).
+# scalar Philox call, negligible next to BLOCK of them). With an element `offset` the
+# counters start at offset // 4 and element i of the array is element i + offset % 4 of
+# that run (the first counter's lanes before ours are masked off, like those past n).
 # ---------------------------------------------------------------------------
 
 from gpudl.kernels import _triton_util as _util  # noqa: E402
@@ -206,9 +212,9 @@ triton, tl = _util.triton, _util.tl
 
 if triton is not None:
 
-    @triton.jit(do_not_specialize=["seed", "threshold"])
+    @triton.jit(do_not_specialize=["seed", "threshold", "offset"])
     def _dropout_kernel(src_ptr, gate_ptr, out_ptr, seed_counter_ptr, mean_ptr, rstd_ptr, gamma_ptr, beta_ptr, n, C,
-                        seed: tl.uint64, threshold: tl.uint32, scale: tl.float64,
+                        seed: tl.uint64, threshold: tl.uint32, scale: tl.float64, offset: tl.int64,
                         RELU_GATE: tl.constexpr, DERIVE_KEY: tl.constexpr, NORMALIZE: tl.constexpr,
                         BLOCK: tl.constexpr):
         key = seed
@@ -218,13 +224,13 @@ if triton is not None:
             zero = index * 0
             c0, c1, _, _ = tl.philox(seed, index, call, zero, zero)
             key = c0.to(tl.uint64) | (c1.to(tl.uint64) << 32)
-        counters = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        r0, r1, r2, r3 = tl.randint4x(key, counters)
+        counters = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # from offset // 4 on
+        r0, r1, r2, r3 = tl.randint4x(key, offset // 4 + counters)
         lane = tl.arange(0, 4)[None, :]
         word = tl.where(lane == 0, r0[:, None],
                         tl.where(lane == 1, r1[:, None], tl.where(lane == 2, r2[:, None], r3[:, None])))
-        offsets = counters[:, None] * 4 + lane
-        mask = offsets < n
+        offsets = counters[:, None] * 4 + lane - offset % 4  # our element of each word (< 0: before ours)
+        mask = (offsets >= 0) & (offsets < n)
         src = tl.load(src_ptr + offsets, mask=mask, other=0.0)
         keep = word >= tl.full((), threshold, tl.uint32)  # unsigned integer compare
         if NORMALIZE:  # batch-norm's apply of column offsets % C first, then the ReLU gate on it
@@ -239,7 +245,7 @@ if triton is not None:
         tl.store(out_ptr + offsets, out, mask=mask)
 
 
-def _check(where, device, rate, seed, seed_counter, arrays):
+def _check(where, device, rate, seed, seed_counter, offset, arrays):
     counter = {} if seed_counter is None else {"seed_counter": seed_counter}
     _util.check_arrays(where, {**arrays, **counter}, device)
     _util.check_float_dtype(where, arrays)
@@ -255,6 +261,10 @@ def _check(where, device, rate, seed, seed_counter, arrays):
     if isinstance(seed, bool) or int(seed) != seed or not 0 <= int(seed) < 2**64:
         raise ValueError(f"{where}: Invalid value received for argument `seed`. "
                          f"Expected an integer in [0, 2**64). Received: seed={seed!r}")
+    if isinstance(offset, bool) or int(offset) != offset or not 0 <= int(offset) < 2**62:
+        raise ValueError(f"{where}: Invalid value received for argument `offset`. "
+                         f"Expected an integer in [0, 2**62) (the array's first element in a larger one). "
+                         f"Received: offset={offset!r}")
 
 
 WARPS = 8  # 4 (float32) or 2 (float64) Philox calls per thread: 36 to 88 registers
@@ -283,7 +293,7 @@ def triton_specializations():
                                         WARPS, seed_counter_ptr="*i64")
 
 
-def _launch_triton(src, gate, rate, seed, seed_counter, columns=None):
+def _launch_triton(src, gate, rate, seed, seed_counter, offset, columns=None):
     """columns: None, or (mean, rstd, gamma, beta) of batch-norm's apply to run first (NORMALIZE)."""
     out = _util.xp_of(src).empty_like(src)
     n = src.size
@@ -294,44 +304,45 @@ def _launch_triton(src, gate, rate, seed, seed_counter, columns=None):
     t = _util.as_triton
     mean, rstd, gamma, beta = (t(c) for c in columns) if columns is not None else (t(src),) * 4  # unread unless NORMALIZE
     with _util.launch_stream(src):
-        _dropout_kernel[(_util.cdiv(n, 4 * BLOCK),)](
+        _dropout_kernel[(_util.cdiv(offset % 4 + n, 4 * BLOCK),)](
             t(src), t(gate if gate is not None else src), t(out), t(seed_counter if seed_counter is not None else src),
             mean, rstd, gamma, beta, n, src.shape[-1] if src.ndim else 1, int(seed), keep_threshold(rate), scale,
-            RELU_GATE=gate is not None or columns is not None, DERIVE_KEY=seed_counter is not None,
+            int(offset), RELU_GATE=gate is not None or columns is not None, DERIVE_KEY=seed_counter is not None,
             NORMALIZE=columns is not None, BLOCK=BLOCK, num_warps=WARPS)
     return out
 
 
-def dropout_triton(x, rate, seed, seed_counter=None):
+def dropout_triton(x, rate, seed, seed_counter=None, offset=0):
     """Triton dropout: y = x * keep_mask * (1 / (1 - rate)); also the backward (pass dy)."""
     _util.require_triton("dropout_triton")
-    _check("dropout_triton", "triton", rate, seed, seed_counter, {"x": x})
-    return _launch_triton(x, None, rate, seed, seed_counter)
+    _check("dropout_triton", "triton", rate, seed, seed_counter, offset, {"x": x})
+    return _launch_triton(x, None, rate, seed, seed_counter, offset)
 
 
-def dropout_relu_triton(x, rate, seed, seed_counter=None):
+def dropout_relu_triton(x, rate, seed, seed_counter=None, offset=0):
     """Triton fused y = dropout(relu(x))."""
     _util.require_triton("dropout_relu_triton")
-    _check("dropout_relu_triton", "triton", rate, seed, seed_counter, {"x": x})
-    return _launch_triton(x, x, rate, seed, seed_counter)
+    _check("dropout_relu_triton", "triton", rate, seed, seed_counter, offset, {"x": x})
+    return _launch_triton(x, x, rate, seed, seed_counter, offset)
 
 
-def dropout_relu_backward_triton(dy, x, rate, seed, seed_counter=None):
+def dropout_relu_backward_triton(dy, x, rate, seed, seed_counter=None, offset=0):
     """Triton backward of dropout_relu: dy * (x > 0) * keep_mask * (1 / (1 - rate))."""
     _util.require_triton("dropout_relu_backward_triton")
-    _check("dropout_relu_backward_triton", "triton", rate, seed, seed_counter, {"dy": dy, "x": x})
-    return _launch_triton(dy, x, rate, seed, seed_counter)
+    _check("dropout_relu_backward_triton", "triton", rate, seed, seed_counter, offset, {"dy": dy, "x": x})
+    return _launch_triton(dy, x, rate, seed, seed_counter, offset)
 
 
-def normalize_dropout_relu_triton(x, mean, rstd, gamma, beta, rate, seed, seed_counter=None):
+def normalize_dropout_relu_triton(x, mean, rstd, gamma, beta, rate, seed, seed_counter=None, offset=0):
     """Triton normalize_dropout_relu: batch-norm's apply, ReLU and dropout in one pass."""
     _util.require_triton("normalize_dropout_relu_triton")
-    _check_normalize("normalize_dropout_relu_triton", "triton", x, mean, rstd, gamma, beta, rate, seed, seed_counter)
-    return _launch_triton(x, None, rate, seed, seed_counter, (mean, rstd, gamma, beta))
+    _check_normalize("normalize_dropout_relu_triton", "triton", x, mean, rstd, gamma, beta, rate, seed, seed_counter,
+                     offset)
+    return _launch_triton(x, None, rate, seed, seed_counter, offset, (mean, rstd, gamma, beta))
 
 
-def _check_normalize(where, device, x, mean, rstd, gamma, beta, rate, seed, seed_counter):
-    _check(where, device, rate, seed, seed_counter, {"x": x})
+def _check_normalize(where, device, x, mean, rstd, gamma, beta, rate, seed, seed_counter, offset):
+    _check(where, device, rate, seed, seed_counter, offset, {"x": x})
     columns = {"mean": mean, "rstd": rstd, "gamma": gamma, "beta": beta}
     _util.check_arrays(where, {"x": x, **columns}, device)
     _util.check_float_dtype(where, {"x": x, **columns})
@@ -342,7 +353,8 @@ def _check_normalize(where, device, x, mean, rstd, gamma, beta, rate, seed, seed
 
 
 # ---------------------------------------------------------------------------
-# CuPy: the same Philox4x32-10 in CUDA C, one thread per counter writing 4 elements.
+# CuPy: the same Philox4x32-10 in CUDA C, one thread per counter writing 4 elements (the
+# counters from offset // 4 on; the first one's lanes before element 0 are not ours).
 # ---------------------------------------------------------------------------
 
 _CUPY_SOURCE = r"""
@@ -363,10 +375,10 @@ __device__ void philox4x32_10(unsigned int* c, unsigned long long key) {
 template<typename T>
 __global__ void dropout_kernel(const T* src, const T* gate, T* out, const long long* seed_counter,
                                const T* mean, const T* rstd, const T* gamma, const T* beta, long long n, long long C,
-                               unsigned long long seed, unsigned int threshold, T scale, int relu_gate,
-                               int derive_key, int normalize) {
-    long long counter = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    long long first = counter * 4;
+                               unsigned long long seed, unsigned int threshold, T scale, long long offset,
+                               int relu_gate, int derive_key, int normalize) {
+    long long counter = (long long)blockIdx.x * blockDim.x + threadIdx.x;  // from offset / 4 on
+    long long first = counter * 4 - offset % 4;  // our element of the counter's word 0 (< 0: before ours)
     if (first >= n) return;
     unsigned long long key = seed;
     if (derive_key) {  // key = c0 | c1 << 32 of Philox at (index, call, 0, 0) under seed
@@ -374,9 +386,10 @@ __global__ void dropout_kernel(const T* src, const T* gate, T* out, const long l
         philox4x32_10(key_words, seed);
         key = key_words[0] | ((unsigned long long)key_words[1] << 32);
     }
-    unsigned int words[4] = {(unsigned int)counter, (unsigned int)(counter >> 32), 0u, 0u};
+    unsigned long long philox_counter = (unsigned long long)(offset / 4 + counter);
+    unsigned int words[4] = {(unsigned int)philox_counter, (unsigned int)(philox_counter >> 32), 0u, 0u};
     philox4x32_10(words, key);
-    for (int lane = 0; lane < 4; ++lane) {
+    for (int lane = first < 0 ? (int)-first : 0; lane < 4; ++lane) {
         long long i = first + lane;
         if (i < n) {
             T v = src[i];
@@ -396,7 +409,7 @@ _CUPY_DROPOUT = _util.CupyRaw(_CUPY_SOURCE, "dropout_kernel")
 CUPY_KERNELS = (_CUPY_DROPOUT,)
 
 
-def _launch_cupy(src, gate, rate, seed, seed_counter, columns=None):
+def _launch_cupy(src, gate, rate, seed, seed_counter, offset, columns=None):
     """columns: None, or (mean, rstd, gamma, beta) of batch-norm's apply to run first."""
     out = _util.cupy.empty_like(src)
     n = src.size
@@ -404,38 +417,39 @@ def _launch_cupy(src, gate, rate, seed, seed_counter, columns=None):
         return out
     threads = 256  # one counter (4 elements) per thread
     kernel = _util.cupy_function(_CUPY_DROPOUT, src.dtype)
-    kernel((_util.cdiv(_util.cdiv(n, 4), threads),), (threads,),
+    kernel((_util.cdiv(_util.cdiv(offset % 4 + n, 4), threads),), (threads,),
            (src, gate if gate is not None else src, out, seed_counter if seed_counter is not None else src,
             *(columns if columns is not None else (src,) * 4), np.int64(n),
             np.int64(src.shape[-1] if src.ndim else 1), np.uint64(int(seed)), np.uint32(keep_threshold(rate)),
-            src.dtype.type(1.0 / (1.0 - rate)), np.int32(gate is not None or columns is not None),
+            src.dtype.type(1.0 / (1.0 - rate)), np.int64(offset), np.int32(gate is not None or columns is not None),
             np.int32(seed_counter is not None), np.int32(columns is not None)))
     return out
 
 
-def dropout_cupy(x, rate, seed, seed_counter=None):
+def dropout_cupy(x, rate, seed, seed_counter=None, offset=0):
     """CuPy dropout: y = x * keep_mask * (1 / (1 - rate)); also the backward (pass dy)."""
     _util.require_cupy("dropout_cupy")
-    _check("dropout_cupy", "cupy", rate, seed, seed_counter, {"x": x})
-    return _launch_cupy(x, None, rate, seed, seed_counter)
+    _check("dropout_cupy", "cupy", rate, seed, seed_counter, offset, {"x": x})
+    return _launch_cupy(x, None, rate, seed, seed_counter, offset)
 
 
-def dropout_relu_cupy(x, rate, seed, seed_counter=None):
+def dropout_relu_cupy(x, rate, seed, seed_counter=None, offset=0):
     """CuPy fused y = dropout(relu(x))."""
     _util.require_cupy("dropout_relu_cupy")
-    _check("dropout_relu_cupy", "cupy", rate, seed, seed_counter, {"x": x})
-    return _launch_cupy(x, x, rate, seed, seed_counter)
+    _check("dropout_relu_cupy", "cupy", rate, seed, seed_counter, offset, {"x": x})
+    return _launch_cupy(x, x, rate, seed, seed_counter, offset)
 
 
-def dropout_relu_backward_cupy(dy, x, rate, seed, seed_counter=None):
+def dropout_relu_backward_cupy(dy, x, rate, seed, seed_counter=None, offset=0):
     """CuPy backward of dropout_relu: dy * (x > 0) * keep_mask * (1 / (1 - rate))."""
     _util.require_cupy("dropout_relu_backward_cupy")
-    _check("dropout_relu_backward_cupy", "cupy", rate, seed, seed_counter, {"dy": dy, "x": x})
-    return _launch_cupy(dy, x, rate, seed, seed_counter)
+    _check("dropout_relu_backward_cupy", "cupy", rate, seed, seed_counter, offset, {"dy": dy, "x": x})
+    return _launch_cupy(dy, x, rate, seed, seed_counter, offset)
 
 
-def normalize_dropout_relu_cupy(x, mean, rstd, gamma, beta, rate, seed, seed_counter=None):
+def normalize_dropout_relu_cupy(x, mean, rstd, gamma, beta, rate, seed, seed_counter=None, offset=0):
     """CuPy normalize_dropout_relu: batch-norm's apply, ReLU and dropout in one pass."""
     _util.require_cupy("normalize_dropout_relu_cupy")
-    _check_normalize("normalize_dropout_relu_cupy", "cupy", x, mean, rstd, gamma, beta, rate, seed, seed_counter)
-    return _launch_cupy(x, None, rate, seed, seed_counter, (mean, rstd, gamma, beta))
+    _check_normalize("normalize_dropout_relu_cupy", "cupy", x, mean, rstd, gamma, beta, rate, seed, seed_counter,
+                     offset)
+    return _launch_cupy(x, None, rate, seed, seed_counter, offset, (mean, rstd, gamma, beta))

@@ -200,19 +200,101 @@ def test_ray_train_torch_trainer_runs_the_data_parallel_fit(tmp_path):
         np.testing.assert_allclose(got[key], value, rtol=0, atol=1e-9, err_msg=key)
 
 
-def test_dropout_under_data_parallel_on_a_gpu_backend_is_refused_on_every_process(monkeypatch):
-    """Rank 0's rows start at offset 0, yet it refuses too: no process waits in a collective for one that failed."""
+def sharded_model_rows(monkeypatch, middle, x, dy, shards):
+    """model = Input -> Dense(5, weights of small integers) -> middle on the active backend: its training
+    forward and backward (dx) on the whole batch x, then on each shard (first, rows) of it as a
+    data-parallel process sees it (collectives' current Shard set, the Dropout's call count the same),
+    as host arrays: [(y, dx) whole] + [(y, dx) of each shard]."""
     from gpudl import collectives
 
-    monkeypatch.setattr(collectives, "shard", lambda: collectives.Shard(0, 4, 8))
+    backend = gpudl.get_backend()
+    model = gpudl.Sequential([gpudl.Input((x.shape[1],)), gpudl.layers.Dense(5), *middle()], seed=5)
+    model.build((None, x.shape[1]))
+    weights = np.random.default_rng(1).integers(-3, 4, (x.shape[1], 5)).astype(x.dtype)
+    model.set_weights([weights, np.arange(-2, 3, dtype=x.dtype)] + model.get_weights()[2:])  # exact products
+    model.layers[0].input_gradient_needed = True  # dx too: dz's rows through exact products
+    dropout_layer = model.layers[-1]
+    results = []
+    for shard in [None, *(collectives.Shard(first, rows, len(x)) for first, rows in shards)]:
+        monkeypatch.setattr(collectives, "shard", lambda: shard)
+        rows = slice(None) if shard is None else slice(shard.first_row, shard.first_row + shard.rows)
+        dropout_layer.calls = 0
+        y = model.forward(backend.asarray(np.ascontiguousarray(x[rows])), training=True)
+        dx = model.backward(backend.asarray(np.ascontiguousarray(dy[rows])))
+        results.append((backend.to_numpy(y), backend.to_numpy(dx)))
+    return results, model
+
+
+@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1", reason="the GPU backends on the CPU")
+@pytest.mark.parametrize("gpu", ["numpy", "triton", "cupy"])
+@pytest.mark.parametrize("fused", [True, False], ids=["Dense-relu-Dropout fused", "Dropout alone"])
+def test_each_process_dropout_draws_its_rows_of_the_global_mask_on_every_backend(monkeypatch, gpu, fused):
+    """One process plays each process in turn: the rows [first, first + rows) of a 10-row global
+    batch (offsets first * 5, not multiples of 4) through Dense -> [ReLU] -> Dropout give exactly
+    those rows of the whole batch's output and dx, and the NumPy reference's mask, on the Triton
+    interpreter and the CUDA-on-CPU harness too; in the fused block (Dense relu -> Dropout, one
+    pass) as well as alone."""
+    from gpudl.tools import count
+
+    rng = np.random.default_rng(3)
+    x, dy = rng.integers(-4, 5, (10, 6)).astype(np.float32), rng.integers(-4, 5, (10, 5)).astype(np.float32)
+    middle = (lambda: [gpudl.layers.ReLU(), gpudl.layers.Dropout(0.5, seed=77)]) if fused else (
+        lambda: [gpudl.layers.Dropout(0.5, seed=77)])
+    shards = [(0, 3), (3, 4), (7, 3), (1, 9)]
     previous = gpudl.get_backend().name
-    gpudl.set_backend("triton")  # the Triton interpreter on the CPU (tests/conftest.py)
     try:
-        layer = gpudl.layers.Dropout(0.5, seed=1)
-        with pytest.raises(NotImplementedError, match=r"DataParallel.*numpy backend only.*offset=0"):
-            layer.forward(np.ones((4, 3), dtype=np.float32), training=True)
+        if gpu == "numpy" or gpu == "triton":
+            gpudl.set_backend(gpu)
+            context = _nothing()
+        else:
+            context = count.recording("cupy")
+        with context:
+            results, model = sharded_model_rows(monkeypatch, middle, x, dy, shards)
+            assert bool(model.fused_blocks and model.fused_blocks[0].active) == (fused and gpu != "numpy")
     finally:
         gpudl.set_backend(previous)
+    (y, dx), parts = results[0], results[1:]
+    z = x @ model.get_weights()[0] + model.get_weights()[1]  # exact: small integers
+    seed_counter = np.array([model.layers[-1].index, 0], dtype=np.int64)
+    gate = dropout_kernel.keep_mask(z.shape, 0.5, 77, seed_counter) & ((z > 0) if fused else True)
+    np.testing.assert_array_equal(y, np.where(gate, (np.maximum(z, 0) if fused else z) * 2.0, 0.0))
+    for (first, rows), (y_part, dx_part) in zip(shards, parts):
+        np.testing.assert_array_equal(y_part, y[first:first + rows])
+        np.testing.assert_array_equal(dx_part, dx[first:first + rows])
+
+
+@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1", reason="the GPU backends on the CPU")
+def test_a_batch_norm_headed_block_is_not_fused_under_a_shard_so_its_dropout_takes_the_offset(monkeypatch):
+    """The fused batch-norm op draws no offset mask (its statistics are the global batch's, reduced
+    apart): under a Shard the block runs unfused and the Dropout layer draws with its rows' offset."""
+    from gpudl import collectives
+
+    previous = gpudl.get_backend().name
+    gpudl.set_backend("triton")
+    try:
+        model = gpudl.Sequential([gpudl.Input((6,)), gpudl.layers.Dense(5), gpudl.layers.BatchNormalization(),
+                                  gpudl.layers.ReLU(), gpudl.layers.Dropout(0.5)], seed=5)
+        model.build((None, 6))
+        (block,) = model.fused_blocks
+        x = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
+        model.forward(x, training=True)
+        assert block.active  # fused without a shard
+        monkeypatch.setattr(collectives, "shard", lambda: collectives.Shard(4, 4, 8))
+        y = model.forward(x, training=True)
+        dropout_layer, batch_norm_output = model.layers[-1], model.layers[-3]._y
+        assert not block.active and dropout_layer._offset == 4 * 5  # rows 4.. of width 5
+        keep = dropout_kernel.keep_mask((4, 5), 0.5, dropout_layer.base_seed, [dropout_layer.index, 1], offset=20)
+        np.testing.assert_array_equal(y != 0, keep & (batch_norm_output > 0))
+    finally:
+        gpudl.set_backend(previous)
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 def test_a_loss_summed_over_the_batch_is_refused_under_data_parallel(monkeypatch):

@@ -22,6 +22,7 @@ if not HAS_DEVICE:
     pytest.skip("no CUDA device", allow_module_level=True)
 
 from gpudl.kernels import batchnorm, dropout, optimizer_updates, softmax_cross_entropy  # noqa: E402
+from gpudl.tools import cases  # noqa: E402
 
 try:
     import triton  # noqa: F401
@@ -141,6 +142,10 @@ def test_dropout_is_bit_identical_to_reference(shape, rate, seed, dtype, impleme
     poison(x)
     y = cupy.asnumpy(launcher(dropout, "dropout", implementation)(gx, rate, seed, cupy.asarray(seed_counter)))
     assert np.array_equal(y, dropout.dropout(x, rate, dropout.derived_key(seed, seed_counter)))
+    offset = cases.DROPOUT_OFFSET  # a data-parallel process's elements of a larger array
+    poison(x)
+    y = cupy.asnumpy(launcher(dropout, "dropout", implementation)(gx, rate, seed, cupy.asarray(seed_counter), offset))
+    assert np.array_equal(y, dropout.dropout(x, rate, seed, seed_counter, offset))
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)

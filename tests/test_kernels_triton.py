@@ -161,6 +161,50 @@ def test_dropout_key_derived_on_the_device_from_the_seed_counter_matches_referen
                           dropout.dropout_relu_backward(dy, x, 0.4, seed, seed_counter))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seed_counter", [None, np.array([3, 2**32 + 5], dtype=np.int64)], ids=["seed", "counter"])
+def test_dropout_with_an_offset_draws_exactly_those_rows_of_the_whole_mask(seed_counter, dtype, implementation):
+    """A data-parallel process's rows [first, first + rows) of a (9, 7) global batch (offset =
+    first * 7: the first counter's lanes before it are not its own, offset % 4 = 0 to 3): every
+    op gives exactly those rows of the whole array's result and of the NumPy reference's."""
+    rng = np.random.default_rng(len(DTYPES) + np.dtype(dtype).itemsize)
+    x, dy = (rng.standard_normal((9, 7)).astype(dtype) for _ in range(2))
+    columns = [rng.standard_normal(7).astype(dtype) for _ in range(4)]
+    columns[1] = np.abs(columns[1])  # rstd
+    seed, rate = 2**63 + 17, 0.4
+    arrays = {"dropout": lambda rows: (x[rows],), "dropout_relu": lambda rows: (x[rows],),
+              "dropout_relu_backward": lambda rows: (dy[rows], x[rows]),
+              "normalize_dropout_relu": lambda rows: (x[rows], *columns)}
+    for name, arguments in arrays.items():
+        kernel, reference = launcher(dropout, name, implementation), getattr(dropout, name)
+        whole = kernel(*arguments(slice(None)), rate, seed, seed_counter)
+        assert np.array_equal(whole, reference(*arguments(slice(None)), rate, seed, seed_counter)), name
+        for first, rows in ((0, 4), (4, 5), (3, 1), (1, 8), (9, 0)):
+            part = [np.ascontiguousarray(a) for a in arguments(slice(first, first + rows))]
+            got = kernel(*part, rate, seed, seed_counter, first * 7)
+            assert np.array_equal(got, whole[first:first + rows]), (name, first, rows)
+            assert np.array_equal(got, reference(*part, rate, seed, seed_counter, first * 7)), (name, first, rows)
+
+
+@pytest.mark.parametrize("offset", [cases.DROPOUT_OFFSET, 2**40 + 1])
+def test_dropout_with_a_large_offset_matches_the_reference_across_the_counters_high_word(offset, implementation):
+    x = np.random.default_rng(offset % 1000).standard_normal((5, 6))
+    seed_counter = np.array([1, 2], dtype=np.int64)
+    for name in ("dropout", "dropout_relu"):
+        got = launcher(dropout, name, implementation)(x, 0.5, 12345, seed_counter, offset)
+        assert np.array_equal(got, getattr(dropout, name)(x, 0.5, 12345, seed_counter, offset)), name
+    # the NumPy reference itself: the same elements as seen from an offset 3 elements earlier
+    assert np.array_equal(dropout.keep_mask((33,), 0.5, 12345, seed_counter, offset - 3)[3:],
+                          dropout.keep_mask((30,), 0.5, 12345, seed_counter, offset))
+
+
+def test_dropout_refuses_a_negative_or_fractional_offset(implementation):
+    x = np.ones((2, 3), np.float32)
+    for offset in (-1, 2.5, True):
+        with pytest.raises(ValueError, match=r"`offset`.*\[0, 2\*\*62\)"):
+            launcher(dropout, "dropout", implementation)(x, 0.5, 0, None, offset)
+
+
 def test_dropout_keeps_a_word_equal_to_the_threshold_and_drops_one_below(implementation):
     # Philox4x32-10 at counter 0, key 0 (Random123 known answer): word 3 is 0x9b00dbd8
     words = (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)

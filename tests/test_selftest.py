@@ -34,7 +34,8 @@ def test_gpudl_selftest_quick_on_the_cpu_passes_every_section(tmp_path):
 
 
 def test_a_kernel_that_disagrees_fails_its_row_and_the_verdict(monkeypatch):
-    planted = dropout._CUPY_SOURCE.replace("long long i = first + lane;", "long long i = first + 3 - lane;")
+    # each element takes its counter's word 3 - lane (in bounds at any offset)
+    planted = dropout._CUPY_SOURCE.replace("bool keep = words[lane] >= threshold", "bool keep = words[3 - lane] >= threshold")
     assert planted != dropout._CUPY_SOURCE
     monkeypatch.setattr(dropout, "_CUPY_DROPOUT", _triton_util.CupyRaw(planted, "dropout_kernel"))
     with cupy_on_cpu():

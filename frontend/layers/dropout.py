@@ -68,19 +68,15 @@ class Dropout(Layer):
             return x
         self.seed_counter[1:] += 1  # on the device
         shard = collectives.shard()  # data parallel: this process's rows of the global batch's mask
-        self._offset = None if shard is None else shard.first_row * (x.size // max(x.shape[0], 1))
-        y, self._saved_mask = self.ops.dropout_train(x, self.rate, self.base_seed, self.seed_counter,
-                                                     **self._offset_argument())
+        self._offset = 0 if shard is None else shard.first_row * (x.size // max(x.shape[0], 1))
+        y, self._saved_mask = self.ops.dropout_train(x, self.rate, self.base_seed, self.seed_counter, self._offset)
         return y
-
-    def _offset_argument(self):
-        return {} if self._offset is None else {"offset": self._offset}
 
     def backward(self, dy):
         if not self._active:
             return dy
         return self.ops.dropout_backward(dy, self._saved_mask, self.rate, self.base_seed, self.seed_counter,
-                                         **self._offset_argument())
+                                         self._offset)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed, "noise_shape": self.noise_shape}

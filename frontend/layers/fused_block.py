@@ -7,8 +7,12 @@ its head passes to the fused ops, and whether its ReLU and Dropout pass their in
         forward   a = normalize_dropout_relu(x W, 0, 1, 1, bias): the bias add, ReLU and dropout
                   in one pass (with mean 0 and rstd * gamma = 1 the apply pass is z + bias exactly)
         backward  dz = dropout_relu_backward(da, a): ReLU and dropout gates in one pass
+        Under DataParallel both take the element offset of the process's rows (first row *
+        width), so the mask is those rows of the global batch's, as the Dropout layer draws it.
+        A batch-norm head is not fused under DataParallel (its statistics are the global batch's).
 """
 
+from gpudl import collectives
 from gpudl.backend import get_backend
 
 
@@ -70,8 +74,10 @@ def dense_forward(layer, product, training):
         return None
     arguments = block.dropout_arguments(training)
     rate = arguments.get("dropout_rate", 0.0)
-    block.key = (arguments.get("seed", 0), arguments.get("seed_counter"))
     xp, width = get_backend().xp, product.shape[1]
+    shard = collectives.shard()  # data parallel: this process's rows of the global batch's mask
+    offset = 0 if shard is None else shard.first_row * width
+    block.key = (arguments.get("seed", 0), arguments.get("seed_counter"), offset)
     if getattr(block, "columns", None) is None or block.columns[0].shape[0] != width:
         block.columns = (xp.zeros(width, product.dtype), xp.ones(width, product.dtype))
     zeros, ones = block.columns

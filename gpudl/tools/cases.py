@@ -66,6 +66,9 @@ DROPOUT = (
     DropoutCase(((1 << 20) + 3,), 0.3, 2**63 + 5, tier=2),
     DropoutCase((513, 1001), 0.5, 2**64 - 1, tier=2),
 )
+# an element offset (a data-parallel process's elements of a larger array): the first counter's
+# lanes 0-2 are not the array's, and the counters cross 2**32 (the high word) after 7 elements
+DROPOUT_OFFSET = 4 * (2**32 - 2) + 3
 
 
 class SoftmaxCase(NamedTuple):

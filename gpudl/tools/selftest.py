@@ -338,23 +338,28 @@ class KernelChecks:
         label = f"{np.dtype(dtype).name} {case.shape}"
         calls = [("dropout", (x,), (case.rate, case.seed)), ("dropout_relu", (x,), (case.rate, case.seed)),
                  ("dropout_relu_backward", (dy, x), (case.rate, case.seed)),
-                 ("dropout", (x,), (case.rate, case.seed, seed_counter))]
+                 ("dropout", (x,), (case.rate, case.seed, seed_counter)),
+                 ("dropout", (x,), (case.rate, case.seed, seed_counter, cases.DROPOUT_OFFSET)),
+                 ("dropout_relu_backward", (dy, x), (case.rate, case.seed, None, cases.DROPOUT_OFFSET))]
         for name, arrays, scalars in calls:
             expected = getattr(dropout, name)(*arrays, *scalars)
-            device_scalars = scalars[:2] + tuple(self.put(s) for s in scalars[2:])
+            device_scalars = tuple(self.put(s) if isinstance(s, np.ndarray) else s for s in scalars)  # the counter
             actual = self.get(self.launcher(name)(*map(self.put, arrays), *device_scalars))
-            what = name + (" key from [index, call]" if len(scalars) == 3 else "")
+            what = name + (" key from [index, call]" if len(scalars) >= 3 and scalars[2] is not None else "")
+            what += f" offset={scalars[3]}" if len(scalars) == 4 else ""
             mismatches = actual.size if actual.shape != expected.shape else int(np.count_nonzero(actual != expected))
             self.record_exact(f"{what} rate={case.rate}", label, mismatches)
         # batch-norm's apply + ReLU + dropout (the fused block's forward), on x as (N, C)
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim >= 2 else x.reshape(1, -1)
         columns = [rng.standard_normal(x2.shape[1]).astype(dtype) for _ in range(4)]
         columns[1] = np.abs(columns[1])  # rstd
-        expected = dropout.normalize_dropout_relu(x2, *columns, case.rate, case.seed, seed_counter)
-        actual = self.get(self.launcher("normalize_dropout_relu")(
-            self.put(x2), *map(self.put, columns), case.rate, case.seed, self.put(seed_counter)))
-        mismatches = actual.size if actual.shape != expected.shape else int(np.count_nonzero(actual != expected))
-        self.record_exact(f"normalize_dropout_relu rate={case.rate}", label, mismatches)
+        for offset in (0, cases.DROPOUT_OFFSET):
+            expected = dropout.normalize_dropout_relu(x2, *columns, case.rate, case.seed, seed_counter, offset)
+            actual = self.get(self.launcher("normalize_dropout_relu")(
+                self.put(x2), *map(self.put, columns), case.rate, case.seed, self.put(seed_counter), offset))
+            mismatches = actual.size if actual.shape != expected.shape else int(np.count_nonzero(actual != expected))
+            self.record_exact(f"normalize_dropout_relu{f' offset={offset}' if offset else ''} rate={case.rate}", label,
+                              mismatches)
 
     def softmax_cross_entropy(self, case, dtype):
         from gpudl.kernels import softmax_cross_entropy
