@@ -179,8 +179,17 @@ def test_ray_executor_on_a_local_instance_matches_the_processes_executor():
     assert all(r["status"] == "ok" for r in by_ray.records)
 
 
+def build_sgd_on_logits(hp):
+    """Logits and the exact log-sum-exp loss: at a huge learning rate the loss overflows (a
+    softmax output's clipped probabilities would hold it at -log(1e-7), as in Keras)."""
+    model = gpudl.Sequential([gpudl.Input((6,)), gpudl.layers.Dense(8, activation="relu"), gpudl.layers.Dense(3)])
+    model.compile(optimizer=gpudl.optimizers.SGD(hp["learning_rate"]),
+                  loss=gpudl.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    return model
+
+
 def test_a_diverging_trial_is_marked_failed_and_the_search_goes_on():
-    search = RandomSearch(build_sgd, {"learning_rate": Choice([0.05, 1e12])}, max_trials=4, seed=0)
+    search = RandomSearch(build_sgd_on_logits, {"learning_rate": Choice([0.05, 1e12])}, max_trials=4, seed=0)
     run_small(search, epochs=2)
     diverged = [r for r in search.records if r["params"]["learning_rate"] == 1e12]
     assert diverged and all(r["status"] == "failed" and r["error"].startswith("diverged") for r in diverged)

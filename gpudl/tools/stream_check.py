@@ -59,7 +59,7 @@ def recorded_launches():
     fake_cupy = types.SimpleNamespace(
         ndarray=DeviceArray, empty=on_device(host.empty),
         empty_like=on_device(lambda a, *args, **kwargs: host.empty_like(np.asarray(a), *args, **kwargs)),
-        asarray=on_device(np.asarray),
+        asarray=on_device(np.asarray), mean=np.mean,
         cuda=types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(ptr=CUPY_STREAM)))
     run = interpreter.InterpretedFunction.run
 
