@@ -20,16 +20,7 @@ import platform
 import statistics
 import time
 
-import numpy as np
-
-BATCH = 128
-
-
-def make_data(n, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 784)).astype(np.float32)
-    y = (x @ rng.normal(size=(784, 10)).astype(np.float32)).argmax(1)
-    return x, y
+from fit_cpu import BATCH, make_data
 
 
 def stack():
