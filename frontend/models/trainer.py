@@ -105,7 +105,7 @@ class Trainer:
         """Forward, then (loss without penalties, dL/d output, output); the output is
         the logits when the output activation is fused into the loss."""
         output = self.forward(x, training=training, logits=self._fused)
-        if len(x) == 0:  # a data-parallel process's empty rows of a tiny last batch: nothing to add
+        if data_adapter.rows(x) == 0:  # a data-parallel process's empty rows of a tiny last batch: nothing to add
             return get_backend().xp.zeros((), dtype=output.dtype), get_backend().xp.zeros_like(output), output
         if self._fused:
             loss, d_output = self.compiled_loss.logits_value_and_gradient(y, output, sample_weight=sample_weight)
@@ -272,14 +272,14 @@ class Trainer:
         self._reset_metrics()
         callback_list.on_test_begin()
         loss_sum, seen = backend.xp.zeros((), dtype=np.float64), 0
+        batch_sync = data_parallel.batch_hooks(callback_list, "test")  # data parallel: reduce at each batch end?
         for step, (xb, yb, wb) in enumerate(self._epoch_batches(source)):
             callback_list.on_test_batch_begin(step)
             loss, _, output = self._loss_and_gradient(xb, yb, training=False, sample_weight=wb)
             loss_sum = loss_sum + (loss + self.regularization_loss()) * data_adapter.rows(xb)
             seen += data_adapter.rows(xb)
             self._update_metrics(yb, output, wb)
-            callback_list.on_test_batch_end(step, self._logs(loss_sum, seen,
-                                                             reduce=data_parallel.batch_hooks(callback_list, "test")))
+            callback_list.on_test_batch_end(step, self._logs(loss_sum, seen, reduce=batch_sync))
         logs = dict(self._logs(loss_sum, seen).read())
         callback_list.on_test_end(logs)
         self.clear_activity_loss()
