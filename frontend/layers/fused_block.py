@@ -23,6 +23,8 @@ class FusedBlock:
     def __init__(self, head, relu, dropout=None):
         self.head, self.relu, self.dropout = head, relu, dropout
         self.active, self.rate = False, 0.0
+        self.key = None  # a Dense head's (seed, seed_counter, offset) of its last fused forward
+        self.columns = None  # a Dense head's (zeros, ones) per column: mean 0, rstd 1, gamma 1
 
     @property
     def layers(self):
@@ -78,7 +80,7 @@ def dense_forward(layer, product, training):
     shard = collectives.shard()  # data parallel: this process's rows of the global batch's mask
     offset = 0 if shard is None else shard.first_row * width
     block.key = (arguments.get("seed", 0), arguments.get("seed_counter"), offset)
-    if getattr(block, "columns", None) is None or block.columns[0].shape[0] != width:
+    if block.columns is None or block.columns[0].shape[0] != width:
         block.columns = (xp.zeros(width, product.dtype), xp.ones(width, product.dtype))
     zeros, ones = block.columns
     bias = layer.bias.value if layer.use_bias else zeros
