@@ -407,6 +407,7 @@ __global__ void dropout_kernel(const T* src, const T* gate, T* out, const long l
 
 _CUPY_DROPOUT = _util.CupyRaw(_CUPY_SOURCE, "dropout_kernel")
 CUPY_KERNELS = (_CUPY_DROPOUT,)
+CUPY_THREADS = 256  # threads per block: one counter (4 elements) per thread
 
 
 def _launch_cupy(src, gate, rate, seed, seed_counter, offset, columns=None):
@@ -415,9 +416,8 @@ def _launch_cupy(src, gate, rate, seed, seed_counter, offset, columns=None):
     n = src.size
     if n == 0:
         return out
-    threads = 256  # one counter (4 elements) per thread
     kernel = _util.cupy_function(_CUPY_DROPOUT, src.dtype)
-    kernel((_util.cdiv(_util.cdiv(offset % 4 + n, 4), threads),), (threads,),
+    kernel((_util.cdiv(_util.cdiv(offset % 4 + n, 4), CUPY_THREADS),), (CUPY_THREADS,),
            (src, gate if gate is not None else src, out, seed_counter if seed_counter is not None else src,
             *(columns if columns is not None else (src,) * 4), np.int64(n),
             np.int64(src.shape[-1] if src.ndim else 1), np.uint64(int(seed)), np.uint32(keep_threshold(rate)),

@@ -35,6 +35,7 @@ class Mutation(NamedTuple):
     file: str  # under kernels/
     edits: tuple  # ((old text, new text), ...): each old text must occur exactly once
     names: str  # a failed row's kernel must contain this to name the kernel
+    family: str = ""  # the selftest family to run (default: the module `file`)
 
 
 MUTATIONS = (
@@ -136,7 +137,7 @@ MUTATIONS = (
     Mutation("cupy-softmax-shared-array-too-small", "shared memory", "softmax_cross_entropy.py",
              (("__shared__ T shared[4][256];", "__shared__ T shared[4][128];"),), "cupy softmax"),
     Mutation("cupy-dropout-2048-threads-per-block", "launch limits", "dropout.py",
-             (("    threads = 256  # one counter (4 elements) per thread", "    threads = 2048"),), "cupy dropout"),
+             (("CUPY_THREADS = 256  # threads per block", "CUPY_THREADS = 2048  # threads per block"),), "cupy dropout"),
     # issue 18's second pass: bugs only the sanitizers, the GPU's sizes, the overflow and
     # the stream checks can see (each gives the right numbers in a plain CPU run)
     Mutation("cupy-batchnorm-backward-partials-race", "race between blocks", "batchnorm.py",
@@ -144,7 +145,7 @@ MUTATIONS = (
                "    part_dbeta[c] += sum_dy;\n    part_dgamma[c] += sum_dy_x_hat;"),
               ("    part_dgamma = cupy.empty((splits, C), x.dtype)\n    part_dbeta = cupy.empty((splits, C), x.dtype)",
                "    part_dgamma = cupy.zeros((splits, C), x.dtype)\n    part_dbeta = cupy.zeros((splits, C), x.dtype)")),
-             "cupy batchnorm backward"),
+             "cupy batchnorm_backward"),
     Mutation("cupy-softmax-shared-state-only-for-live-threads", "shared memory", "softmax_cross_entropy.py",
              (("    shared[0][threadIdx.x] = r; shared[1][threadIdx.x] = s;\n"
                "    shared[2][threadIdx.x] = sy; shared[3][threadIdx.x] = q;\n    __syncthreads();\n    for",
@@ -185,7 +186,24 @@ MUTATIONS = (
     Mutation("cupy-batchnorm-grid-y-past-65535", "launch limits", "batchnorm.py",
              (("    kernel((col_blocks, splits), (threads,), (x, part_mean, part_m2,",
                "    kernel((col_blocks, splits * 70000), (threads,), (x, part_mean, part_m2,"),),
-             "cupy batchnorm forward_train"),
+             "cupy batchnorm_forward_train"),
+    # 32-bit indices in the CUDA C: right below 2**31 elements, wrong past it
+    Mutation("cupy-softmax-int32-row-start", "offset", "softmax_cross_entropy.py",
+             (("    const T* z_row = z + row * C;\n    T* out_row = out + row * C;",
+               "    const int row_start = row * C;\n    const T* z_row = z + row_start;\n"
+               "    T* out_row = out + row_start;"),), "cupy softmax_cross_entropy"),
+    Mutation("cupy-dropout-int32-first-element", "offset", "dropout.py",
+             (("    long long first = counter * 4 - offset % 4;", "    int first = counter * 4 - offset % 4;"),),
+             "cupy dropout"),
+    Mutation("cupy-batchnorm-partials-int32-index", "offset", "batchnorm.py",
+             (("        T v = x[i * C + c] - shift;", "        const int at = i * C + c;\n        T v = x[at] - shift;"),),
+             "cupy batchnorm"),
+    Mutation("cupy-elementwise-int32-loop-index", "offset", "_triton_util.py",
+             (('f"    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < _n;\\n"\n'
+               '                f"         i += (long long)blockDim.x * gridDim.x) {{\\n"',
+               'f"    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < _n;\\n"\n'
+               '                f"         i += blockDim.x * gridDim.x) {{\\n"'),),
+             "cupy optimizer_updates", family="optimizer_updates"),
 )
 
 
@@ -255,7 +273,7 @@ def main(argv=None):
         for mutation in chosen:
             path, original = apply(kernels_dir, mutation)
             # a kernel module is one family: its sections are the ones the edit can change
-            status, failed, seconds = run_selftest(directory, mutation.file[:-len(".py")])
+            status, failed, seconds = run_selftest(directory, mutation.family or mutation.file[:-len(".py")])
             with open(path, "w") as f:  # the scratch copy's own text: HEAD may have moved meanwhile
                 f.write(original)
             kernels = sorted({row["kernel"] for row in failed})

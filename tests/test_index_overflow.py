@@ -1,7 +1,7 @@
 """The index-overflow check (gpudl/tools/index_overflow.py): grids past 2**31 elements on
 reserved, unbacked memory, only their last programs run, under the interpreter's bounds
-checker. A kernel with int32 offsets is caught; the shipped kernels pass and agree with
-their references on the rows they wrote."""
+checker (Triton) or in the CUDA-on-CPU harness in place (CuPy). A kernel with int32 offsets
+is caught; the shipped kernels pass and agree with their references on the rows they wrote."""
 
 import os
 
@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 triton = pytest.importorskip("triton")
 import triton.language as tl  # noqa: E402
 
-from gpudl.tools import index_overflow, selftest, triton_sanitizer  # noqa: E402
+from gpudl.tools import cuda_cpu, index_overflow, selftest, triton_sanitizer  # noqa: E402
 
 triton_sanitizer.install()
 
@@ -50,9 +50,44 @@ def test_int32_offsets_past_2_to_the_31_are_caught_naming_the_kernel():
         scale(wide=False)
 
 
+_CUDA_SCALE = r"""
+extern "C" __global__ void scale(const float* x, float* y, long long n) {
+    INDEX i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = 2 * x[i];
+}
+"""
+
+
+def cuda_scale(index_type):
+    """The CUDA kernel above, its index `index_type`, over PAST_INT32 elements: its last two blocks."""
+    n = index_overflow.PAST_INT32
+    function = cuda_cpu.RawModule(_CUDA_SCALE.replace("INDEX", index_type), name_expressions=["scale"]).get_function(
+        "scale")
+    with index_overflow.unbacked_outputs() as arrays, cuda_cpu.last_blocks(arrays.buffers, 2):
+        x, y = arrays.zeros(n, np.float32), arrays.zeros(n, np.float32)
+        x[-3000:] = np.arange(3000, dtype=np.float32)
+        function((-(-n // 256),), (256,), (x, y, np.int64(n)))
+        # n % 256 = 3: the last two blocks wrote the last 256 + 3 elements; the million before stay zero
+        return y[-259:].copy(), int(np.count_nonzero(y[-(1 << 20):-259]))
+
+
+def test_cuda_64_bit_indices_past_2_to_the_31_reach_the_right_elements():
+    tail, elsewhere = cuda_scale("long long")
+    assert np.array_equal(tail, 2 * np.arange(3000 - 259, 3000, dtype=np.float32))
+    assert elsewhere == 0  # only the last two blocks ran
+
+
+def test_cuda_int32_indices_past_2_to_the_31_fault_naming_the_kernel_and_the_argument():
+    with pytest.raises(cuda_cpu.KernelError, match=r"scale: block \(8388623, 0, 0\) of grid \(8388625, 1, 1\): "
+                                                   r"segmentation fault: an access 8589\d+ bytes before the start "
+                                                   r"of array argument 0 \(shape \(2147487747,\), float32\)"):
+        cuda_scale("int")
+
+
+@pytest.mark.parametrize("implementation", ["triton", "cupy"])
 @pytest.mark.parametrize("family", selftest.FAMILIES)
-def test_every_kernel_family_passes_the_overflow_check(family):
+def test_every_kernel_family_passes_the_overflow_check(family, implementation):
     # (the arrays' first 8 GiB are inaccessible: a check that walked them would fault, not fill memory)
-    (row,) = index_overflow.overflow_rows(family, selftest.Row)
+    (row,) = index_overflow.overflow_rows(family, selftest.Row, implementation=implementation)
     assert row.result == "pass", row
-    assert row.kernel == f"triton {family}" and "in bounds" in row.measure
+    assert row.kernel == f"{implementation} {family}" and "in bounds" in row.measure

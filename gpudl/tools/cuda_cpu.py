@@ -147,9 +147,11 @@ GUARD_PAGES_BYTES = 1 << 20  # inaccessible address space on each side of a buff
 class Reservation:
     """`nbytes` of zero-filled memory, backed only where touched (MAP_NORESERVE), with
     `guard_bytes` of inaccessible pages (reserved address space) on each side; the data ends exactly where the
-    pages after it start, so a read or write up to 1 MiB past the end faults at once."""
+    pages after it start, so a read or write up to 1 MiB past the end faults at once.
+    accessible_tail / accessible_head: only that many bytes (whole pages) at the end / the
+    start of the data are readable and writable (the rest faults); None: all of it."""
 
-    def __init__(self, nbytes, guard_bytes=GUARD_PAGES_BYTES, accessible_tail=None):
+    def __init__(self, nbytes, guard_bytes=GUARD_PAGES_BYTES, accessible_tail=None, accessible_head=0):
         self.nbytes = nbytes
         self.data_pages = -(-max(nbytes, 1) // PAGE) * PAGE
         self.size = self.data_pages + 2 * guard_bytes
@@ -157,13 +159,33 @@ class Reservation:
                                -1, 0)
         if self.base in (None, ctypes.c_void_p(-1).value):
             raise MemoryError(f"mmap of {self.size} bytes failed (errno {ctypes.get_errno()})")
-        # accessible_tail: only the last that many bytes (whole pages) readable and writable
         usable = self.data_pages if accessible_tail is None else min(self.data_pages, -(-accessible_tail // PAGE) * PAGE)
         _libc.mprotect(self.base + guard_bytes + self.data_pages - usable, usable, mmap.PROT_READ | mmap.PROT_WRITE)
         self.address = self.base + guard_bytes + self.data_pages - nbytes
+        if accessible_head:  # from the page holding the first byte
+            first_page = self.address - (self.address - self.base) % PAGE
+            head = -(-(self.address + accessible_head - first_page) // PAGE) * PAGE
+            _libc.mprotect(first_page, head, mmap.PROT_READ | mmap.PROT_WRITE)
+
+    def contains(self, address):
+        return self.address <= address < self.address + self.nbytes
+
+    def near(self, address):
+        """Where `address` lies relative to this reservation's data, or None when far from it."""
+        if self.base <= address < self.address:
+            return f"{self.address - address} bytes before the start of"
+        if self.address + self.nbytes <= address < self.base + self.size:
+            return f"{address - self.address - self.nbytes} bytes past the end of"
+        if self.contains(address):
+            return f"byte {address - self.address} (in the part the check leaves inaccessible) of"
+        return None
 
     def release(self):
         _libc.munmap(self.base, self.size)
+
+
+def describe(index, array):
+    return f"array argument {index} (shape {array.shape}, {array.dtype})"
 
 
 class DeviceBuffer(Reservation):
@@ -180,31 +202,29 @@ class DeviceBuffer(Reservation):
         self.gap[:] = GUARD
         self.bytes[:] = array.reshape(-1).view(np.uint8)
 
-    def describe(self, index):
-        return f"array argument {index} (shape {self.array.shape}, {self.array.dtype})"
+    index = 0  # the kernel argument this buffer holds (the first, when several share it)
 
-    def near(self, address):
-        """Where `address` lies relative to this buffer, or None when far from it."""
-        if self.base <= address < self.address:
-            return f"{self.address - address} bytes before the start of"
-        if self.address + self.nbytes <= address < self.base + self.size:
-            return f"{address - self.address - self.nbytes} bytes past the end of"
-        return None
+    def describe(self):
+        return describe(self.index, self.array)
 
     def release(self):
         del self.gap, self.bytes
         super().release()
 
 
-def _argument(value, buffers):
-    """The ctypes object CUDA would receive for one kernel argument; an array's copy goes
-    into `buffers` (arguments that share memory share one copy: in-place stays in place)."""
+def _argument(index, value, buffers, in_place=()):
+    """The ctypes object CUDA would receive for argument `index`; an array's copy goes into
+    `buffers` (arguments that share memory share one copy: in-place stays in place), except
+    an array inside one of the Reservations `in_place`, passed as it is."""
     if isinstance(value, np.ndarray):
         if not value.flags.c_contiguous:
             raise ValueError(f"kernel argument of shape {value.shape} is not C-contiguous")
+        if any(r.contains(value.ctypes.data) for r in in_place):
+            return ctypes.c_void_p(value.ctypes.data)
         key = (value.ctypes.data, value.nbytes)
         if key not in buffers:
             buffers[key] = DeviceBuffer(value)
+            buffers[key].index = index
         return ctypes.c_void_p(buffers[key].address)
     if isinstance(value, np.generic):
         return _SCALAR_CTYPES[value.dtype](value.item())
@@ -227,12 +247,15 @@ def launch(name, function, shared, grid, block, args, registers=None):
     """
     grid, block = (tuple(int(v) for v in d) + (1,) * (3 - len(d)) for d in (grid, block))
     check_launch_limits(name, grid, block, registers)
+    if _last_blocks.count:
+        return _launch_last_blocks(name, function, shared, grid, block, args)
     buffers = {}
     try:
-        values = [_argument(a, buffers) for a in args]
+        values = [_argument(i, a, buffers) for i, a in enumerate(args)]
         pointers = (ctypes.c_void_p * max(len(values), 1))(
             *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
         buffers = list(buffers.values())
+        places = [(b.describe(), b) for b in buffers]
         start = [b.bytes.copy() for b in buffers]
         result = [s.copy() for s in start]
         writer = [None] * len(buffers)  # per byte: the block that changed it, or -1
@@ -244,7 +267,7 @@ def launch(name, function, shared, grid, block, args, registers=None):
                 ctypes.memset(address, 0xFF, size)
             dims = (ctypes.c_uint * 9)(*grid, *block, *index)
             if function(dims, int(reverse), pointers, message, len(message)) != 0:
-                raise KernelError(f"{name}: block {index}: {_explain(message.value.decode(), buffers)}")
+                raise KernelError(f"{name}: block {index}: {_explain(message.value.decode(), places)}")
             changes = []
             for i, (b, s) in enumerate(zip(buffers, start)):
                 changed = np.flatnonzero(b.bytes != s)
@@ -262,7 +285,7 @@ def launch(name, function, shared, grid, block, args, registers=None):
                     itemsize = buffers[i].array.itemsize
                     raise KernelError(
                         f"{name}: race between blocks: block {index} and block {blocks[writer[i][clash[0]]]} both "
-                        f"write element {clash[0] // itemsize} of {buffers[i].describe(i)} (a GPU runs blocks "
+                        f"write element {clash[0] // itemsize} of {buffers[i].describe()} (a GPU runs blocks "
                         f"concurrently, in any order)")
                 writer[i][changed] = linear
                 result[i][changed] = values_
@@ -270,16 +293,16 @@ def launch(name, function, shared, grid, block, args, registers=None):
             other = [s.copy() for s in start]
             for i, changed, values_ in run(0, blocks[0], True):
                 other[i][changed] = values_
-            for i, (a, b) in enumerate(zip(result, other)):
-                if not np.array_equal(a, b):
-                    element = int(np.flatnonzero(a != b)[0]) // buffers[i].array.itemsize
+            for b, one, two in zip(buffers, result, other):
+                if not np.array_equal(one, two):
+                    element = int(np.flatnonzero(one != two)[0]) // b.array.itemsize
                     raise KernelError(f"{name}: the result depends on the order of the block's threads (element "
-                                      f"{element} of {buffers[i].describe(i)}): a race inside the block, a "
+                                      f"{element} of {b.describe()}): a race inside the block, a "
                                       f"missing __syncthreads()")
         for i, b in enumerate(buffers):
             if (b.gap != GUARD).any():
                 raise KernelError(f"{name}: the kernel wrote {b.near(b.base + GUARD_PAGES_BYTES + int(np.flatnonzero(b.gap != GUARD)[0]))} "
-                                  f"{b.describe(i)}")
+                                  f"{b.describe()}")
             if b.array.flags.writeable:
                 b.array.reshape(-1).view(np.uint8)[:] = result[i]
     finally:
@@ -287,15 +310,70 @@ def launch(name, function, shared, grid, block, args, registers=None):
             b.release()
 
 
-def _explain(failure, buffers):
-    """The harness's message, with a faulting address named as a place near an argument."""
+class _LastBlocks:
+    """The harness's mode inside `last_blocks()` (count 0: every block, the usual way)."""
+    count = 0
+    in_place = ()
+
+
+_last_blocks = _LastBlocks()
+
+
+@contextlib.contextmanager
+def last_blocks(in_place, count=2):
+    """Within this block, launches run only their last `count` blocks (the largest linear
+    block ids: blockIdx.x fastest), with gridDim as on the whole grid, each once, on the
+    arguments in place: arrays inside the Reservations `in_place` (sizes past 2**31
+    elements, reserved but never allocated: gpudl.tools.index_overflow) are passed as they
+    are, so a fault names where an offset went; other arrays are copied between guard pages
+    as usual. Races are not looked for in this mode."""
+    saved = _last_blocks.count, _last_blocks.in_place
+    _last_blocks.count, _last_blocks.in_place = count, in_place  # a list: arrays made later count too
+    try:
+        yield
+    finally:
+        _last_blocks.count, _last_blocks.in_place = saved
+
+
+def _launch_last_blocks(name, function, shared, grid, block, args):
+    """`launch` in the last_blocks() mode."""
+    buffers, in_place = {}, _last_blocks.in_place
+    try:
+        values = [_argument(i, a, buffers, in_place) for i, a in enumerate(args)]
+        pointers = (ctypes.c_void_p * max(len(values), 1))(
+            *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
+        places = [(b.describe(), b) for b in buffers.values()]
+        places += [(describe(i, a), r) for i, a in enumerate(args) if isinstance(a, np.ndarray)
+                   for r in in_place if r.contains(a.ctypes.data)]
+        message = ctypes.create_string_buffer(512)
+        total = grid[0] * grid[1] * grid[2]
+        for linear in range(max(0, total - _last_blocks.count), total):
+            index = (linear % grid[0], linear // grid[0] % grid[1], linear // (grid[0] * grid[1]))
+            for address, size in shared:
+                ctypes.memset(address, 0xFF, size)
+            dims = (ctypes.c_uint * 9)(*grid, *block, *index)
+            if function(dims, 0, pointers, message, len(message)) != 0:
+                raise KernelError(f"{name}: block {index} of grid {grid}: {_explain(message.value.decode(), places)}")
+        for b in buffers.values():
+            if (b.gap != GUARD).any():
+                raise KernelError(f"{name}: the kernel wrote before the start of {b.describe()}")
+            if b.array.flags.writeable:
+                b.array.reshape(-1).view(np.uint8)[:] = b.bytes
+    finally:
+        for b in buffers.values():
+            b.release()
+
+
+def _explain(failure, places):
+    """The harness's message, with a faulting address named as a place near an argument
+    (places: [(description, Reservation)])."""
     if failure.startswith("FAULT "):
         _, address, what = failure.split(" ", 2)
         address = int(address, 16)
-        for i, b in enumerate(buffers):
-            where = b.near(address)
+        for description, reservation in places:
+            where = reservation.near(address)
             if where:
-                return f"{what}: an access {where} {b.describe(i)}"
+                return f"{what}: an access {where} {description}"
         return f"{what} at address {address:#x}, far from every array argument"
     if failure.startswith("BOUNDS "):  # the compiled text is one #include line, then the kernel source
         return "array " + re.sub(r"at line (\d+)", lambda m: f"at line {int(m.group(1)) - 1} of the kernel source",
@@ -356,13 +434,17 @@ CPU_CUPY = types.SimpleNamespace(
 
 
 @contextlib.contextmanager
-def cupy_on_cpu():
-    """Within this block the CuPy launchers of gpudl.kernels run through this harness."""
+def cupy_on_cpu(arrays=None):
+    """Within this block the CuPy launchers of gpudl.kernels run through this harness;
+    `arrays`: a namespace whose empty/empty_like/zeros the launchers allocate with instead
+    of NumPy's (index_overflow's unbacked arrays)."""
     from gpudl.kernels import _triton_util
 
     saved = _triton_util.cupy
-    _triton_util.cupy = CPU_CUPY
+    namespace = CPU_CUPY if arrays is None else types.SimpleNamespace(
+        **{**vars(CPU_CUPY), "empty": arrays.empty, "empty_like": arrays.empty_like, "zeros": arrays.zeros})
+    _triton_util.cupy = namespace
     try:
-        yield CPU_CUPY
+        yield namespace
     finally:
         _triton_util.cupy = saved

@@ -12,9 +12,9 @@ interpreter at an H100's block sizes and grids, every load and store bounds-chec
 outputs starting as NaN (gpudl.tools.triton_sanitizer); CuPy's CUDA C (the exact text
 NVRTC compiled) through the CUDA-on-CPU harness (gpudl.tools.cuda_cpu; needs g++): launch
 limits, guard pages, shared arrays bounds-checked and poisoned per block, each block run
-alone to find races between blocks. Each Triton family also gets an index-overflow row
-(sizes past 2**31 elements, unallocated: gpudl.tools.index_overflow) and a stream row
-(every launch on CuPy's current stream: gpudl.tools.stream_check). Each kernel family's
+alone to find races between blocks. Each family of both also gets an index-overflow row
+(sizes past 2**31 elements, unallocated: gpudl.tools.index_overflow), and each Triton
+family a stream row (every launch on CuPy's current stream: gpudl.tools.stream_check). Each kernel family's
 checks run in a worker process of their own, so a crash fails that family's rows by name
 and nothing else. `--family F` checks one kernel module.
 
@@ -265,9 +265,19 @@ class KernelChecks:
         self.launched = set()  # names of the ops of gpudl.kernels.OPS the checks have run
 
     def launcher(self, op_name):
-        """This implementation of the op named `op_name` in gpudl.kernels.OPS."""
+        """This implementation of the op named `op_name` in gpudl.kernels.OPS; when it raises,
+        `failing_op` names it (the failed row names the op, not only its family)."""
         self.launched.add(op_name)
-        return kernels.implementation(op_name, "_" + self.implementation)
+        function = kernels.implementation(op_name, "_" + self.implementation)
+
+        def launch(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except Exception:
+                self.failing_op = op_name
+                raise
+
+        return launch
 
     def add(self, row):
         self.rows.append(row)
@@ -429,10 +439,11 @@ class KernelChecks:
             self.add(Row("kernel", f"{self.implementation} {family}", "-", self.where,
                          "no check for this kernel module in gpudl selftest", "FAIL"))
         for kernel, label, check in tasks:
+            self.failing_op = None
             try:
                 check()
             except Exception as error:  # a launcher that raises is a failed row, not a lost section
-                self.add(Row("kernel", f"{self.implementation} {kernel}", label, self.where,
+                self.add(Row("kernel", f"{self.implementation} {self.failing_op or kernel}", label, self.where,
                              f"{type(error).__name__}: {error}"[:300], "FAIL"))
         self.record_coverage((family,))
         return self.rows
@@ -662,11 +673,11 @@ def main(argv=None):
                 emit(row)
         else:
             cpu_kernel_rows(args.implementation, family, args.quick, on_row=emit)
-            if args.implementation == "triton":  # in the worker only: sizes past 2**31, streams
-                from gpudl.tools import index_overflow
+            from gpudl.tools import index_overflow  # in the worker only: sizes past 2**31, streams
 
-                for row in index_overflow.overflow_rows(family, Row, CPU_WHERE["triton"]):
-                    emit(row)
+            for row in index_overflow.overflow_rows(family, Row, CPU_WHERE[args.implementation], args.implementation):
+                emit(row)
+            if args.implementation == "triton":
                 emit(stream_row(family))
         return 0
     return run(args)
