@@ -280,7 +280,8 @@ def main(argv=None):
             named = any(mutation.names in kernel for kernel in kernels)
             result = {"mutation": mutation.name, "class": mutation.kind, "file": f"kernels/{mutation.file}",
                       "caught": status != 0, "names_kernel": status != 0 and named, "seconds": round(seconds),
-                      "failed_rows": len(failed), "failed_kernels": kernels}
+                      "failed_rows": len(failed), "failed_kernels": kernels,
+                      "first_failure": failed[0]["measure"][:300] if failed else ""}
             results.append(result)
             print(f"{mutation.name:40} {mutation.kind:16} {'yes' if result['caught'] else 'NO':7} "
                   f"{'yes' if result['names_kernel'] else 'no':9} {seconds:4.0f}  "

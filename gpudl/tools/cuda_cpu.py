@@ -9,6 +9,9 @@ per block and __syncthreads() a real barrier among the block's threads (fibers).
 arrays stand in for CuPy arrays, and RawModule compiles here. So the
 launchers themselves (grids, splits, argument order, the host-side arithmetic between
 launches) run unchanged on the CPU.
+
+`last_blocks()` runs only the last blocks of each launch, in place on reserved arrays too
+large to copy (gpudl.tools.index_overflow's sizes past 2**31 elements).
 """
 
 import contextlib
