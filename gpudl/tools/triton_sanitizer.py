@@ -196,17 +196,20 @@ def _common_source(values):
     return sources.pop() if len(sources) == 1 else None
 
 
-def _give_source(results, source):
-    for result in results if isinstance(results, tuple) else (results,):
-        if source is not None and _is_pointer(result):
-            result.attr[SOURCE] = source
+def _give_source(results, operands):
+    """Give the pointers among `results` the argument all the pointers among `operands` derive from."""
+    pointers = [r for r in (results if isinstance(results, tuple) else (results,)) if _is_pointer(r)]
+    source = _common_source(operands) if pointers else None
+    if source is not None:
+        for pointer in pointers:
+            pointer.attr[SOURCE] = source
 
 
 def _keeping_source(op):
     """`op` (an interpreter builder method) whose pointer results keep their operands' argument."""
     def op_keeping_source(*args, **kwargs):
         results = op(*args, **kwargs)
-        _give_source(results, _common_source(list(args) + list(kwargs.values())))
+        _give_source(results, args + tuple(kwargs.values()))
         return results
     return op_keeping_source
 
@@ -217,7 +220,7 @@ def _select_keeping_source(select):
     def select_keeping_source(condition, lhs, rhs):
         result = select(condition, lhs, rhs)
         picks = np.asarray(condition.data)
-        _give_source(result, _common_source([lhs] if picks.all() else [rhs] if not picks.any() else [lhs, rhs]))
+        _give_source(result, [lhs] if picks.all() else [rhs] if not picks.any() else [lhs, rhs])
         return result
     return select_keeping_source
 
