@@ -223,3 +223,37 @@ def test_a_helper_called_from_two_lines_is_two_call_sites():
                                         rf"test_triton_sanitizer.py:{helper} \(called from "
                                         rf"test_triton_sanitizer.py:{caller}\) addresses two arguments"):
         _sum_by_address_kernel[(1,)](x, y, out, 128, BLOCK=128)
+
+
+@triton.jit
+def _count_kernel(counts_ptr, keys_ptr, n, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < n
+    tl.atomic_add(counts_ptr + tl.load(keys_ptr + offsets, mask=mask), 1, mask=mask)
+
+
+def test_an_atomic_outside_its_argument_is_caught():
+    counts, keys = torch.zeros(8 + 100, dtype=torch.int32).split([8, 100])  # the keys right after the counts
+    keys.copy_(torch.from_numpy(np.random.default_rng(9).integers(0, 8, 100).astype(np.int32)))
+    _count_kernel[(2,)](counts, keys, 100, BLOCK=64)
+    assert np.array_equal(counts.numpy(), np.bincount(keys.numpy(), minlength=8))
+    keys[37] = 8  # one past the last count: inside `keys_ptr`, outside `counts_ptr`
+    with pytest.raises(Exception, match=r"_count_kernel: program \(0, 0, 0\): tl.atomic_add lane \(37,\) reads or "
+                                        r"writes 4 bytes at 0 bytes past the end of `counts_ptr`"):
+        _count_kernel[(2,)](counts, keys, 100, BLOCK=64)
+
+
+@triton.jit
+def _claim_kernel(flags_ptr, BLOCK: tl.constexpr):
+    # no mask: every lane claims its flag (the interpreter wants blocks, not scalars, to compare and write)
+    tl.atomic_cas(flags_ptr + tl.arange(0, BLOCK), tl.zeros((BLOCK,), tl.int32), tl.full((BLOCK,), 1, tl.int32))
+
+
+def test_an_atomic_compare_and_swap_outside_its_argument_is_caught():
+    flags, neighbour = torch.zeros(64 + 64, dtype=torch.int32).split([64, 64])
+    _claim_kernel[(1,)](flags, BLOCK=64)
+    assert torch.equal(flags, torch.ones(64, dtype=torch.int32))
+    with pytest.raises(Exception, match=r"_claim_kernel: program \(0, 0, 0\): tl.atomic_cas lane \(64,\) reads or "
+                                        r"writes 4 bytes at 0 bytes past the end of `flags_ptr` .* \(64 of 128 active"):
+        _claim_kernel[(1,)](flags, BLOCK=128)  # flags 64 to 127 are `neighbour`, not an argument
+    assert torch.equal(neighbour, torch.zeros(64, dtype=torch.int32))

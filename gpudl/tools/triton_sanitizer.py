@@ -1,8 +1,8 @@
 """A bounds checker for the Triton interpreter, and NaN-filled launcher outputs.
 
 `install()` (in a process where TRITON_INTERPRET=1) patches the interpreter so that every
-active lane of every tl.load and tl.store must fall inside the tensor argument its pointer
-derives from (that argument's first byte to its last): each pointer argument's handle
+active lane of every tl.load, tl.store and atomic (tl.atomic_add ... tl.atomic_cas) must fall
+inside the tensor argument its pointer derives from (that argument's first byte to its last): each pointer argument's handle
 carries its argument, and addptr, splat, broadcast, expand_dims, reshape, permute, bitcast,
 cat, join, split, gather and where (when both sides agree, or the condition picks one side
 for every lane) pass it on. A lane outside raises SanitizerError naming the kernel, the
@@ -31,7 +31,7 @@ import numpy as np
 
 
 class SanitizerError(RuntimeError):
-    """A load or store outside the tensor argument its pointer derives from, or outside every
+    """A load, store or atomic outside the tensor argument its pointer derives from, or outside every
     tensor argument of the launch, or a call site that addresses two arguments."""
 
 
@@ -237,6 +237,7 @@ def install():
 
     builder = interpreter.interpreter_builder
     plain_load, plain_store = builder.create_masked_load, builder.create_masked_store
+    plain_rmw, plain_cas = builder.create_atomic_rmw, builder.create_atomic_cas
     plain_init, plain_cvt = interpreter.GridExecutor._init_args_hst, interpreter._implicit_cvt
 
     def init_args_hst(self, args_dev, kwargs):
@@ -261,10 +262,22 @@ def install():
         check_access("store", ptrs.data, mask.data, itemsize, builder.grid_idx, ptrs.attr.get(SOURCE))
         return plain_store(ptrs, value, mask, cache_policy)
 
+    def atomic_rmw(op, ptrs, value, mask, sem, scope):
+        itemsize = interpreter._get_np_dtype(ptrs.get_element_ty()).itemsize
+        kind = "atomic_" + op.name.lower().lstrip("fu")  # ATOMIC_OP.FADD, UMAX: tl.atomic_add, tl.atomic_max
+        check_access(kind, ptrs.data, mask.data, itemsize, builder.grid_idx, ptrs.attr.get(SOURCE))
+        return plain_rmw(op, ptrs, value, mask, sem, scope)
+
+    def atomic_cas(ptrs, compare, value, sem, scope):
+        itemsize = interpreter._get_np_dtype(ptrs.get_element_ty()).itemsize
+        check_access("atomic_cas", ptrs.data, True, itemsize, builder.grid_idx, ptrs.attr.get(SOURCE))
+        return plain_cas(ptrs, compare, value, sem, scope)
+
     interpreter.GridExecutor._init_args_hst = init_args_hst
     interpreter._implicit_cvt = implicit_cvt
     builder.create_masked_load = masked_load
     builder.create_masked_store = masked_store
+    builder.create_atomic_rmw, builder.create_atomic_cas = atomic_rmw, atomic_cas
     for name in ("create_addptr", "create_splat", "create_unsplat", "create_broadcast", "create_expand_dims",
                  "create_reshape", "create_trans", "create_bitcast", "create_cat", "create_join", "create_split",
                  "create_gather"):
