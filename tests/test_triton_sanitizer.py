@@ -257,3 +257,39 @@ def test_an_atomic_compare_and_swap_outside_its_argument_is_caught():
                                         r"writes 4 bytes at 0 bytes past the end of `flags_ptr` .* \(64 of 128 active"):
         _claim_kernel[(1,)](flags, BLOCK=128)  # flags 64 to 127 are `neighbour`, not an argument
     assert torch.equal(neighbour, torch.zeros(64, dtype=torch.int32))
+
+
+@triton.jit
+def _pair_sum_kernel(pair, out_ptr, n, MASK_FIRST: tl.constexpr, BLOCK: tl.constexpr):
+    offsets = tl.arange(0, BLOCK)
+    mask = offsets < n
+    first = tl.load(pair[0] + offsets, mask=mask if MASK_FIRST else None)
+    tl.store(out_ptr + offsets, first + tl.load(pair[1] + offsets, mask=mask), mask=mask)
+
+
+def test_the_tensors_of_a_tuple_argument_are_arguments_of_their_own():
+    x, y = adjacent_views(100, np.random.default_rng(10))
+    out = torch.zeros(100)
+    _pair_sum_kernel[(1,)]((x, y), out, 100, MASK_FIRST=True, BLOCK=128)
+    assert torch.equal(out, x + y)
+    with pytest.raises(Exception, match=r"_pair_sum_kernel: program \(0, 0, 0\): tl.load lane \(100,\) reads or writes "
+                                        r"4 bytes at 0 bytes past the end of `pair\[0\]` \(shape \(100,\), float32\)"):
+        _pair_sum_kernel[(1,)]((x, y), out, 100, MASK_FIRST=False, BLOCK=128)
+
+
+@triton.jit
+def _descriptor_copy_kernel(x_desc, out_ptr, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(out_ptr + offsets, x_desc.load([tl.program_id(0) * BLOCK]))
+
+
+def test_a_tensor_descriptors_loads_are_checked_against_its_base():
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    x, out = adjacent_views(64, np.random.default_rng(11))
+    _descriptor_copy_kernel[(4,)](TensorDescriptor.from_tensor(x, [16]), out, BLOCK=16)
+    assert torch.equal(out, x)
+    too_long = TensorDescriptor(x, [128], [1], [16])  # a shape past the end of its base: reads `out`
+    with pytest.raises(Exception, match=r"_descriptor_copy_kernel: program \(4, 0, 0\): tl.load lane \(0,\) reads or "
+                                        r"writes 4 bytes at 0 bytes past the end of `x_desc.base` \(shape \(64,\)"):
+        _descriptor_copy_kernel[(5,)](too_long, out, BLOCK=16)

@@ -1,27 +1,34 @@
 """A bounds checker for the Triton interpreter, and NaN-filled launcher outputs.
 
 `install()` (in a process where TRITON_INTERPRET=1) patches the interpreter so that every
-active lane of every tl.load, tl.store and atomic (tl.atomic_add ... tl.atomic_cas) must fall
-inside the tensor argument its pointer derives from (that argument's first byte to its last): each pointer argument's handle
-carries its argument, and addptr, splat, broadcast, expand_dims, reshape, permute, bitcast,
-cat, join, split, gather and where (when both sides agree, or the condition picks one side
-for every lane) pass it on. A lane outside raises SanitizerError naming the kernel, the
-program, the lane, the argument and how far past its end (or before its start) the lane is,
-so a load that runs off the end of `x` into an argument `y` allocated right after it is
-caught. A pointer that no longer says where it came from (made from an integer, loaded from
-memory, a where mixing two arguments) is checked by call site instead: every active lane
-must lie inside some tensor argument, and the arguments containing all the lanes a call site
-(the kernel's source line, and the lines of the @triton.jit helpers it was reached through)
-touched, over all the programs of the launch, must have one in common; a site whose lanes
-span two arguments, or that reads `x` in one program and `y` in another, raises.
-Arguments may overlap (an in-place launch passes one array twice).
+active lane of every tl.load, tl.store and atomic (tl.atomic_add ... tl.atomic_cas) must lie
+inside the tensor argument its pointer derives from (that argument's first byte to its
+last), not merely inside some argument: a load that runs off the end of `x` into an argument
+`y` allocated right after it is caught. The arguments are the launch's tensors, the tensors
+in its tuples (`pair[0]`) and its tensor descriptors' bases (`x_desc.base`). Each pointer
+argument's interpreter handle carries its argument, and the ops that make pointers from
+pointers pass it on: addptr, splat, broadcast, expand_dims, reshape, trans/permute, bitcast,
+cat, join, split, gather, a descriptor's load and store, and where when both sides share one
+argument or the condition picks the same side in every lane.
 
-On a GPU such a read returns garbage or faults only sometimes; the plain interpreter reads
-it silently. It also makes the CPU launchers' outputs start as NaN
+A pointer that no longer knows its argument (made from an integer, loaded from memory, a
+block's `.T`, a where mixing two arguments lane by lane) is checked by call site instead:
+every active lane must lie inside some tensor argument, and the arguments that hold all the
+lanes one call site touches (its source line, with the lines of the @triton.jit helpers it
+was reached through), over all the programs of the launch, must have one in common. A site
+whose lanes span two arguments, or that reads `x` in one program and `y` in another,
+raises (so does a where that mixes two arguments lane by lane, which a GPU would run).
+Arguments may overlap (an in-place launch passes one array as two arguments).
+
+A breach raises SanitizerError naming the kernel, the program, the lane, the argument and
+how far past its end (or before its start) the lane is, and the call site. On a GPU such a
+read returns garbage or faults only sometimes; the plain interpreter reads it silently.
+`install()` also makes the CPU launchers' outputs start as NaN
 (gpudl.kernels._triton_util.cpu_namespace), so an element a kernel never writes cannot pass.
 
-`launch_ranges` is the checker's own record of the running launch, and `accesses` counts the
-loads and stores checked each way, for the tests.
+Not seen: a lane inside its own argument but at the wrong element (a wrong stride or
+offset). `launch_ranges` is the checker's record of the running launch and `accesses`
+counts the accesses checked each way, for the tests.
 """
 
 import os
@@ -31,8 +38,8 @@ import numpy as np
 
 
 class SanitizerError(RuntimeError):
-    """A load, store or atomic outside the tensor argument its pointer derives from, or outside every
-    tensor argument of the launch, or a call site that addresses two arguments."""
+    """A load, store or atomic outside the tensor argument its pointer derives from (or outside
+    every tensor argument, or at a call site that addresses two arguments)."""
 
 
 class _Launch:
@@ -58,10 +65,18 @@ def _tensor_range(name, tensor):
     return name, start, stop, f"`{name}` (shape {tuple(tensor.shape)}, {str(tensor.dtype).replace('torch.', '')})"
 
 
+def _tensors(name, value):
+    """The (name, tensor) pairs in one argument: a tensor, a tuple's tensors, a descriptor's base."""
+    if isinstance(value, tuple):
+        return [pair for i, v in enumerate(value) for pair in _tensors(f"{name}[{i}]", v)]
+    if hasattr(value, "base") and hasattr(value, "block_shape"):  # a TensorDescriptor
+        return _tensors(f"{name}.base", value.base)
+    return [(name, value)] if hasattr(value, "data_ptr") and hasattr(value, "element_size") else []
+
+
 def _record(kernel, names, args, kwargs):
     """Record the tensor arguments of a launch (as the interpreter hands them to the kernel)."""
-    tensors = [(name, a) for name, a in list(zip(names, args)) + list(kwargs.items())
-               if hasattr(a, "data_ptr") and hasattr(a, "element_size")]
+    tensors = [pair for name, a in list(zip(names, args)) + list(kwargs.items()) for pair in _tensors(name, a)]
     arguments = [_tensor_range(name, a) for name, a in tensors]
     merged = []
     for _, start, stop, _ in sorted(arguments, key=lambda a: a[1]):
@@ -239,6 +254,7 @@ def install():
     plain_load, plain_store = builder.create_masked_load, builder.create_masked_store
     plain_rmw, plain_cas = builder.create_atomic_rmw, builder.create_atomic_cas
     plain_init, plain_cvt = interpreter.GridExecutor._init_args_hst, interpreter._implicit_cvt
+    plain_materialize = interpreter.TensorDescHandle.materialize_pointers
 
     def init_args_hst(self, args_dev, kwargs):
         args_hst, kwargs_hst = plain_init(self, args_dev, kwargs)
@@ -273,7 +289,13 @@ def install():
         check_access("atomic_cas", ptrs.data, True, itemsize, builder.grid_idx, ptrs.attr.get(SOURCE))
         return plain_cas(ptrs, compare, value, sem, scope)
 
+    def materialize_pointers(desc, offsets):  # a descriptor's pointers derive from its base
+        ptrs, mask = plain_materialize(desc, offsets)
+        _give_source(ptrs, [desc.base])
+        return ptrs, mask
+
     interpreter.GridExecutor._init_args_hst = init_args_hst
+    interpreter.TensorDescHandle.materialize_pointers = materialize_pointers
     interpreter._implicit_cvt = implicit_cvt
     builder.create_masked_load = masked_load
     builder.create_masked_store = masked_store
