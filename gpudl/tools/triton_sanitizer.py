@@ -53,7 +53,7 @@ class _Launch:
 
 
 launch_ranges = _Launch()
-accesses = {"by argument": 0, "by call site": 0}  # loads and stores checked, this process
+accesses = {"by argument": 0, "by call site": 0}  # loads, stores and atomics checked, this process
 SOURCE = "gpudl.argument"  # TensorHandle.attr key: the argument a pointer derives from
 _installed = False
 
