@@ -187,6 +187,20 @@ MUTATIONS = (
              (("    kernel((col_blocks, splits), (threads,), (x, part_mean, part_m2,",
                "    kernel((col_blocks, splits * 70000), (threads,), (x, part_mean, part_m2,"),),
              "cupy batchnorm_forward_train"),
+    Mutation("triton-batchnorm-backward-partials-race", "race between blocks", "batchnorm.py",
+             (("        out = split * C + cols\n"
+               "        tl.store(part_dbeta_ptr + out, tl.sum(sum_dy, axis=0), mask=col_ok)\n"
+               "        tl.store(part_dgamma_ptr + out, tl.sum(sum_dy_x_hat, axis=0), mask=col_ok)",
+               "        out = cols\n"
+               "        tl.store(part_dbeta_ptr + out, tl.load(part_dbeta_ptr + out, mask=col_ok) + tl.sum(sum_dy, axis=0),"
+               " mask=col_ok)\n"
+               "        tl.store(part_dgamma_ptr + out, tl.load(part_dgamma_ptr + out, mask=col_ok)"
+               " + tl.sum(sum_dy_x_hat, axis=0), mask=col_ok)"),
+              ("    part_dgamma = xp.empty((splits, C), x.dtype)\n    part_dbeta = xp.empty((splits, C), x.dtype)\n"
+               "    dgamma = xp.empty(C, x.dtype) if dgamma is None",
+               "    part_dgamma = xp.zeros((splits, C), x.dtype)\n    part_dbeta = xp.zeros((splits, C), x.dtype)\n"
+               "    dgamma = xp.empty(C, x.dtype) if dgamma is None")),
+             "triton batchnorm_backward"),
     # 32-bit indices in the CUDA C: right below 2**31 elements, wrong past it
     Mutation("cupy-softmax-int32-row-start", "offset", "softmax_cross_entropy.py",
              (("    const T* z_row = z + row * C;\n    T* out_row = out + row * C;",

@@ -293,3 +293,63 @@ def test_a_tensor_descriptors_loads_are_checked_against_its_base():
     with pytest.raises(Exception, match=r"_descriptor_copy_kernel: program \(4, 0, 0\): tl.load lane \(0,\) reads or "
                                         r"writes 4 bytes at 0 bytes past the end of `x_desc.base` \(shape \(64,\)"):
         _descriptor_copy_kernel[(5,)](too_long, out, BLOCK=16)
+
+
+@triton.jit
+def _sum_kernel(x_ptr, out_ptr, n, MODE: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    offsets = pid * BLOCK + tl.arange(0, BLOCK)
+    total = tl.sum(tl.load(x_ptr + offsets, mask=offsets < n, other=0.0), axis=0)
+    if MODE == 0:  # a partial sum per program
+        tl.store(out_ptr + pid, total)
+    elif MODE == 1:  # every program adds into out[0]: right one program at a time, lost updates on a GPU
+        tl.store(out_ptr, tl.load(out_ptr) + total)
+    else:  # a running sum: each program reads the one before's (unordered on a GPU)
+        before = tl.load(out_ptr + pid - 1, mask=pid > 0, other=0.0)
+        tl.store(out_ptr + pid, before + total)
+
+
+@triton.jit
+def _last_writer_kernel(out_ptr, BLOCK: tl.constexpr):
+    tl.store(out_ptr + tl.arange(0, BLOCK), tl.full((BLOCK,), 1.0, tl.float32) * tl.program_id(0))
+
+
+def block_sums(mode):
+    x = np.random.default_rng(6).standard_normal(200).astype(np.float32)
+    out = np.zeros(4, np.float32)
+    _sum_kernel[(4,)](torch.from_numpy(x), torch.from_numpy(out), 200, MODE=mode, BLOCK=64)
+    return x, out
+
+
+def test_programs_writing_their_own_elements_pass_the_race_check():
+    x, out = block_sums(mode=0)
+    np.testing.assert_allclose(out, [x[i * 64:(i + 1) * 64].sum() for i in range(4)], rtol=1e-5)
+
+
+def test_an_accumulation_across_programs_without_atomics_is_a_race():
+    # the interpreter runs the programs one after another, so the sum itself comes out right
+    with pytest.raises(SanitizerError, match=r"_sum_kernel: race between programs: program \(1, 0, 0\) stores to "
+                                             r"element 0 of `out_ptr` \(shape \(4,\), float32\), which program "
+                                             r"\(0, 0, 0\) stores"):
+        block_sums(mode=1)
+
+
+def test_a_program_reading_what_another_stores_is_a_race():
+    with pytest.raises(SanitizerError, match=r"_sum_kernel: race between programs: program \(1, 0, 0\) reads "
+                                             r"element 0 of `out_ptr` \(shape \(4,\), float32\), which program "
+                                             r"\(0, 0, 0\) stores"):
+        block_sums(mode=2)
+
+
+def test_two_programs_storing_one_element_is_a_race():
+    out = np.zeros(8, np.float32)
+    with pytest.raises(SanitizerError, match=r"_last_writer_kernel: race between programs: program \(1, 0, 0\) "
+                                             r"stores to element 0 of `out_ptr`"):
+        _last_writer_kernel[(2,)](torch.from_numpy(out), BLOCK=8)
+
+
+def test_an_in_place_kernel_reading_and_writing_its_own_elements_passes_the_race_check():
+    x = np.random.default_rng(7).standard_normal(100).astype(np.float32)
+    y = torch.from_numpy(x.copy())
+    _copy_kernel[(2,)](y, y, 100, SHIFT=0, MASK_LOAD=True, BLOCK=64)  # program p reads and writes block p
+    assert np.array_equal(y.numpy(), x)

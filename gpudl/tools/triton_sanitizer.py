@@ -26,6 +26,14 @@ read returns garbage or faults only sometimes; the plain interpreter reads it si
 `install()` also makes the CPU launchers' outputs start as NaN
 (gpudl.kernels._triton_util.cpu_namespace), so an element a kernel never writes cannot pass.
 
+Races between programs: a GPU runs a launch's programs concurrently, in any order, while the
+interpreter runs them one after another, so a program that reads or writes an element
+another program writes (an accumulation without atomics, a partial sum stored in one place)
+can pass here and be wrong there. Each launch's loaded and stored element addresses are
+kept per program; at the end of the launch an element stored by one program and loaded or
+stored by another raises SanitizerError naming the kernel, both programs and the argument.
+Atomics may be shared between programs.
+
 Not seen: a lane inside its own argument but at the wrong element (a wrong stride or
 offset). `launch_ranges` is the checker's record of the running launch and `accesses`
 counts the accesses checked each way, for the tests.
@@ -50,6 +58,7 @@ class _Launch:
     of_object = {}  # id(host tensor) -> its entry in arguments
     starts = stops = np.zeros(0, np.int64)  # merged ranges, sorted
     sites = {}  # call site -> (bool per argument: contains every lane so far, first program)
+    loads, stores = [], []  # [(element addresses, itemsize, program)] of the plain loads and stores
 
 
 launch_ranges = _Launch()
@@ -90,6 +99,7 @@ def _record(kernel, names, args, kwargs):
     launch_ranges.starts = np.array([m[0] for m in merged], np.int64)
     launch_ranges.stops = np.array([m[1] for m in merged], np.int64)
     launch_ranges.sites = {}
+    launch_ranges.loads, launch_ranges.stores = [], []
 
 
 def _where(address, argument):
@@ -156,6 +166,8 @@ def check_access(kind, addresses, mask, itemsize, program, source=None):
     if lanes.size == 0:
         return
     at = f"{launch_ranges.kernel}: program {program}: tl.{kind}"
+    if kind in ("load", "store"):
+        getattr(launch_ranges, kind + "s").append((lanes, itemsize, tuple(program)))
     if source is not None:
         accesses["by argument"] += 1
         _check_in_argument(at, lanes, itemsize, source, lambda index: _lane(active, addresses, index))
@@ -199,6 +211,50 @@ def _check_call_site(at, lanes, itemsize, program, lane):
                              f"before it (from {first}) addressed {_names(before)} (a pointer not derived from one "
                              f"argument: a call site must address one argument in every program)")
     launch_ranges.sites[site] = (before & so_far[-1], first)
+
+
+def check_races():
+    """Raise SanitizerError when an element stored by one program of the launch just run was
+    loaded or stored by another (by its first byte's address)."""
+    stores, loads = launch_ranges.stores, launch_ranges.loads
+    launch_ranges.loads, launch_ranges.stores = [], []
+    if not stores:
+        return
+    programs = sorted({program for _, _, program in stores + loads})
+    number = {program: i for i, program in enumerate(programs)}
+
+    def flat(accesses):
+        addresses = np.concatenate([lanes for lanes, _, _ in accesses])
+        owners = np.concatenate([np.full(lanes.size, number[program]) for lanes, _, program in accesses])
+        return addresses, owners
+
+    addresses, writers = flat(stores)
+    order = np.lexsort((writers, addresses))
+    addresses, writers = addresses[order], writers[order]
+    clash = np.flatnonzero((addresses[1:] == addresses[:-1]) & (writers[1:] != writers[:-1]))
+    if clash.size:
+        i = int(clash[0])
+        _race("stores to", int(addresses[i]), programs[writers[i + 1]], programs[writers[i]], stores)
+    if not loads:
+        return
+    unique, first = np.unique(addresses, return_index=True)
+    owner = writers[first]
+    read, readers = flat(loads)
+    at = np.minimum(np.searchsorted(unique, read), unique.size - 1)
+    clash = np.flatnonzero((unique[at] == read) & (owner[at] != readers))
+    if clash.size:
+        i = int(clash[0])
+        _race("reads", int(read[i]), programs[readers[i]], programs[owner[at[i]]], stores)
+
+
+def _race(what, address, program, writer, stores):
+    itemsize = next(size for lanes, size, _ in stores if address in lanes)
+    holders = [a for a in launch_ranges.arguments if a[1] <= address < a[2]]
+    where = (f"element {(address - holders[0][1]) // itemsize} of {holders[0][3]}" if holders
+             else f"address {address:#x}")
+    raise SanitizerError(f"{launch_ranges.kernel}: race between programs: program {program} {what} {where}, which "
+                         f"program {writer} stores (a GPU runs a launch's programs concurrently, in any order; "
+                         f"the interpreter ran them one after another)")
 
 
 def _is_pointer(value):
@@ -294,6 +350,13 @@ def install():
         _give_source(ptrs, [desc.base])
         return ptrs, mask
 
+    plain_call = interpreter.GridExecutor.__call__
+
+    def call(self, *args, **kwargs):  # a launch: every program, then the race check
+        plain_call(self, *args, **kwargs)
+        check_races()
+
+    interpreter.GridExecutor.__call__ = call
     interpreter.GridExecutor._init_args_hst = init_args_hst
     interpreter.TensorDescHandle.materialize_pointers = materialize_pointers
     interpreter._implicit_cvt = implicit_cvt
