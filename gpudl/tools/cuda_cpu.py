@@ -438,16 +438,18 @@ CPU_CUPY = types.SimpleNamespace(
 
 @contextlib.contextmanager
 def cupy_on_cpu(arrays=None):
-    """Within this block the CuPy launchers of gpudl.kernels run through this harness;
-    `arrays`: a namespace whose empty/empty_like/zeros the launchers allocate with instead
-    of NumPy's (index_overflow's unbacked arrays)."""
+    """Within this block the CuPy launchers of gpudl.kernels run through this harness, their
+    grids sized for its device (an H100's SMs) also where TRITON_INTERPRET would pick the
+    interpreter's small grids; `arrays`: a namespace whose empty/empty_like/zeros the
+    launchers allocate with instead of NumPy's (index_overflow's unbacked arrays)."""
     from gpudl.kernels import _triton_util
 
-    saved = _triton_util.cupy
+    saved = _triton_util.cupy, _triton_util.num_programs_target
     namespace = CPU_CUPY if arrays is None else types.SimpleNamespace(
         **{**vars(CPU_CUPY), "empty": arrays.empty, "empty_like": arrays.empty_like, "zeros": arrays.zeros})
     _triton_util.cupy = namespace
+    _triton_util.num_programs_target = lambda: 4 * _Device.attributes["MultiProcessorCount"]
     try:
         yield namespace
     finally:
-        _triton_util.cupy = saved
+        _triton_util.cupy, _triton_util.num_programs_target = saved

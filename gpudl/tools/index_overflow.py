@@ -124,21 +124,19 @@ def unbacked_outputs():
 
 
 @contextlib.contextmanager
-def programs_target(programs):
-    """Within this block the launchers size their grids for `programs` programs
-    (_triton_util.num_programs_target)."""
+def one_pass_grids(implementation):
+    """Within this block CuPy's grid-stride launchers size their grids as on a device with
+    enough SMs to cover any array in one pass (the most blocks gridDim.x allows); Triton's
+    as they are."""
+    if implementation != "cupy":
+        yield
+        return
     saved = _triton_util.num_programs_target
-    _triton_util.num_programs_target = lambda: programs
+    _triton_util.num_programs_target = lambda: cuda_cpu.MAX_GRID_DIMS[0]
     try:
         yield
     finally:
         _triton_util.num_programs_target = saved
-
-
-def one_pass_grids(implementation):
-    """CuPy's grid-stride launchers sized as on a device with enough SMs to cover any array in
-    one pass (the most blocks gridDim.x allows); Triton's as they are."""
-    return programs_target(cuda_cpu.MAX_GRID_DIMS[0]) if implementation == "cupy" else contextlib.nullcontext()
 
 
 @contextlib.contextmanager
@@ -150,10 +148,7 @@ def overflow_run(implementation):
             with last_programs():
                 yield arrays
         else:
-            # grids as on the harness's device (an H100), also where TRITON_INTERPRET picks small ones
-            device = 4 * cuda_cpu.CPU_CUPY.cuda.Device().attributes["MultiProcessorCount"]
-            with cuda_cpu.cupy_on_cpu(arrays), cuda_cpu.last_blocks(arrays.buffers, LAST_PROGRAMS), \
-                    programs_target(device):
+            with cuda_cpu.cupy_on_cpu(arrays), cuda_cpu.last_blocks(arrays.buffers, LAST_PROGRAMS):
                 yield arrays
 
 
