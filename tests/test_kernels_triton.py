@@ -27,7 +27,7 @@ from gpudl.tools import cases  # noqa: E402  (the hard cases, shared with gpudl 
 from gpudl.kernels import batchnorm, dropout, optimizer_updates, softmax_cross_entropy  # noqa: E402
 from gpudl.tools import triton_sanitizer  # noqa: E402
 
-triton_sanitizer.install()  # loads and stores bounds-checked, launcher outputs start as NaN
+triton_sanitizer.install()  # loads and stores bounds-checked, races refused, launcher outputs start as NaN
 
 DTYPES = cases.DTYPES
 

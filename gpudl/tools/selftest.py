@@ -8,7 +8,8 @@ kernel's fraction of the measured device copy bandwidth.
 On a CPU: every Triton kernel compiled ahead of time for sm_80 and sm_90a and every CuPy
 kernel compiled with NVRTC for sm_80 and sm_90 (registers, spills, shared memory read
 from ptxas), then the same kernel checks on the CPU, under sanitizers: Triton in its
-interpreter at an H100's block sizes and grids, every load and store bounds-checked,
+interpreter at an H100's block sizes and grids, every lane of every load and store
+checked against the argument its pointer derives from, races between programs refused,
 outputs starting as NaN (gpudl.tools.triton_sanitizer); CuPy's CUDA C (the exact text
 NVRTC compiled) through the CUDA-on-CPU harness (gpudl.tools.cuda_cpu; needs g++): launch
 limits, guard pages, shared arrays bounds-checked and poisoned per block, each block run
@@ -454,7 +455,7 @@ class KernelChecks:
         return self.rows
 
 
-CPU_WHERE = {"triton": "Triton interpreter (bounds-checked, H100 sizes)", "cupy": "CUDA on CPU (g++, sanitized)"}
+CPU_WHERE = {"triton": "Triton interpreter (sanitized, H100 sizes)", "cupy": "CUDA on CPU (g++, sanitized)"}
 
 
 def cpu_kernel_rows(implementation, family, quick=False, on_row=None):
@@ -465,7 +466,7 @@ def cpu_kernel_rows(implementation, family, quick=False, on_row=None):
     if implementation == "triton":
         from gpudl.tools import triton_sanitizer
 
-        triton_sanitizer.install()  # every lane of every load and store bounds-checked; outputs start as NaN
+        triton_sanitizer.install()  # loads and stores checked against their argument, races; outputs start as NaN
         return checks.run_family(family, 0 if quick else 1)
     from gpudl.tools.cuda_cpu import cupy_on_cpu
 
