@@ -7,6 +7,7 @@ after each, the model's weights, moving statistics, optimizer slots and step cou
 be those before the step or after the whole step. Without the guard, some land inside the
 update and leave a mix (the check can fail)."""
 
+import gc
 import signal
 import sys
 import threading
@@ -59,6 +60,10 @@ def traced_step(model, x, y, interrupt_at=None):
         return tracer
 
     interrupted = False
+    # no garbage collection inside: it would run finalizers (a dead model's weakref callbacks) at
+    # lines that depend on what earlier tests allocated, and shift every line after them
+    gc.collect()
+    gc.disable()
     sys.settrace(tracer)
     try:
         model.train_on_batch(x, y)
@@ -66,6 +71,7 @@ def traced_step(model, x, y, interrupt_at=None):
         interrupted = True
     finally:
         sys.settrace(None)
+        gc.enable()
     return lines, interrupted
 
 
