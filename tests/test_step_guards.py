@@ -24,6 +24,20 @@ from gpudl.frontend.models.trainer import Trainer
 FEATURES = 6
 
 
+@pytest.fixture(autouse=True)
+def default_sigint_handler():
+    """Python's own SIGINT handler (KeyboardInterrupt) around each test: a process started in the
+    background by a shell inherits SIGINT ignored, which the guard leaves alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def make_model(initial=[]):
     """A compiled model with the same initial weights every time."""
     model = gpudl.Sequential([gpudl.Input((FEATURES,)), gpudl.layers.Dense(8), gpudl.layers.BatchNormalization(),
