@@ -235,6 +235,32 @@ def _argument(index, value, buffers, in_place=()):
                     f"received {type(value).__name__}")
 
 
+def _pointer_array(values):
+    """cudaLaunchKernel's argument array: a pointer to each argument's value."""
+    return (ctypes.c_void_p * max(len(values), 1))(*[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
+
+
+def _run_block(name, function, shared, grid, block, index, reverse, pointers, places, where=""):
+    """Run block `index` of the grid once (shared arrays poisoned with 0xFF first); a failure
+    raises KernelError naming the kernel, the block and the argument an access strayed from."""
+    for address, size in shared:
+        ctypes.memset(address, 0xFF, size)
+    message = ctypes.create_string_buffer(512)
+    dims = (ctypes.c_uint * 9)(*grid, *block, *index)
+    if function(dims, int(reverse), pointers, message, len(message)) != 0:
+        raise KernelError(f"{name}: block {index}{where}: {_explain(message.value.decode(), places)}")
+
+
+def _copy_back(name, buffers, results):
+    """Refuse a write before any buffer's start, then copy each result into its writable array."""
+    for b, result in zip(buffers, results):
+        if (b.gap != GUARD).any():
+            raise KernelError(f"{name}: the kernel wrote {b.near(b.base + GUARD_PAGES_BYTES + int(np.flatnonzero(b.gap != GUARD)[0]))} "
+                              f"{b.describe()}")
+        if b.array.flags.writeable:
+            b.array.reshape(-1).view(np.uint8)[:] = result
+
+
 def launch(name, function, shared, grid, block, args, registers=None):
     """Run kernel `name` (`function` from a Library) over the whole grid, args as
     cupy.RawKernel takes them, under the sanitizers:
@@ -254,23 +280,16 @@ def launch(name, function, shared, grid, block, args, registers=None):
         return _launch_last_blocks(name, function, shared, grid, block, args)
     buffers = {}
     try:
-        values = [_argument(i, a, buffers) for i, a in enumerate(args)]
-        pointers = (ctypes.c_void_p * max(len(values), 1))(
-            *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
+        pointers = _pointer_array([_argument(i, a, buffers) for i, a in enumerate(args)])
         buffers = list(buffers.values())
         places = [(b.describe(), b) for b in buffers]
         start = [b.bytes.copy() for b in buffers]
         result = [s.copy() for s in start]
         writer = [None] * len(buffers)  # per byte: the block that changed it, or -1
-        message = ctypes.create_string_buffer(512)
         blocks = [(x, y, z) for z in range(grid[2]) for y in range(grid[1]) for x in range(grid[0])]
 
         def run(linear, index, reverse):
-            for address, size in shared:
-                ctypes.memset(address, 0xFF, size)
-            dims = (ctypes.c_uint * 9)(*grid, *block, *index)
-            if function(dims, int(reverse), pointers, message, len(message)) != 0:
-                raise KernelError(f"{name}: block {index}: {_explain(message.value.decode(), places)}")
+            _run_block(name, function, shared, grid, block, index, reverse, pointers, places)
             changes = []
             for i, (b, s) in enumerate(zip(buffers, start)):
                 changed = np.flatnonzero(b.bytes != s)
@@ -302,12 +321,7 @@ def launch(name, function, shared, grid, block, args, registers=None):
                     raise KernelError(f"{name}: the result depends on the order of the block's threads (element "
                                       f"{element} of {b.describe()}): a race inside the block, a "
                                       f"missing __syncthreads()")
-        for i, b in enumerate(buffers):
-            if (b.gap != GUARD).any():
-                raise KernelError(f"{name}: the kernel wrote {b.near(b.base + GUARD_PAGES_BYTES + int(np.flatnonzero(b.gap != GUARD)[0]))} "
-                                  f"{b.describe()}")
-            if b.array.flags.writeable:
-                b.array.reshape(-1).view(np.uint8)[:] = result[i]
+        _copy_back(name, buffers, result)
     finally:
         for b in (buffers.values() if isinstance(buffers, dict) else buffers):
             b.release()
@@ -342,26 +356,15 @@ def _launch_last_blocks(name, function, shared, grid, block, args):
     """`launch` in the last_blocks() mode."""
     buffers, in_place = {}, _last_blocks.in_place
     try:
-        values = [_argument(i, a, buffers, in_place) for i, a in enumerate(args)]
-        pointers = (ctypes.c_void_p * max(len(values), 1))(
-            *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
+        pointers = _pointer_array([_argument(i, a, buffers, in_place) for i, a in enumerate(args)])
         places = [(b.describe(), b) for b in buffers.values()]
         places += [(describe(i, a), r) for i, a in enumerate(args) if isinstance(a, np.ndarray)
                    for r in in_place if r.contains(a.ctypes.data)]
-        message = ctypes.create_string_buffer(512)
         total = grid[0] * grid[1] * grid[2]
         for linear in range(max(0, total - _last_blocks.count), total):
             index = (linear % grid[0], linear // grid[0] % grid[1], linear // (grid[0] * grid[1]))
-            for address, size in shared:
-                ctypes.memset(address, 0xFF, size)
-            dims = (ctypes.c_uint * 9)(*grid, *block, *index)
-            if function(dims, 0, pointers, message, len(message)) != 0:
-                raise KernelError(f"{name}: block {index} of grid {grid}: {_explain(message.value.decode(), places)}")
-        for b in buffers.values():
-            if (b.gap != GUARD).any():
-                raise KernelError(f"{name}: the kernel wrote before the start of {b.describe()}")
-            if b.array.flags.writeable:
-                b.array.reshape(-1).view(np.uint8)[:] = b.bytes
+            _run_block(name, function, shared, grid, block, index, False, pointers, places, f" of grid {grid}")
+        _copy_back(name, buffers.values(), [b.bytes for b in buffers.values()])
     finally:
         for b in buffers.values():
             b.release()
@@ -437,6 +440,20 @@ CPU_CUPY = types.SimpleNamespace(
 
 
 @contextlib.contextmanager
+def programs_target(programs):
+    """Within this block the launchers size their grids for `programs` programs (blocks)
+    (gpudl.kernels._triton_util.num_programs_target)."""
+    from gpudl.kernels import _triton_util
+
+    saved = _triton_util.num_programs_target
+    _triton_util.num_programs_target = lambda: programs
+    try:
+        yield
+    finally:
+        _triton_util.num_programs_target = saved
+
+
+@contextlib.contextmanager
 def cupy_on_cpu(arrays=None):
     """Within this block the CuPy launchers of gpudl.kernels run through this harness, their
     grids sized for its device (an H100's SMs) also where TRITON_INTERPRET would pick the
@@ -444,12 +461,12 @@ def cupy_on_cpu(arrays=None):
     launchers allocate with instead of NumPy's (index_overflow's unbacked arrays)."""
     from gpudl.kernels import _triton_util
 
-    saved = _triton_util.cupy, _triton_util.num_programs_target
+    saved = _triton_util.cupy
     namespace = CPU_CUPY if arrays is None else types.SimpleNamespace(
         **{**vars(CPU_CUPY), "empty": arrays.empty, "empty_like": arrays.empty_like, "zeros": arrays.zeros})
     _triton_util.cupy = namespace
-    _triton_util.num_programs_target = lambda: 4 * _Device.attributes["MultiProcessorCount"]
     try:
-        yield namespace
+        with programs_target(4 * _Device.attributes["MultiProcessorCount"]):
+            yield namespace
     finally:
-        _triton_util.cupy, _triton_util.num_programs_target = saved
+        _triton_util.cupy = saved

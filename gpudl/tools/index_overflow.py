@@ -123,20 +123,12 @@ def unbacked_outputs():
         arrays.release()
 
 
-@contextlib.contextmanager
 def one_pass_grids(implementation):
-    """Within this block CuPy's grid-stride launchers size their grids as on a device with
-    enough SMs to cover any array in one pass (the most blocks gridDim.x allows); Triton's
-    as they are."""
+    """CuPy's grid-stride launchers sized as on a device with enough SMs to cover any array in
+    one pass (the most blocks gridDim.x allows); Triton's as they are."""
     if implementation != "cupy":
-        yield
-        return
-    saved = _triton_util.num_programs_target
-    _triton_util.num_programs_target = lambda: cuda_cpu.MAX_GRID_DIMS[0]
-    try:
-        yield
-    finally:
-        _triton_util.num_programs_target = saved
+        return contextlib.nullcontext()
+    return cuda_cpu.programs_target(cuda_cpu.MAX_GRID_DIMS[0])
 
 
 @contextlib.contextmanager

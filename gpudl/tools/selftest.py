@@ -264,6 +264,7 @@ class KernelChecks:
         self.rows = []
         self.on_row = on_row  # called with each row as it is recorded (a worker prints it at once)
         self.launched = set()  # names of the ops of gpudl.kernels.OPS the checks have run
+        self.failing_op = None  # the op whose launcher raised in the running check
 
     def launcher(self, op_name):
         """This implementation of the op named `op_name` in gpudl.kernels.OPS; when it raises,
